@@ -1,0 +1,53 @@
+"""The CLI end to end on small synthetic data: fit writes a complete run folder, evaluate
+reproduces its test metrics, and bad input ends in one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+SMALL = "synthetic:users=80,items=300,interactions=2400,seed=1"
+TOPN_KEYS = {"hr@10", "ndcg@10", "hr@10_optimistic", "ndcg@10_optimistic", "full_hr@10",
+             "full_ndcg@10"}
+RUN_KEYS = {"model", "task", "data", "config", "epochs", "train_seconds", "valid", "test"}
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "training", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.parametrize("task,keys", [("topn", TOPN_KEYS), ("rating", {"rmse", "mae"})])
+def test_fit_then_evaluate_reproduces_test_metrics(tmp_path, task, keys):
+    out = tmp_path / task
+    done = cli("fit", "--data", SMALL, "--task", task, "--model", "fm", "--epochs", "3",
+               "--dim", "8", "--out", str(out), "--quiet")
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics.keys() >= RUN_KEYS and keys <= metrics["test"].keys()
+    assert metrics["config"]["dim"] == 8 and 1 <= metrics["epochs"] <= 3
+    for name in ("config.toml", "model.pt", "learning_curve.png", "history.json"):
+        assert (out / name).is_file()
+    again = cli("evaluate", "--run", str(out))
+    assert again.returncode == 0, again.stderr
+    recomputed = json.loads(again.stdout)
+    for key in keys:
+        assert recomputed[key] == pytest.approx(metrics["test"][key], abs=1e-6)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["fit", "--dimm", "3"], "--dimm"),
+    (["fit", "--data", "libfm:/no/such/folder", "--epochs", "1"], "/no/such/folder"),
+    (["fit", "--data", "imagenet"], "imagenet"),
+    (["fit", "--model", "gpt", "--data", SMALL], "gpt"),
+    (["fit", "--lr", "fast"], "--lr"),
+    (["evaluate", "--run", "/no/run"], "/no/run"),
+])
+def test_bad_input_is_one_clear_line(args, needle):
+    done = cli(*args)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], done.stderr

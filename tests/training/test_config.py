@@ -1,0 +1,41 @@
+"""Config layering: defaults < TOML file < CLI flags, with clear errors for bad options."""
+
+from __future__ import annotations
+
+import pytest
+
+from training.config import FitConfig, read_toml, resolve
+from training.errors import ConfigError
+
+
+def test_flags_override_file_and_file_overrides_defaults(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('model = "fm"\ndim = 16\nbatch-size = 512\nlr = 0.01\n')
+    config = resolve(read_toml(path), {"dim": 32, "lr": None})
+    assert (config.dim, config.batch_size, config.lr) == (32, 512, 0.01)
+    assert config.epochs == FitConfig().epochs
+
+
+def test_unknown_key_in_file_is_named(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("dimension = 3\n")
+    with pytest.raises(ConfigError, match="unknown option 'dimension'"):
+        read_toml(path)
+
+
+def test_wrong_type_and_range_are_named(tmp_path):
+    with pytest.raises(ConfigError, match="'dim' expects int"):
+        resolve({"dim": "big"}, {})
+    with pytest.raises(ConfigError, match="--dropout"):
+        resolve({}, {"dropout": 1.5})
+    with pytest.raises(ConfigError, match="--task"):
+        resolve({}, {"task": "ranking"})
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        read_toml(tmp_path / "nope.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("dim = = 3\n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        read_toml(broken)

@@ -1,0 +1,1 @@
+"""gmlrec training: data readers, evaluation protocols, FM-family models, trainer and CLI."""

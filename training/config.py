@@ -1,0 +1,101 @@
+"""The one configuration of a training run, layered: defaults < --config TOML < CLI flags.
+
+The resolved config is written beside the results, so every run says how it was made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from training.errors import ConfigError
+
+
+@dataclass
+class FitConfig:
+    # what to train on, and how it is judged
+    data: str = "movielens-100k"
+    task: str = "topn"  # topn | rating
+    model: str = "fm"
+    out: str = "runs/latest"
+    group_size: int = 100  # libFM top-n: lines per test group, the positive first
+    # model shape; the papers use k = 64 for MovieLens and N(0, 0.01) initialisation
+    dim: int = 64
+    dropout: float = 0.0
+    init_std: float = 0.01
+    # optimisation: the GML-FM paper's Adam, squared loss, batch 256
+    loss: str = "squared"
+    lr: float = 1e-3
+    batch_size: int = 256
+    l2: float = 0.0  # Adam weight decay
+    epochs: int = 50
+    patience: int = 5  # epochs without a better validation metric before stopping
+    seed: int = 0
+
+    def validate(self) -> FitConfig:
+        checks = {
+            "task": self.task in ("topn", "rating"),
+            "loss": self.loss in ("squared",),
+            "dim": self.dim >= 1, "epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1,
+            "lr": self.lr > 0, "l2": self.l2 >= 0, "patience": self.patience >= 1,
+            "dropout": 0.0 <= self.dropout < 1.0, "init_std": self.init_std > 0,
+            "group_size": self.group_size >= 2,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"invalid value for --{name.replace('_', '-')}: "
+                                  f"{getattr(self, name)!r}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+FIELD_TYPES = {f.name: f.type for f in fields(FitConfig)}
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Options from a TOML file (flat keys, dashes or underscores), checked against FitConfig."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: invalid TOML: {err}") from None
+    return {_known_key(key, path): value for key, value in raw.items()}
+
+
+def _known_key(key: str, path: Path) -> str:
+    name = key.replace("-", "_")
+    if name not in FIELD_TYPES:
+        raise ConfigError(f"{path}: unknown option '{key}'")
+    return name
+
+
+def resolve(file_options: dict[str, Any], cli_options: dict[str, Any]) -> FitConfig:
+    """Defaults, overridden by the file, overridden by flags given on the command line."""
+    merged = {**file_options, **{k: v for k, v in cli_options.items() if v is not None}}
+    config = FitConfig()
+    for name, value in merged.items():
+        setattr(config, name, _coerce(name, value))
+    return config.validate()
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = {"int": int, "float": float, "str": str}[FIELD_TYPES[name]]
+    if kind is int and isinstance(value, float) or isinstance(value, bool):
+        raise ConfigError(f"option '{name}' expects {FIELD_TYPES[name]}, got {value!r}")
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"option '{name}' expects {FIELD_TYPES[name]}, got {value!r}") from None
+
+
+def write_toml(config: FitConfig, path: Path) -> None:
+    import tomli_w
+
+    path.write_text(tomli_w.dumps(config.to_dict()))

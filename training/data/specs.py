@@ -1,0 +1,35 @@
+"""`--data SPEC` strings to datasets: the one place that knows every reader."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from training.data.instances import Interactions, LibfmData
+from training.data.libfm import load_libfm
+from training.data.movielens import load_movielens_1m, load_movielens_100k
+from training.data.synthetic import load_synthetic
+from training.errors import ConfigError
+
+VALID_FORMS = "movielens-100k, movielens-1m:PATH, libfm:PATH, synthetic[:key=value,...]"
+
+
+def default_data_dir() -> Path:
+    """Where fetched datasets are cached: $GMLREC_DATA_DIR, else ~/.cache/gmlrec."""
+    env = os.environ.get("GMLREC_DATA_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "gmlrec"
+
+
+def load_data(spec: str, data_dir: Path | None = None) -> Interactions | LibfmData:
+    """Load the dataset a spec names; data_dir (default: default_data_dir()) caches fetches."""
+    kind, sep, arg = spec.strip().partition(":")
+    if kind == "movielens-100k" and not sep:
+        return load_movielens_100k(data_dir or default_data_dir())
+    if kind == "synthetic":
+        return load_synthetic(arg)
+    if kind in ("movielens-1m", "libfm"):
+        if not arg.strip():
+            raise ConfigError(f"--data {kind}: needs a folder, as in {kind}:PATH")
+        folder = Path(arg.strip()).expanduser()
+        return load_movielens_1m(folder) if kind == "movielens-1m" else load_libfm(folder)
+    raise ConfigError(f"--data: unknown spec {spec!r}; valid forms: {VALID_FORMS}")

@@ -1,0 +1,28 @@
+"""What every model in the registry shares: a global bias, per-feature biases and embeddings.
+
+Models take padded feature rows, idx and val of shape (B, W), and return scores (B,); padding
+has val 0. They never see a schema or a dataset, only tensors and sizes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class FeatureModel(nn.Module):
+    def __init__(self, n_features: int, dim: int, init_std: float = 0.01):
+        super().__init__()
+        self.w0 = nn.Parameter(torch.zeros(()))
+        self.bias = nn.Embedding(n_features, 1)
+        self.embedding = nn.Embedding(n_features, dim)
+        for table in (self.bias, self.embedding):
+            nn.init.normal_(table.weight, 0.0, init_std)  # the papers' N(0, 0.01)
+
+    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+        """Feature vectors v_i, (B, W) -> (B, W, k). GEM swaps in graph-convolved vectors here."""
+        return self.embedding(idx)
+
+    def linear(self, idx: torch.Tensor, val: torch.Tensor) -> torch.Tensor:
+        """Σ_i w_i x_i, (B, W) -> (B,)."""
+        return (self.bias(idx).squeeze(-1) * val).sum(-1)

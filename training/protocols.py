@@ -1,0 +1,138 @@
+"""The papers' evaluation protocols (PROTOCOL.md), deterministic for a seed and vectorized.
+
+rating: every interaction is a +1 instance with `negatives` sampled never-interacted items at
+        -1; all instances split at random 70 / 20 / 10 into train / validation / test.
+topn:   per user, the latest interaction is the test positive and the one before it the
+        validation positive; the rest train, each with `negatives` sampled -1 items. Each held-out
+        positive is ranked against `candidates` distinct never-interacted items.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from training.data.instances import InstanceSet, Interactions, LibfmData, RankingGroups
+from training.data.sampling import pair_keys, sample_unseen
+from training.errors import DataError
+
+Task = Literal["rating", "topn"]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What full-catalog ranking needs: each test user's positive and the items known to the
+    model for that user (training and validation positives), which are left out of the ranking."""
+
+    data: Interactions
+    test_users: np.ndarray  # (G,)
+    test_items: np.ndarray  # (G,)
+    known_keys: np.ndarray  # sorted pair keys of train + validation positives
+
+
+@dataclass(frozen=True)
+class Split:
+    task: Task
+    train: InstanceSet
+    valid: InstanceSet | RankingGroups | None
+    test: InstanceSet | RankingGroups
+    catalog: Catalog | None = None
+    notes: tuple[str, ...] = ()
+
+
+def unique_interactions(data: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(users, items, times) with repeated (user, item) pairs reduced to their latest time,
+    so a re-watched item can never sit in both train and test."""
+    order = np.lexsort((data.times, data.items, data.users))
+    u, i, t = data.users[order], data.items[order], data.times[order]
+    last = np.ones(len(u), bool)
+    last[:-1] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
+    return u[last], i[last], t[last]
+
+
+def with_negatives(data: Interactions, users: np.ndarray, items: np.ndarray, negatives: int,
+                   known: np.ndarray, rng: np.random.Generator) -> InstanceSet:
+    """Positives at +1, each followed by `negatives` never-interacted items at -1."""
+    neg = sample_unseen(users, negatives, data.n_items, known, rng, distinct=False)
+    all_users = np.concatenate([users, np.repeat(users, negatives)])
+    all_items = np.concatenate([items, neg.ravel()])
+    labels = np.concatenate([np.ones(len(users)), -np.ones(neg.size)])
+    return data.pairs(all_users, all_items, labels)
+
+
+def rating_split(data: Interactions, seed: int, negatives: int = 2,
+                 fractions: tuple[float, float] = (0.7, 0.2)) -> Split:
+    rng = np.random.default_rng(seed)
+    users, items, _ = unique_interactions(data)
+    known = np.sort(pair_keys(users, items, data.n_items))
+    every = with_negatives(data, users, items, negatives, known, rng)
+    order = rng.permutation(len(every))
+    cut_train = int(round(fractions[0] * len(every)))
+    cut_valid = cut_train + int(round(fractions[1] * len(every)))
+    return Split("rating", every.subset(order[:cut_train]),
+                 every.subset(order[cut_train:cut_valid]), every.subset(order[cut_valid:]))
+
+
+def topn_split(data: Interactions, seed: int, negatives: int = 2, candidates: int = 99) -> Split:
+    rng = np.random.default_rng(seed)
+    users, items, times = unique_interactions(data)
+    order = np.lexsort((np.arange(len(users)), times, users))  # by user, then time
+    users, items = users[order], items[order]
+    counts = np.bincount(users, minlength=data.n_users)
+    if not (counts >= 2).any():
+        raise DataError(f"{data.name}: no user has 2 interactions; top-n needs a held-out one")
+    ends = np.cumsum(counts)  # one past each user's latest interaction
+    test_pos = ends[counts >= 2] - 1
+    valid_pos = ends[counts >= 3] - 2
+    held_out = np.zeros(len(users), bool)
+    held_out[test_pos] = held_out[valid_pos] = True
+    all_known = np.sort(pair_keys(users, items, data.n_items))
+    train = with_negatives(data, users[~held_out], items[~held_out], negatives, all_known, rng)
+    valid = _ranking_groups(data, users[valid_pos], items[valid_pos], candidates, all_known, rng)
+    test = _ranking_groups(data, users[test_pos], items[test_pos], candidates, all_known, rng)
+    train_known = np.sort(pair_keys(users[~held_out], items[~held_out], data.n_items))
+    model_known = np.union1d(train_known, pair_keys(users[valid_pos], items[valid_pos],
+                                                    data.n_items))
+    catalog = Catalog(data, users[test_pos], items[test_pos], model_known)
+    return Split("topn", train, valid, test, catalog)
+
+
+def _ranking_groups(data: Interactions, users: np.ndarray, positives: np.ndarray,
+                    candidates: int, known: np.ndarray, rng: np.random.Generator) -> RankingGroups:
+    """Each positive followed by `candidates` distinct items its user never interacted with."""
+    neg = sample_unseen(users, candidates, data.n_items, known, rng, distinct=True)
+    group_items = np.concatenate([positives[:, None], neg], axis=1)  # (G, 1 + C)
+    labels = np.full(group_items.shape, -1.0)
+    labels[:, 0] = 1.0
+    instances = data.pairs(np.repeat(users, candidates + 1), group_items.ravel(), labels.ravel())
+    return RankingGroups(instances, candidates + 1)
+
+
+def libfm_split(data: LibfmData, task: Task, group_size: int) -> Split:
+    """libFM files carry their own split; for top-n the test (and validation) files are groups
+    of `group_size` consecutive lines, the positive first."""
+    notes = list(data.notes)
+    if data.valid is None:
+        notes.append("no validation file: no early stopping, the last epoch is kept")
+    if task == "rating":
+        return Split(task, data.train, data.valid, data.test, notes=tuple(notes))
+    return Split(task, data.train, _as_groups(data.valid, group_size, "validation"),
+                 _as_groups(data.test, group_size, "test"), notes=tuple(notes))
+
+
+def _as_groups(instances: InstanceSet | None, group_size: int, which: str) -> RankingGroups | None:
+    if instances is None:
+        return None
+    if group_size < 2 or len(instances) % group_size:
+        raise DataError(f"the {which} file has {len(instances)} lines, not a multiple of "
+                        f"--group-size {group_size}")
+    return RankingGroups(instances, group_size)
+
+
+def make_split(data: Interactions | LibfmData, task: Task, seed: int,
+               group_size: int = 100) -> Split:
+    if isinstance(data, LibfmData):
+        return libfm_split(data, task, group_size)
+    return rating_split(data, seed) if task == "rating" else topn_split(data, seed)
