@@ -24,6 +24,10 @@ _HELP = {
     "loss": "training loss", "lr": "Adam learning rate", "batch_size": "mini-batch size",
     "l2": "L2 weight decay", "epochs": "maximum epochs", "seed": "seed of split and training",
     "patience": "epochs without validation improvement before stopping",
+    "distance": "GML-FM metric: euclidean, mahalanobis, dnn, manhattan, chebyshev, cosine",
+    "layers": "GML-FM DNN transform depth (0 = Euclidean)",
+    "weight": "drop GML-FM's transformation weight h",
+    "form": "exact GML-FM form: auto (cheapest for the width), pairwise, gram, additive",
 }
 
 
@@ -42,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     for name, default in FitConfig().to_dict().items():
         flag = "--" + name.replace("_", "-")
+        if isinstance(default, bool):  # on by default: only the switch that turns it off
+            fit.add_argument(f"--no-{name}", dest=name, action="store_const", const=False,
+                             default=None, help=_HELP[name])
+            continue
         fit.add_argument(flag, dest=name, type=type(default), default=None,
                          help=f"{_HELP[name]} (default {default})")
     evaluate = commands.add_parser("evaluate", help="recompute a finished run's test metrics")

@@ -14,6 +14,9 @@ import tomllib
 
 from training.errors import ConfigError
 
+DISTANCES = ("euclidean", "mahalanobis", "dnn", "manhattan", "chebyshev", "cosine")
+PAIRWISE_ONLY = ("manhattan", "chebyshev")  # Minkowski p = 1, ∞: no additive form
+
 
 @dataclass
 class FitConfig:
@@ -27,6 +30,11 @@ class FitConfig:
     dim: int = 64
     dropout: float = 0.0
     init_std: float = 0.01
+    # GML-FM: metric (transform + distance), DNN depth, transformation weight on/off
+    distance: str = "dnn"
+    layers: int = 1
+    weight: bool = True
+    form: str = "auto"  # exact forward form: auto | pairwise | additive
     # optimisation: the GML-FM paper's Adam, squared loss, batch 256
     loss: str = "squared"
     lr: float = 1e-3
@@ -44,6 +52,9 @@ class FitConfig:
             "lr": self.lr > 0, "l2": self.l2 >= 0, "patience": self.patience >= 1,
             "dropout": 0.0 <= self.dropout < 1.0, "init_std": self.init_std > 0,
             "group_size": self.group_size >= 2,
+            "distance": self.distance in DISTANCES, "layers": 0 <= self.layers <= 8,
+            "form": self.form in ("auto", "pairwise", "gram", "additive") and (
+                self.form in ("auto", "pairwise") or self.distance not in PAIRWISE_ONLY),
         }
         for name, ok in checks.items():
             if not ok:
@@ -86,8 +97,8 @@ def resolve(file_options: dict[str, Any], cli_options: dict[str, Any]) -> FitCon
 
 
 def _coerce(name: str, value: Any) -> Any:
-    kind = {"int": int, "float": float, "str": str}[FIELD_TYPES[name]]
-    if kind is int and isinstance(value, float) or isinstance(value, bool):
+    kind = {"int": int, "float": float, "str": str, "bool": bool}[FIELD_TYPES[name]]
+    if (kind is bool) != isinstance(value, bool) or kind is int and isinstance(value, float):
         raise ConfigError(f"option '{name}' expects {FIELD_TYPES[name]}, got {value!r}")
     try:
         return kind(value)

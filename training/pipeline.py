@@ -6,6 +6,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from training.config import FitConfig
 from training.data.instances import Interactions, LibfmData
 from training.data.schema import FeatureSchema
@@ -25,6 +27,7 @@ def prepare(config: FitConfig) -> tuple[Interactions | LibfmData, Split]:
 
 def fit_and_save(config: FitConfig, progress: bool = True) -> dict[str, Any]:
     data, split = prepare(config)
+    torch.manual_seed(config.seed)  # the initialisation is part of what a seed reproduces
     model = build_model(config.model, data.schema.n_features, split.train.slot_field, config)
     result = fit(model, split, config, progress)
     epoch_seconds = statistics.mean(r.seconds for r in result.history)

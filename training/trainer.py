@@ -38,12 +38,17 @@ def patience_exhausted(scores: list[float], patience: int) -> bool:
     return max(scores[-patience:]) <= max(scores[:-patience])
 
 
+def make_optimizer(model: torch.nn.Module, config: FitConfig) -> torch.optim.Optimizer:
+    """Adam; the fused kernel updates every parameter in one pass (faster on CPU and GPU)."""
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.l2, fused=True)
+
+
 def fit(model: torch.nn.Module, split: Split, config: FitConfig, progress: bool = True
         ) -> FitResult:
     """Train in place; on return the model holds the weights of its best validation epoch."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.l2)
+    optimizer = make_optimizer(model, config)
     train = TensorInstances(split.train)
     validate = Evaluator(split.valid) if split.valid is not None else None
     history: list[EpochRecord] = []

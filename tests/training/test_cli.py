@@ -51,3 +51,13 @@ def test_bad_input_is_one_clear_line(args, needle):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], done.stderr
+
+
+def test_same_seed_reproduces_the_run_exactly(tmp_path):
+    from training.config import resolve
+    from training.pipeline import fit_and_save
+
+    runs = [fit_and_save(resolve({}, {"data": SMALL, "epochs": 2, "dim": 8, "seed": 4,
+                                      "out": str(tmp_path / str(n))}), progress=False)
+            for n in range(2)]
+    assert runs[0]["test"] == runs[1]["test"]

@@ -6,8 +6,14 @@ from collections.abc import Callable, Sequence
 
 from training.config import FitConfig
 from training.errors import ConfigError
+from training.models.afm import AFM
 from training.models.base import FeatureModel
+from training.models.deepfm import DeepFM
 from training.models.fm import FM
+from training.models.gmlfm import GMLFM
+from training.models.nfm import NFM
+from training.models.transfm import TransFM
+from training.models.xdeepfm import XDeepFM
 
 __all__ = ["MODELS", "build_model", "FeatureModel"]
 
@@ -16,6 +22,15 @@ Builder = Callable[[int, Sequence[int], FitConfig], FeatureModel]
 
 MODELS: dict[str, Builder] = {
     "fm": lambda n, slots, c: FM(n, c.dim, c.dropout, c.init_std),
+    "gmlfm": lambda n, slots, c: GMLFM(n, c.dim, c.distance, c.layers, c.weight, c.dropout,
+                                       c.init_std, c.form),
+    "nfm": lambda n, slots, c: NFM(n, c.dim, c.dropout, c.init_std),
+    # TransFM's linear-time form is prefix sums; the config calls GML-FM's "additive"
+    "transfm": lambda n, slots, c: TransFM(n, c.dim, c.init_std,
+                                           "prefix" if c.form == "additive" else c.form),
+    "deepfm": lambda n, slots, c: DeepFM(n, c.dim, slots, c.dropout, c.init_std),
+    "xdeepfm": lambda n, slots, c: XDeepFM(n, c.dim, slots, c.dropout, c.init_std),
+    "afm": lambda n, slots, c: AFM(n, c.dim, slots, c.dropout, c.init_std),
 }
 
 

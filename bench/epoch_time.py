@@ -1,0 +1,76 @@
+"""Epoch time of each model on the same MovieLens-100k top-n split, measured in one run and
+reported as a ratio to FM. Models are timed in interleaved rounds so that machine noise hits
+all of them alike; the median round counts.
+
+    python -m bench.epoch_time
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Sequence
+
+import torch
+
+from bench.results import write_section
+from training.batches import TensorInstances
+from training.config import resolve
+from training.data.specs import load_data
+from training.models import build_model
+from training.protocols import make_split
+from training.trainer import _train_epoch, make_optimizer
+
+DEFAULT_MODELS = [
+    ("fm", {}),
+    ("gmlfm dnn L1 (auto form)", {"model": "gmlfm", "distance": "dnn", "layers": 1}),
+    ("gmlfm dnn L1 pairwise", {"model": "gmlfm", "distance": "dnn", "layers": 1,
+                               "form": "pairwise"}),
+    ("gmlfm dnn L1 gram", {"model": "gmlfm", "distance": "dnn", "layers": 1, "form": "gram"}),
+    ("gmlfm dnn L1 additive", {"model": "gmlfm", "distance": "dnn", "layers": 1,
+                               "form": "additive"}),
+]
+
+
+def time_epochs(variants: list[tuple[str, dict]], rounds: int, data: str) -> dict[str, list]:
+    base = resolve({}, {"data": data, "task": "topn"})
+    dataset = load_data(data)
+    split = make_split(dataset, "topn", 0)
+    train = TensorInstances(split.train)
+    models = {}
+    for name, options in variants:
+        config = resolve({}, {**base.to_dict(), **options})
+        model = build_model(config.model, dataset.schema.n_features, split.train.slot_field,
+                            config)
+        models[name] = (model, config, make_optimizer(model, config))
+    seconds: dict[str, list] = {name: [] for name in models}
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(rounds):
+        for name, (model, config, optimizer) in models.items():
+            start = time.perf_counter()
+            _train_epoch(model, optimizer, train, config, generator, 0, progress=False)
+            seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--data", default="movielens-100k")
+    args = parser.parse_args(argv)
+    seconds = time_epochs(DEFAULT_MODELS, args.rounds, args.data)
+    fm = statistics.median(seconds["fm"])
+    lines = [f"## epoch-time: {args.data} top-n, k = 64, batch 256, {args.rounds} rounds\n",
+             "Command: `python -m bench.epoch_time`\n",
+             "| model | median epoch s | all rounds s | ratio to FM |", "|---|---|---|---|"]
+    for name, values in seconds.items():
+        med = statistics.median(values)
+        rounds = ", ".join(f"{v:.2f}" for v in values)
+        lines.append(f"| {name} | {med:.2f} | {rounds} | {med / fm:.2f}× |")
+    write_section("epoch-time", "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

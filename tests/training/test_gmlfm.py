@@ -1,0 +1,146 @@
+"""GML-FM's fast forms equal its definition for every distance and weight setting: naive
+double loop == pairwise vectorized == additive state == user/item split (float64, 1e-9)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from training.models.gmlfm import ADDITIVE, DISTANCES, GMLFM
+from training.models.gram import gram_square
+
+N_FEATURES = 15
+
+
+def naive(model: GMLFM, idx: list[int], val: list[float]) -> torch.Tensor:
+    """w0 + Σ w_i x_i + Σ_{i<j} w_ij D(T v_i, T v_j) x_i x_j, pair by pair."""
+    v = model.embedding.weight
+    t = model.transform(v)
+    total = model.w0 + sum(model.bias.weight[i, 0] * x for i, x in zip(idx, val))
+    for a, b in itertools.combinations(range(len(idx)), 2):
+        i, j = idx[a], idx[b]
+        w_ij = (model.h * v[i] * v[j]).sum() if model.h is not None else 1.0
+        total = total + w_ij * distance(model.distance, t[i], t[j]) * val[a] * val[b]
+    return total
+
+
+def distance(name: str, ti: torch.Tensor, tj: torch.Tensor) -> torch.Tensor:
+    if name == "manhattan":
+        return (ti - tj).abs().sum()
+    if name == "chebyshev":
+        return (ti - tj).abs().max()
+    if name == "cosine":
+        return (ti @ tj) / (ti.norm() * tj.norm())
+    return (ti - tj).square().sum()
+
+
+def make(distance: str, weight: bool, layers: int = 2, dim: int = 4, seed: int = 0) -> GMLFM:
+    torch.manual_seed(seed)
+    model = GMLFM(N_FEATURES, dim, distance, layers, weight, dropout=0.3, init_std=0.5)
+    model = model.double().eval()
+    if distance == "mahalanobis":
+        with torch.no_grad():
+            model.transform.L.add_(torch.randn_like(model.transform.L) * 0.5)
+    return model
+
+
+rows = st.integers(2, 8).flatmap(lambda w: st.tuples(
+    st.lists(st.integers(0, N_FEATURES - 1), min_size=w, max_size=w),
+    st.lists(st.floats(-2, 2, allow_nan=False).filter(lambda x: abs(x) > 1e-3),
+             min_size=w, max_size=w)))
+settings_ = settings(max_examples=25, deadline=None)
+
+
+def close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(b)))
+
+
+@pytest.mark.parametrize("weight", [True, False])
+@pytest.mark.parametrize("name", DISTANCES)
+@settings_
+@given(row=rows, seed=st.integers(0, 1000))
+def test_every_exact_form_equals_the_definition(name, weight, row, seed):
+    idx, val = row
+    model = make(name, weight, seed=seed)
+    idx_t, val_t = torch.tensor([idx]), torch.tensor([val], dtype=torch.float64)
+    with torch.no_grad():
+        expected = naive(model, idx, val)
+        assert close(model.w0 + model.linear(idx_t, val_t) + model.pairwise(idx_t, val_t),
+                     expected)
+        if name not in ADDITIVE:
+            return
+        for form in (model.gram, model.additive):
+            assert close(model.w0 + model.linear(idx_t, val_t) + form(idx_t, val_t), expected)
+        cut = len(idx) // 2
+        user, item = model.state(idx_t[:, :cut], val_t[:, :cut]), model.state(idx_t[:, cut:],
+                                                                              val_t[:, cut:])
+        assert close(model.combine(user, item), expected)
+
+
+@pytest.mark.parametrize("weight", [True, False])
+def test_mahalanobis_with_identity_and_dnn_without_layers_are_euclidean(weight):
+    idx = torch.tensor([[0, 3, 7, 7, 11]])
+    val = torch.tensor([[1.0, -0.5, 2.0, 0.3, 1.5]], dtype=torch.float64)
+    euclid = make("euclidean", weight)
+    maha = make("mahalanobis", weight)
+    dnn0 = make("dnn", weight, layers=0)
+    with torch.no_grad():
+        maha.transform.L.copy_(torch.eye(4))
+        for other in (maha, dnn0):
+            other.load_state_dict(euclid.state_dict(), strict=False)
+            assert close(other(idx, val), euclid(idx, val))
+
+
+def test_cosine_counts_its_nonzero_diagonal_only_between_distinct_slots():
+    model = make("cosine", weight=False)
+    idx, val = torch.tensor([[4, 4]]), torch.tensor([[1.0, 1.0]], dtype=torch.float64)
+    with torch.no_grad():  # one pair of identical vectors: D = 1, no self pairs
+        assert close(model.pairwise(idx, val), torch.tensor(1.0))
+        assert close(model.additive(idx, val), torch.tensor(1.0))
+
+
+@pytest.mark.parametrize("name", ["dnn", "mahalanobis", "cosine"])
+def test_gradients_of_fast_forms_match_the_naive_form(name):
+    idx, val = [1, 5, 5, 9, 12], [1.0, 0.5, -1.5, 2.0, 0.7]
+    grads = []
+    for form in ("naive", "pairwise", "gram", "additive"):
+        model = make(name, weight=True, seed=3)
+        idx_t, val_t = torch.tensor([idx]), torch.tensor([val], dtype=torch.float64)
+        out = naive(model, idx, val) if form == "naive" else \
+            model.w0 + model.linear(idx_t, val_t) + getattr(model, form)(idx_t, val_t)
+        out.sum().backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for fast in grads[1:]:
+        for g_fast, g_naive in zip(fast, grads[0]):
+            assert torch.allclose(g_fast, g_naive, rtol=1e-9, atol=1e-12)
+
+
+def test_training_mode_dropout_hits_every_form_alike():
+    model = make("dnn", weight=True, layers=1)
+    model.train()
+    idx = torch.randint(0, N_FEATURES, (6, 5))
+    val = torch.rand(6, 5, dtype=torch.float64)
+    torch.manual_seed(1)
+    pairwise = model.pairwise(idx, val)
+    for form in (model.gram, model.additive):
+        torch.manual_seed(1)
+        assert torch.allclose(form(idx, val), pairwise, rtol=1e-9)
+
+
+def test_auto_form_picks_gram_for_few_fields_and_additive_for_many():
+    model = GMLFM(N_FEATURES, 16, "dnn")
+    assert model.cheapest_form(5) == "gram" and model.cheapest_form(40) == "additive"
+    assert GMLFM(N_FEATURES, 16, "dnn", weight=False).cheapest_form(5) == "additive"
+    assert GMLFM(N_FEATURES, 16, "manhattan").cheapest_form(5) == "pairwise"
+
+
+def test_gram_square_backward_passes_gradcheck():
+    xv = torch.randn(3, 5, 4, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(3, 5, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(gram_square, (xv, t))
+    explicit = torch.einsum("bwk,bwc->bkc", xv, t).square().sum(-1)
+    assert torch.allclose(gram_square(xv, t), explicit, rtol=1e-12)

@@ -1,0 +1,179 @@
+"""GML-FM: an FM whose pair term is a learned distance times a learned transformation weight.
+
+    ŷ(x) = w0 + Σ_i w_i x_i + Σ_{i<j} w_ij D(t_i, t_j) x_i x_j,   t = T(v),  w_ij = hᵀ(v_i ⊙ v_j)
+
+Exact forms of the pair term (MATH.md), all equal to the definition:
+- `pairwise`  the (W × W) distance matrix per instance, O(W² k); every distance.
+- `gram`      squared distances split as s_i + s_j − 2 t_i·t_j: the s part is additive and the
+              rest needs only the Gram matrix t tᵀ, O(W² k) with two small matmuls.
+- `additive`  per-feature sums into a state, O(W k k'); what serving caches per user.
+Without the weight the squared-distance term is additive in O(W k'), the cheapest of all.
+`form="auto"` picks the cheapest exact form for the instance width W.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from torch import nn
+
+from training.config import DISTANCES
+from training.models.base import FeatureModel
+from training.models.gram import gram_square
+from training.models.transforms import DeepTransform, Identity, Mahalanobis
+
+ADDITIVE = ("euclidean", "mahalanobis", "dnn", "cosine")
+FORMS = ("auto", "pairwise", "gram", "additive")
+
+
+@dataclass
+class GMLState:
+    """Additive summary of a set of features (B = batch). Unused parts are empty tensors."""
+
+    lin: torch.Tensor   # (B,)       Σ x w
+    s1: torch.Tensor    # (B, k)     Σ x v
+    s2: torch.Tensor    # (B, k)     Σ x s v,   s = |t|²
+    b: torch.Tensor     # (B, k, k') Σ x v tᵀ   (cosine: Σ x v uᵀ, u = t / |t|)
+    x: torch.Tensor     # (B,)       Σ x
+    xs: torch.Tensor    # (B,)       Σ x s
+    t: torch.Tensor     # (B, k')    Σ x t      (cosine: Σ x u)
+    diag: torch.Tensor  # cosine's self pairs: (B, k) Σ x² v ⊙ v with weight, (B,) Σ x² without
+
+    def __add__(self, other: GMLState) -> GMLState:
+        return GMLState(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+
+class GMLFM(FeatureModel):
+    def __init__(self, n_features: int, dim: int, distance: str = "dnn", layers: int = 1,
+                 weight: bool = True, dropout: float = 0.0, init_std: float = 0.01,
+                 form: str = "auto"):
+        super().__init__(n_features, dim, init_std)
+        if distance not in DISTANCES or form not in FORMS:
+            raise ValueError(f"unknown distance {distance!r} or form {form!r}")
+        if form in ("gram", "additive") and distance not in ADDITIVE:
+            raise ValueError(f"{distance} distance has only the pairwise form")
+        self.distance, self.form = distance, form
+        self.transform = _make_transform(distance, dim, layers, dropout, init_std)
+        self.h = nn.Parameter(torch.empty(dim).normal_(0.0, init_std)) if weight else None
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, idx: torch.Tensor, val: torch.Tensor) -> torch.Tensor:
+        """idx, val (B, W) -> scores (B,)."""
+        form = {"pairwise": self.pairwise, "gram": self.gram, "additive": self.additive}
+        return self.w0 + self.linear(idx, val) + form[self.cheapest_form(idx.shape[1])](idx, val)
+
+    def cheapest_form(self, width: int) -> str:
+        if self.form != "auto":
+            return self.form
+        if self.distance not in ADDITIVE:
+            return "pairwise"
+        # gram costs ~W²(k + k'), additive ~W k k' (k' = k here): gram wins while W < k / 2
+        return "gram" if self.h is not None and width < self.embedding.embedding_dim / 2 \
+            else "additive"
+
+    def vectors(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """v (B, W, k) and t = T(v) (B, W, k'). T runs once per distinct feature in the batch,
+        not once per occurrence: a batch repeats its few gender/age/genre features many times."""
+        if isinstance(self.transform, Identity):
+            v = self.embed(idx)
+            return v, v
+        distinct, where = torch.unique(idx, return_inverse=True)
+        t_distinct = self.transform(self.embed(distinct))  # (U, k')
+        return self.embed(idx), nn.functional.embedding(where, t_distinct)
+
+    def _weighted(self, vector: torch.Tensor) -> torch.Tensor:
+        """The k-vector pair term, dropout on it as on FM's, summed."""
+        return self.dropout(vector * self.h).sum(-1)
+
+    # ---- pairwise: O(W² k), every distance -------------------------------------------------
+    def pairwise(self, idx: torch.Tensor, val: torch.Tensor) -> torch.Tensor:
+        v, t = self.vectors(idx)
+        width = idx.shape[1]
+        upper = torch.triu(torch.ones(width, width, dtype=torch.bool, device=idx.device), 1)
+        coef = val.unsqueeze(2) * val.unsqueeze(1) * upper * self._pair_distance(t)  # (B, W, W)
+        if self.h is None:
+            return coef.sum((1, 2))
+        return self._weighted((v * torch.bmm(coef, v)).sum(1))  # Σ_{i<j} c_ij v_i ⊙ v_j
+
+    def _pair_distance(self, t: torch.Tensor) -> torch.Tensor:
+        if self.distance == "manhattan":
+            return torch.cdist(t, t, p=1)
+        if self.distance == "chebyshev":
+            return (t.unsqueeze(2) - t.unsqueeze(1)).abs().amax(-1)
+        if self.distance == "cosine":
+            u = _unit(t)
+            return torch.bmm(u, u.transpose(1, 2))
+        sq = t.square().sum(-1)  # (B, W)
+        return sq.unsqueeze(2) + sq.unsqueeze(1) - 2 * torch.bmm(t, t.transpose(1, 2))
+
+    # ---- gram: O(W² k) with the additive part of squared distances peeled off --------------
+    def gram(self, idx: torch.Tensor, val: torch.Tensor) -> torch.Tensor:
+        if self.h is None:
+            return self.additive(idx, val)
+        v, t = self.vectors(idx)
+        xv = val.unsqueeze(-1) * v  # (B, W, k)
+        t_used = _unit(t) if self.distance == "cosine" else t
+        b_sq = gram_square(xv, t_used)  # (B, k) = Σ_b B_ab², without forming B
+        if self.distance == "cosine":
+            return self._weighted(0.5 * (b_sq - xv.square().sum(1)))
+        s = t.square().sum(-1, keepdim=True)  # (B, W, 1)
+        return self._weighted(xv.sum(1) * (s * xv).sum(1) - b_sq)
+
+    # ---- additive: O(W k k'), the serving split --------------------------------------------
+    def state(self, idx: torch.Tensor, val: torch.Tensor) -> GMLState:
+        if self.distance not in ADDITIVE:
+            raise ValueError(f"{self.distance} distance has no additive state")
+        v, t = self.vectors(idx)
+        x = val.unsqueeze(-1)  # (B, W, 1)
+        cosine, weighted = self.distance == "cosine", self.h is not None
+        t_used = _unit(t) if cosine else t
+        s = t.square().sum(-1, keepdim=True)  # (B, W, 1)
+        return GMLState(
+            lin=self.linear(idx, val), s1=(x * v).sum(1), s2=(x * s * v).sum(1),
+            b=torch.einsum("bwk,bwc->bkc", x * v, t_used) if weighted else v.new_zeros(0, 0, 0),
+            x=val.sum(1), xs=(x * s).sum((1, 2)), t=(x * t_used).sum(1),
+            diag=_self_pairs(v, val, weighted) if cosine else val.new_zeros(0))
+
+    def pair_vector(self, state: GMLState) -> torch.Tensor:
+        """The pair term before h: a k-vector with the weight, a (B, 1) scalar without."""
+        cosine = self.distance == "cosine"
+        if self.h is None:
+            if cosine:
+                return (0.5 * (state.t.square().sum(-1) - state.diag)).unsqueeze(-1)
+            return (state.x * state.xs - state.t.square().sum(-1)).unsqueeze(-1)
+        b_sq = state.b.square().sum(-1)  # (B, k)
+        if cosine:
+            return 0.5 * (b_sq - state.diag)
+        return state.s1 * state.s2 - b_sq
+
+    def additive(self, idx: torch.Tensor, val: torch.Tensor) -> torch.Tensor:
+        vector = self.pair_vector(self.state(idx, val))
+        return self._weighted(vector) if self.h is not None else vector.sum(-1)
+
+    def score_state(self, state: GMLState) -> torch.Tensor:
+        """Score of the union of features a state summarises (eval mode: no dropout)."""
+        vector = self.pair_vector(state)
+        return self.w0 + state.lin + (vector * self.h if self.h is not None else vector).sum(-1)
+
+    def combine(self, user: GMLState, item: GMLState) -> torch.Tensor:
+        return self.score_state(user + item)
+
+
+def _self_pairs(v: torch.Tensor, val: torch.Tensor, weighted: bool) -> torch.Tensor:
+    """Σ x² (v ⊙ v) (B, k) or Σ x² (B,): the i = j terms cosine's D(v, v) = 1 brings in."""
+    x2 = val.square()
+    return (x2.unsqueeze(-1) * v.square()).sum(1) if weighted else x2.sum(1)
+
+
+def _unit(t: torch.Tensor) -> torch.Tensor:
+    return t / t.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def _make_transform(distance: str, dim: int, layers: int, dropout: float,
+                    init_std: float) -> nn.Module:
+    if distance == "euclidean":
+        return Identity()
+    if distance == "mahalanobis":
+        return Mahalanobis(dim)
+    return DeepTransform(dim, layers, dropout, init_std)
