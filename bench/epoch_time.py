@@ -15,12 +15,12 @@ from collections.abc import Sequence
 import torch
 
 from bench.results import write_section
-from training.batches import TensorInstances
 from training.config import resolve
 from training.data.specs import load_data
 from training.models import build_model
+from training.objectives import make_objective
 from training.protocols import make_split
-from training.trainer import _train_epoch, make_optimizer
+from training.trainer import make_optimizer, train_epoch
 
 DEFAULT_MODELS = [
     ("fm", {}),
@@ -37,19 +37,18 @@ def time_epochs(variants: list[tuple[str, dict]], rounds: int, data: str) -> dic
     base = resolve({}, {"data": data, "task": "topn"})
     dataset = load_data(data)
     split = make_split(dataset, "topn", 0)
-    train = TensorInstances(split.train)
     models = {}
     for name, options in variants:
         config = resolve({}, {**base.to_dict(), **options})
         model = build_model(config.model, dataset.schema.n_features, split.train.slot_field,
                             config)
-        models[name] = (model, config, make_optimizer(model, config))
+        models[name] = (model, make_objective(split, config), make_optimizer(model, config))
     seconds: dict[str, list] = {name: [] for name in models}
     generator = torch.Generator().manual_seed(0)
     for _ in range(rounds):
-        for name, (model, config, optimizer) in models.items():
+        for name, (model, objective, optimizer) in models.items():
             start = time.perf_counter()
-            _train_epoch(model, optimizer, train, config, generator, 0, progress=False)
+            train_epoch(model, optimizer, objective, generator, 1, progress=False)
             seconds[name].append(time.perf_counter() - start)
     return seconds
 

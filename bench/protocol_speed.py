@@ -23,7 +23,7 @@ def timed(fn: Callable[[], object]) -> tuple[object, float]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="users=20000,items=50000,interactions=1000000")
+    parser.add_argument("--params", default="users=20000,items=50000,interactions=1150000")
     args = parser.parse_args(argv)
     data, t_gen = timed(lambda: load_synthetic(args.params))
     topn, t_topn = timed(lambda: topn_split(data, seed=0))

@@ -21,7 +21,9 @@ _HELP = {
     "out": "run folder for metrics.json, weights, config and plots",
     "group_size": "libFM top-n: lines per test group, the positive first",
     "dim": "embedding size k", "dropout": "dropout rate", "init_std": "std of N(0, s) init",
-    "loss": "training loss", "lr": "Adam learning rate", "batch_size": "mini-batch size",
+    "loss": "squared (pointwise on ±1 labels) or bpr (pairwise, top-n)",
+    "resample_negatives": "draw fresh training negatives every epoch",
+    "lr": "Adam learning rate", "batch_size": "mini-batch size",
     "l2": "L2 weight decay", "epochs": "maximum epochs", "seed": "seed of split and training",
     "patience": "epochs without validation improvement before stopping",
     "distance": "GML-FM metric: euclidean, mahalanobis, dnn, manhattan, chebyshev, cosine",
@@ -46,9 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     for name, default in FitConfig().to_dict().items():
         flag = "--" + name.replace("_", "-")
-        if isinstance(default, bool):  # on by default: only the switch that turns it off
-            fit.add_argument(f"--no-{name}", dest=name, action="store_const", const=False,
-                             default=None, help=_HELP[name])
+        if isinstance(default, bool):  # a switch that flips the default
+            switch = f"--no-{name}" if default else flag
+            fit.add_argument(switch.replace("_", "-"), dest=name, action="store_const",
+                             const=not default, default=None, help=_HELP[name])
             continue
         fit.add_argument(flag, dest=name, type=type(default), default=None,
                          help=f"{_HELP[name]} (default {default})")

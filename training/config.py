@@ -36,7 +36,8 @@ class FitConfig:
     weight: bool = True
     form: str = "auto"  # exact forward form: auto | pairwise | additive
     # optimisation: the GML-FM paper's Adam, squared loss, batch 256
-    loss: str = "squared"
+    loss: str = "squared"  # squared (pointwise, the papers') | bpr (pairwise, top-n only)
+    resample_negatives: bool = False  # fresh negatives every epoch instead of one fixed draw
     lr: float = 1e-3
     batch_size: int = 256
     l2: float = 0.0  # Adam weight decay
@@ -47,7 +48,7 @@ class FitConfig:
     def validate(self) -> FitConfig:
         checks = {
             "task": self.task in ("topn", "rating"),
-            "loss": self.loss in ("squared",),
+            "loss": self.loss in ("squared", "bpr"),
             "dim": self.dim >= 1, "epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1,
             "lr": self.lr > 0, "l2": self.l2 >= 0, "patience": self.patience >= 1,
             "dropout": 0.0 <= self.dropout < 1.0, "init_std": self.init_std > 0,

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from training.batches import TensorInstances
 from training.config import FitConfig
 from training.evaluation import Evaluator, headline
+from training.objectives import BPR, Pointwise, make_objective
 from training.protocols import Split
 
 
@@ -49,14 +49,14 @@ def fit(model: torch.nn.Module, split: Split, config: FitConfig, progress: bool 
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = make_optimizer(model, config)
-    train = TensorInstances(split.train)
+    objective = make_objective(split, config)
     validate = Evaluator(split.valid) if split.valid is not None else None
     history: list[EpochRecord] = []
     scores: list[float] = []
     best_state, best_epoch, started = None, 0, time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         tick = time.perf_counter()
-        loss = _train_epoch(model, optimizer, train, config, generator, epoch, progress)
+        loss = train_epoch(model, optimizer, objective, generator, epoch, progress)
         record = EpochRecord(epoch, loss, time.perf_counter() - tick)
         if validate is not None:
             record.valid = validate(model)
@@ -72,23 +72,21 @@ def fit(model: torch.nn.Module, split: Split, config: FitConfig, progress: bool 
     return FitResult(best_epoch, history, time.perf_counter() - started)
 
 
-def _train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                 train: TensorInstances, config: FitConfig, generator: torch.Generator,
-                 epoch: int, progress: bool) -> float:
+def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                objective: Pointwise | BPR, generator: torch.Generator, epoch: int,
+                progress: bool) -> float:
+    """One pass over the objective's batches; returns the mean batch loss."""
     model.train()
-    total, count = 0.0, 0
-    batches = train.shuffled(config.batch_size, generator)
-    n_batches = -(-len(train) // config.batch_size)
-    bar = tqdm(batches, total=n_batches, desc=f"epoch {epoch}", leave=False, disable=not progress,
-               unit="batch", mininterval=0.5)
-    for idx, val, labels in bar:
+    losses = torch.zeros(len(objective))
+    bar = tqdm(objective.batches(epoch, generator), total=len(objective), desc=f"epoch {epoch}",
+               leave=False, disable=not progress, unit="batch", mininterval=0.5)
+    for step, batch in enumerate(bar):
         optimizer.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.mse_loss(model(idx, val), labels)
+        loss = objective.loss(model, batch)
         loss.backward()
         optimizer.step()
-        total += loss.item() * len(labels)
-        count += len(labels)
-    return total / max(count, 1)
+        losses[step] = loss.detach()
+    return float(losses.mean())
 
 
 def _summary(record: EpochRecord, is_best: bool) -> str:

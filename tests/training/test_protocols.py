@@ -114,3 +114,13 @@ def test_sampling_reports_users_without_enough_unseen_items():
         sample_unseen(np.array([0]), 2, 10, known, np.random.default_rng(0), distinct=True)
     only = sample_unseen(np.zeros(50, int), 3, 10, known, np.random.default_rng(0), False)
     assert (only == 9).all()
+
+
+@pytest.mark.parametrize("make", [topn_split, rating_split])
+def test_fresh_negatives_know_only_training_positives(data, make):
+    split = make(data, seed=0)
+    train_pos = np.unique(_pairs(split.train, data, 1.0))
+    assert np.array_equal(split.sampler.known, train_pos)
+    fresh = split.sampler.draw(np.random.default_rng(9))
+    assert not np.isin(_pairs(fresh, data, -1.0), train_pos).any()
+    assert (fresh.labels == -1).sum() == 2 * (fresh.labels == 1).sum()
