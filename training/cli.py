@@ -17,7 +17,7 @@ from training.errors import ConfigError, GmlrecError
 _HELP = {
     "data": "movielens-100k | movielens-1m:PATH | libfm:PATH | synthetic:k=v,...",
     "task": "topn (leave-one-out ranking) or rating (±1 regression)",
-    "model": "model name from the registry (fm, ...)",
+    "model": "fm, gmlfm, nfm, transfm, deepfm, xdeepfm or afm",
     "out": "run folder for metrics.json, weights, config and plots",
     "group_size": "libFM top-n: lines per test group, the positive first",
     "dim": "embedding size k", "dropout": "dropout rate", "init_std": "std of N(0, s) init",

@@ -61,3 +61,11 @@ def test_same_seed_reproduces_the_run_exactly(tmp_path):
                                       "out": str(tmp_path / str(n))}), progress=False)
             for n in range(2)]
     assert runs[0]["test"] == runs[1]["test"]
+
+
+def test_help_names_every_registered_model():
+    from training.models import MODELS
+
+    done = cli("fit", "--help")
+    assert done.returncode == 0
+    assert all(name in done.stdout for name in MODELS)

@@ -1,0 +1,54 @@
+"""The ablation's grid: variants, tuning cells, seeds, and the runs recorded so far."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RUNS = Path(__file__).resolve().parent / "ablation_runs.jsonl"
+GRID = [{"lr": lr, "dropout": dropout} for lr in (1e-3, 3e-3) for dropout in (0.0, 0.3)]
+SEEDS = (0, 1, 2)
+
+# Priority order: the headline comparison first, then the ablations of Table 5.
+VARIANTS: dict[str, dict] = {
+    "fm": {"model": "fm"},
+    "deepfm": {"model": "deepfm"},
+    "gmlfm-dnn": {"model": "gmlfm", "distance": "dnn", "layers": 1},
+    "gmlfm-dnn-noweight": {"model": "gmlfm", "distance": "dnn", "layers": 1, "weight": False},
+    "nfm": {"model": "nfm"},
+    "transfm": {"model": "transfm"},
+    "xdeepfm": {"model": "xdeepfm"},
+    "afm": {"model": "afm"},
+    "gmlfm-md": {"model": "gmlfm", "distance": "mahalanobis"},
+    "gmlfm-md-noweight": {"model": "gmlfm", "distance": "mahalanobis", "weight": False},
+    "gmlfm-euclidean-noweight": {"model": "gmlfm", "distance": "euclidean", "weight": False},
+    "gmlfm-dnn-L0": {"model": "gmlfm", "distance": "dnn", "layers": 0},
+    "gmlfm-dnn-L2": {"model": "gmlfm", "distance": "dnn", "layers": 2},
+    "gmlfm-dnn-L3": {"model": "gmlfm", "distance": "dnn", "layers": 3},
+    "gmlfm-manhattan": {"model": "gmlfm", "distance": "manhattan", "layers": 1},
+    "gmlfm-chebyshev": {"model": "gmlfm", "distance": "chebyshev", "layers": 1},
+    "gmlfm-cosine": {"model": "gmlfm", "distance": "cosine", "layers": 1},
+}
+LOSSES = {"topn": ("squared", "bpr"), "rating": ("squared",)}
+
+
+def run_key(variant: str, task: str, loss: str, cell: dict, seed: int) -> str:
+    return f"{variant}|{task}|{loss}|lr={cell['lr']}|dropout={cell['dropout']}|seed={seed}"
+
+
+def load_runs() -> dict[str, dict]:
+    if not RUNS.exists():
+        return {}
+    return {r["key"]: r for r in map(json.loads, RUNS.read_text().splitlines()) if r}
+
+
+def headline(task: str, run: dict) -> float:
+    return -run["valid"]["rmse"] if task == "rating" else run["valid"]["ndcg@10"]
+
+
+def best_cell(runs: dict, variant: str, task: str, loss: str) -> dict | None:
+    """The grid cell with the best seed-0 validation metric, once the grid is complete."""
+    done = [runs.get(run_key(variant, task, loss, c, 0)) for c in GRID]
+    if not all(done):
+        return None
+    return max(zip(GRID, done), key=lambda pair: headline(task, pair[1]))[0]

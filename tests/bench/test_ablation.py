@@ -1,0 +1,26 @@
+"""The ablation runner's bookkeeping: grid first, then seeds at the validation-best cell."""
+
+from __future__ import annotations
+
+from bench.ablation import pending
+from bench.ablation_grid import GRID, best_cell, run_key
+
+
+def _run(variant: str, cell: dict, seed: int, ndcg: float) -> dict:
+    key = run_key(variant, "topn", "squared", cell, seed)
+    return {"key": key, "valid": {"ndcg@10": ndcg}, "test": {"ndcg@10": 0.0}}
+
+
+def test_grid_runs_come_first_and_seeds_follow_the_best_validation_cell():
+    assert len(pending({}, "fm", "topn", "squared")) == len(GRID)
+    runs = {r["key"]: r for r in (_run("fm", c, 0, 0.1 * i) for i, c in enumerate(GRID))}
+    assert best_cell(runs, "fm", "topn", "squared") == GRID[-1]
+    todo = pending(runs, "fm", "topn", "squared")
+    assert [o["seed"] for _, o in todo] == [1, 2]
+    assert all(o["lr"] == GRID[-1]["lr"] and o["model"] == "fm" for _, o in todo)
+
+
+def test_incomplete_grid_has_no_best_cell():
+    runs = {r["key"]: r for r in (_run("fm", GRID[0], 0, 0.5),)}
+    assert best_cell(runs, "fm", "topn", "squared") is None
+    assert len(pending(runs, "fm", "topn", "squared")) == len(GRID) - 1
