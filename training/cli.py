@@ -29,6 +29,12 @@ _HELP = {
     "distance": "GML-FM metric: euclidean, mahalanobis, dnn, manhattan, chebyshev, cosine",
     "layers": "GML-FM DNN transform depth (0 = Euclidean)",
     "weight": "drop GML-FM's transformation weight h",
+    "embedding": "plain (lookup) or gcn (GEM: graph-convolved embeddings)",
+    "graph": "GEM graph: a (every co-occurring pair) or b (user-item edges only)",
+    "graph_fields": "GEM node fields, comma-separated (default: fields with >= 3 values)",
+    "gcn_layers": "GEM GCN layers", "gcn_dropout": "dropout on the GCN output",
+    "sampling": "GEM neighbour-sampling ratio: share of neighbour edges used (0-1)",
+    "gcn_activation": "GEM activation: none, tanh or relu",
     "form": "exact GML-FM form: auto (cheapest for the width), pairwise, gram, additive",
 }
 

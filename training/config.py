@@ -34,7 +34,15 @@ class FitConfig:
     distance: str = "dnn"
     layers: int = 1
     weight: bool = True
-    form: str = "auto"  # exact forward form: auto | pairwise | additive
+    form: str = "auto"  # exact forward form: auto | pairwise | gram | additive
+    # GEM: graph-convolved embeddings for any model
+    embedding: str = "plain"  # plain | gcn
+    graph: str = "a"  # a: every co-occurring pair of node fields; b: user–item only
+    graph_fields: str = ""  # comma-separated node fields; empty: fields with >= 3 values
+    gcn_layers: int = 1
+    gcn_dropout: float = 0.0
+    sampling: float = 1.0  # share of each node's neighbour edges used (0: none, 1: all)
+    gcn_activation: str = "none"  # none | tanh | relu
     # optimisation: the GML-FM paper's Adam, squared loss, batch 256
     loss: str = "squared"  # squared (pointwise, the papers') | bpr (pairwise, top-n only)
     resample_negatives: bool = False  # fresh negatives every epoch instead of one fixed draw
@@ -54,6 +62,10 @@ class FitConfig:
             "dropout": 0.0 <= self.dropout < 1.0, "init_std": self.init_std > 0,
             "group_size": self.group_size >= 2,
             "distance": self.distance in DISTANCES, "layers": 0 <= self.layers <= 8,
+            "embedding": self.embedding in ("plain", "gcn"), "graph": self.graph in ("a", "b"),
+            "gcn_layers": 1 <= self.gcn_layers <= 4, "gcn_dropout": 0 <= self.gcn_dropout < 1,
+            "sampling": 0.0 <= self.sampling <= 1.0,
+            "gcn_activation": self.gcn_activation in ("none", "tanh", "relu"),
             "form": self.form in ("auto", "pairwise", "gram", "additive") and (
                 self.form in ("auto", "pairwise") or self.distance not in PAIRWISE_ONLY),
         }

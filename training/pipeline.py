@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,9 @@ from training.data.schema import FeatureSchema
 from training.data.specs import load_data
 from training.errors import ConfigError
 from training.evaluation import Evaluator, test_report
-from training.models import build_model
+from training.graph import build_adjacency, node_fields
+from training.models import FeatureModel, build_model
+from training.models.gem import GraphEmbedding
 from training.protocols import Split, make_split
 from training.runs import load_run, save_run
 from training.trainer import fit
@@ -29,7 +32,9 @@ def fit_and_save(config: FitConfig, progress: bool = True) -> dict[str, Any]:
     data, split = prepare(config)
     torch.manual_seed(config.seed)  # the initialisation is part of what a seed reproduces
     model = build_model(config.model, data.schema.n_features, split.train.slot_field, config)
+    graph = attach_graph(model, split, data.schema, config) if config.embedding == "gcn" else {}
     result = fit(model, split, config, progress)
+    model.materialize_graph()  # from here on an ordinary table: what is saved and tested
     epoch_seconds = statistics.mean(r.seconds for r in result.history)
     metrics = {
         "model": config.model, "task": config.task, "data": config.data,
@@ -39,12 +44,24 @@ def fit_and_save(config: FitConfig, progress: bool = True) -> dict[str, Any]:
         "train_instances_per_second": round(len(split.train) / epoch_seconds, 1),
         "instances": {"train": len(split.train), "valid": _size(split.valid),
                       "test": _size(split.test)},
-        "data_fingerprint": data.fingerprint, "notes": list(split.notes),
+        "data_fingerprint": data.fingerprint, "notes": list(split.notes), "graph": graph,
         "valid": result.history[result.best_epoch - 1].valid,
         "test": test_report(model, split, config.seed),
     }
     save_run(Path(config.out), config, data.schema, model, result, metrics)
     return metrics
+
+
+def attach_graph(model: FeatureModel, split: Split, schema: FeatureSchema,
+                 config: FitConfig) -> dict[str, Any]:
+    """GEM: build the training co-occurrence graph and let the model embed through it."""
+    started = time.perf_counter()
+    names = [n.strip() for n in config.graph_fields.split(",") if n.strip()]
+    adjacency = build_adjacency(split.train, schema, node_fields(schema, names, 3), config.graph)
+    model.use_graph(GraphEmbedding(adjacency, config.dim, config.gcn_layers, config.gcn_dropout,
+                                   config.sampling, config.gcn_activation))
+    return {"nodes": adjacency.n_nodes, "edges": int((adjacency.degree() - 1).sum() // 2),
+            "build_seconds": round(time.perf_counter() - started, 3)}
 
 
 def evaluate_run(run: Path, data_spec: str | None = None) -> dict[str, Any]:

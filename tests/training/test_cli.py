@@ -69,3 +69,15 @@ def test_help_names_every_registered_model():
     done = cli("fit", "--help")
     assert done.returncode == 0
     assert all(name in done.stdout for name in MODELS)
+
+
+def test_gem_run_saves_a_plain_table_that_evaluate_reproduces(tmp_path):
+    out = tmp_path / "gem"
+    done = cli("fit", "--data", SMALL, "--task", "rating", "--model", "gmlfm", "--embedding",
+               "gcn", "--sampling", "0.5", "--gcn-dropout", "0.2", "--epochs", "2", "--dim",
+               "8", "--out", str(out), "--quiet")
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["graph"]["edges"] > 0 and metrics["graph"]["nodes"] > 0
+    again = json.loads(cli("evaluate", "--run", str(out)).stdout)
+    assert again["rmse"] == pytest.approx(metrics["test"]["rmse"], abs=1e-6)

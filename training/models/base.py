@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from training.models.gem import GraphEmbedding
+
 
 class FeatureModel(nn.Module):
     def __init__(self, n_features: int, dim: int, init_std: float = 0.01):
@@ -19,9 +21,25 @@ class FeatureModel(nn.Module):
         for table in (self.bias, self.embedding):
             nn.init.normal_(table.weight, 0.0, init_std)  # the papers' N(0, 0.01)
 
+        self.graph: GraphEmbedding | None = None
+
     def embed(self, idx: torch.Tensor) -> torch.Tensor:
-        """Feature vectors v_i, (B, W) -> (B, W, k). GEM swaps in graph-convolved vectors here."""
-        return self.embedding(idx)
+        """Feature vectors v_i, (B, W) -> (B, W, k): the table's rows, or with GEM the graph
+        convolution whose first weight matrix is that table."""
+        if self.graph is None:
+            return self.embedding(idx)
+        return self.graph(idx, self.embedding.weight)
+
+    def use_graph(self, graph: GraphEmbedding) -> None:
+        self.graph = graph
+
+    @torch.no_grad()
+    def materialize_graph(self) -> None:
+        """Write g for every feature into the table and drop the graph: the model becomes a
+        plain one with the same outputs (eval mode), ready for export and serving."""
+        if self.graph is not None:
+            self.embedding.weight.copy_(self.graph.table(self.embedding.weight))
+            self.graph = None
 
     def linear(self, idx: torch.Tensor, val: torch.Tensor) -> torch.Tensor:
         """Σ_i w_i x_i, (B, W) -> (B,)."""

@@ -79,8 +79,9 @@ class GMLFM(FeatureModel):
             v = self.embed(idx)
             return v, v
         distinct, where = torch.unique(idx, return_inverse=True)
-        t_distinct = self.transform(self.embed(distinct))  # (U, k')
-        return self.embed(idx), nn.functional.embedding(where, t_distinct)
+        v_distinct = self.embed(distinct)  # (U, k)
+        return (nn.functional.embedding(where, v_distinct),
+                nn.functional.embedding(where, self.transform(v_distinct)))
 
     def _weighted(self, vector: torch.Tensor) -> torch.Tensor:
         """The k-vector pair term, dropout on it as on FM's, summed."""

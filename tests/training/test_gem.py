@@ -1,0 +1,129 @@
+"""GEM: the co-occurrence graph, its normalisation, and the materialised embedding table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.factories import tiny_interactions
+from training.config import FitConfig
+from training.data.instances import InstanceSet
+from training.data.schema import FeatureSchema, FeatureTable, Field
+from training.errors import ConfigError
+from training.graph import build_adjacency, node_fields
+from training.models import MODELS
+from training.models.gem import GraphEmbedding
+from training.protocols import topn_split
+
+# features: users u0 u1 (0, 1), gender f m (2, 3), items i0 i1 i2 (4, 5, 6)
+SCHEMA = FeatureSchema.build([
+    Field("user", "user", "categorical", ("u0", "u1")),
+    Field("gender", "user", "categorical", ("f", "m")),
+    Field("item", "item", "categorical", ("i0", "i1", "i2")),
+])
+
+
+def hand_made(labels: list[float]) -> InstanceSet:
+    """u0 (f) saw i0 and i1; u1 (m) saw i1 and i2; as one joined table of instances."""
+    rows = np.array([[0, 2, 4], [0, 2, 5], [1, 3, 5], [1, 3, 6]])
+    table = FeatureTable(rows, np.ones(rows.shape, np.float32), np.array([0, 1, 2]))
+    return InstanceSet((np.arange(4),), (table,), np.array(labels, np.float32))
+
+
+def dense(adjacency) -> np.ndarray:
+    return adjacency.to_sparse().to_dense().numpy()
+
+
+def test_type_a_joins_every_pair_and_normalises_with_self_loops():
+    adjacency = build_adjacency(hand_made([1, 1, 1, 1]), SCHEMA, [0, 1, 2], "a")
+    a = dense(adjacency)
+    assert np.allclose(a, a.T)
+    linked = a > 0
+    expected_edges = {(0, 2), (0, 4), (0, 5), (2, 4), (2, 5), (1, 3), (1, 5), (1, 6), (3, 5),
+                      (3, 6)}
+    assert {(i, j) for i, j in zip(*np.nonzero(np.triu(linked, 1)))} == expected_edges
+    assert linked.diagonal().all()
+    degree = linked.sum(1)  # self loop included
+    assert list(degree) == [4, 4, 4, 4, 3, 5, 3]
+    assert np.allclose(a[0, 4], 1 / np.sqrt(4 * 3))
+    assert np.allclose(a[5, 5], 1 / 5)
+
+
+def test_type_b_keeps_only_user_item_edges():
+    adjacency = build_adjacency(hand_made([1, 1, 1, 1]), SCHEMA, [0, 1, 2], "b")
+    linked = np.triu(dense(adjacency) > 0, 1)
+    assert {(i, j) for i, j in zip(*np.nonzero(linked))} == {
+        (0, 4), (0, 5), (2, 4), (2, 5), (1, 5), (1, 6), (3, 5), (3, 6)}
+
+
+def test_only_positive_training_instances_and_node_fields_make_edges():
+    adjacency = build_adjacency(hand_made([1, -1, 1, -1]), SCHEMA, [0, 2], "a")
+    linked = np.triu(dense(adjacency) > 0, 1)
+    assert {(i, j) for i, j in zip(*np.nonzero(linked))} == {(0, 4), (1, 5)}
+
+
+def test_graph_is_built_from_the_training_split_only():
+    data = tiny_interactions(n_users=20, n_items=150, per_user=6)
+    split = topn_split(data, seed=0)
+    adjacency = build_adjacency(split.train, data.schema, [0, 2], "b")
+    a = dense(adjacency)
+    held_out = split.test.instances
+    users, items = held_out.rows[0][::100], held_out.rows[1][::100]
+    item_feature = data.item_table.idx[items, 0]
+    assert (a[users, item_feature] == 0).all()  # no test positive became an edge
+
+
+def test_node_fields_default_drops_tiny_fields_and_names_unknown_ones():
+    assert node_fields(SCHEMA, None, 3) == [2]
+    assert node_fields(SCHEMA, ["user", "item"], 3) == [0, 2]
+    with pytest.raises(ConfigError, match="colour"):
+        node_fields(SCHEMA, ["colour"], 3)
+
+
+@pytest.mark.parametrize("name", ["fm", "nfm", "transfm", "gmlfm"])
+def test_one_layer_adds_no_parameters_and_materialised_table_equals_the_graph_forward(name):
+    data = tiny_interactions(n_users=20, n_items=150, per_user=6)
+    split = topn_split(data, seed=0)
+    config = FitConfig(dim=8, init_std=0.3)
+    torch.manual_seed(0)
+    model = MODELS[name](data.schema.n_features, split.train.slot_field, config)
+    before = sum(p.numel() for p in model.parameters())
+    adjacency = build_adjacency(split.train, data.schema, [0, 2, 3], "a")
+    model.use_graph(GraphEmbedding(adjacency, 8, dropout=0.5, sampling=0.5))
+    assert sum(p.numel() for p in model.parameters()) == before
+    idx, val = (torch.from_numpy(a) for a in split.test.instances.gather(np.arange(300)))
+    model.eval()
+    with torch.no_grad():
+        through_graph = model(idx, val)
+        model.materialize_graph()
+        assert model.graph is None
+        assert torch.allclose(model(idx, val), through_graph, rtol=1e-5, atol=1e-6)
+
+
+def test_sampling_drops_both_directions_of_an_edge_and_weighs_them_in_eval():
+    adjacency = build_adjacency(hand_made([1, 1, 1, 1]), SCHEMA, [0, 1, 2], "a")
+    gem = GraphEmbedding(adjacency, 4, sampling=0.5)
+    torch.manual_seed(3)
+    sampled = adjacency.to_sparse(gem._weights(training=True)).to_dense().numpy()
+    assert np.allclose(sampled, sampled.T)
+    assert np.allclose(sampled.diagonal(), dense(adjacency).diagonal())
+    expected = dense(adjacency) * 0.5 + np.diag(dense(adjacency).diagonal()) * 0.5
+    assert np.allclose(adjacency.to_sparse(gem._weights(training=False)).to_dense(), expected)
+
+
+def test_gradient_of_the_symmetric_propagation_matches_dense_autograd():
+    adjacency = build_adjacency(hand_made([1, 1, 1, 1]), SCHEMA, [0, 1, 2], "a")
+    gem = GraphEmbedding(adjacency, 3, activation="tanh")
+    table = torch.randn(7, 3, requires_grad=True)
+    gem.propagate(table).square().sum().backward()
+    fast = table.grad.clone()
+    table.grad = None
+    torch.tanh(torch.from_numpy(dense(adjacency)) @ table).square().sum().backward()
+    assert torch.allclose(fast, table.grad, atol=1e-6)
+
+
+def test_graph_type_b_needs_both_sides():
+    schema = FeatureSchema.build([Field(f.name, "context", f.kind, f.vocab) for f in SCHEMA.fields])
+    with pytest.raises(ConfigError, match="--graph b"):
+        build_adjacency(hand_made([1, 1, 1, 1]), schema, [0], "b")

@@ -1,0 +1,76 @@
+"""GEM: feature vectors from a graph convolution over the co-occurrence graph.
+
+    g = act(Â W1)            one layer, H0 one-hot: W1 *is* the model's embedding table
+    g = act(Â act(Â W1) W2)  and so on for more layers (each adds a k × k matrix)
+
+`sampling` is the share of neighbour edges used: training keeps each undirected edge with that
+probability (self loops always), evaluation weighs each by it, its expectation; 0 means no
+neighbours, 1 the whole graph. Dropout acts on g. After training, `table()` materialises g
+for every feature, so export and serving see an ordinary embedding table.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from training.graph import Adjacency
+
+ACTIVATIONS = {"none": nn.Identity, "tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+class _Propagate(torch.autograd.Function):
+    """Â H for a symmetric Â: the backward is Â again, so no per-step transpose of Â."""
+
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+        ctx.matrix = matrix
+        return matrix @ hidden
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return ctx.matrix @ grad, None
+
+
+class GraphEmbedding(nn.Module):
+    def __init__(self, adjacency: Adjacency, dim: int, layers: int = 1, dropout: float = 0.0,
+                 sampling: float = 1.0, activation: str = "none"):
+        super().__init__()
+        self.adjacency = adjacency
+        self.deeper = nn.ParameterList(
+            nn.Parameter(torch.eye(dim) + 0.01 * torch.randn(dim, dim)) for _ in range(layers - 1))
+        self.sampling = sampling
+        self.act = ACTIVATIONS[activation]()
+        self.dropout = nn.Dropout(dropout)
+        self._full = adjacency.to_sparse(self._weights(training=False))
+
+    def forward(self, idx: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """g for the features idx (any shape) from W1 = table (n, k): (..., k)."""
+        return nn.functional.embedding(idx, self.dropout(self.propagate(table)))
+
+    def propagate(self, table: torch.Tensor) -> torch.Tensor:
+        """g for every node, (n, k): the full graph in eval mode, sampled edges in training."""
+        matrix = self._full if not self.training or self.sampling in (0.0, 1.0) else \
+            self.adjacency.to_sparse(self._weights(training=True))
+        hidden = self.act(_Propagate.apply(table, matrix))
+        for layer in self.deeper:
+            hidden = self.act(_Propagate.apply(hidden @ layer, matrix))
+        return hidden
+
+    def _weights(self, training: bool) -> torch.Tensor:
+        """Â's values with neighbour edges kept (training) or weighed (eval) by `sampling`."""
+        a = self.adjacency
+        loop = a.edge >= a.n_edges
+        if training:
+            keep = torch.rand(a.n_edges + a.n_nodes) < self.sampling
+            return torch.where(loop | keep[a.edge], a.weight, torch.zeros_like(a.weight))
+        return torch.where(loop, a.weight, a.weight * self.sampling)
+
+    @torch.no_grad()
+    def table(self, table: torch.Tensor) -> torch.Tensor:
+        """g for every feature in eval mode: what export and serving use."""
+        was_training = self.training
+        self.eval()
+        full = self.propagate(table)
+        self.train(was_training)
+        return full
