@@ -15,7 +15,17 @@ import json
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
-from bench.ablation_grid import GRID, LOSSES, RUNS, SEEDS, VARIANTS, best_cell, load_runs, run_key
+from bench.ablation_grid import (
+    GRID,
+    LOSSES,
+    RUNS,
+    SEEDS,
+    VARIANTS,
+    best_cell,
+    load_runs,
+    losses,
+    run_key,
+)
 from bench.ablation_report import write_report
 
 
@@ -49,7 +59,7 @@ def run_all(variants: Sequence[str], tasks: Sequence[str], jobs: int) -> None:
     while True:
         runs = load_runs()
         todo = [item for loss in ("squared", "bpr") for v in variants for t in tasks
-                if loss in LOSSES[t] for item in pending(runs, v, t, loss)]
+                if loss in losses(v, t) for item in pending(runs, v, t, loss)]
         if not todo:
             return
         with ProcessPoolExecutor(jobs) as pool:

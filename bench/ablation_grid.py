@@ -29,7 +29,25 @@ VARIANTS: dict[str, dict] = {
     "gmlfm-chebyshev": {"model": "gmlfm", "distance": "chebyshev", "layers": 1},
     "gmlfm-cosine": {"model": "gmlfm", "distance": "cosine", "layers": 1},
 }
+GEM = {"embedding": "gcn"}
+# GEM's ablation (its paper's Table 1 and analysis): every base model with graph a, then graph
+# type, sampling ratio and GCN dropout on FM.
+VARIANTS |= {
+    "fm+gem": {"model": "fm", **GEM},
+    "gmlfm-dnn+gem": {"model": "gmlfm", "distance": "dnn", "layers": 1, **GEM},
+    "nfm+gem": {"model": "nfm", **GEM},
+    "transfm+gem": {"model": "transfm", **GEM},
+    "fm+gem-b": {"model": "fm", **GEM, "graph": "b"},
+    "fm+gem-s0.5": {"model": "fm", **GEM, "sampling": 0.5},
+    "fm+gem-s0": {"model": "fm", **GEM, "sampling": 0.0},
+    "fm+gem-gdrop0.3": {"model": "fm", **GEM, "gcn_dropout": 0.3},
+}
 LOSSES = {"topn": ("squared", "bpr"), "rating": ("squared",)}
+
+
+def losses(variant: str, task: str) -> tuple[str, ...]:
+    """BPR is compared on the models themselves; GEM rows use the papers' squared loss."""
+    return ("squared",) if "+gem" in variant else LOSSES[task]
 
 
 def run_key(variant: str, task: str, loss: str, cell: dict, seed: int) -> str:

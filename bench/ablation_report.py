@@ -67,6 +67,25 @@ def bar_check(complete: dict[str, dict[str, list]]) -> str:
     return "\n".join(lines)
 
 
+def gem_effect(complete: dict[str, dict[str, list]]) -> str:
+    """Each GEM row against its base model: the change in the headline test metric."""
+    lines = ["| variant | base | rating RMSE: base → GEM | top-n HR@10: base → GEM |",
+             "|---|---|---|---|"]
+    for variant in (v for v in VARIANTS if "+gem" in v):
+        base = variant.split("+")[0]
+        cells = []
+        for task, metric in (("rating", "rmse"), ("topn", "hr@10")):
+            runs = complete.get(task, {})
+            if variant in runs and base in runs:
+                before = statistics.mean(r["test"][metric] for r in runs[base])
+                after = statistics.mean(r["test"][metric] for r in runs[variant])
+                cells.append(f"{before:.4f} → {after:.4f} ({after - before:+.4f})")
+            else:
+                cells.append("not run yet")
+        lines.append(f"| {variant} | {base} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
 def chart(complete: dict[str, dict[str, list]]) -> None:
     import matplotlib
 
@@ -109,6 +128,7 @@ def write_report(runs: dict) -> None:
         parts.append(f"### {task}, {loss} loss\n\n{text}\n")
     parts.append("### GML-FM-dnn against the best public implementation\n\n"
                  + bar_check(complete) + "\n")
+    parts.append("### GEM against its base model (3 seeds each)\n\n" + gem_effect(complete) + "\n")
     chart(complete)
     parts.append("![ablation chart](ablation.png)\n")
     write_section("ablation", "\n".join(parts))

@@ -19,6 +19,7 @@ from training.config import resolve
 from training.data.specs import load_data
 from training.models import build_model
 from training.objectives import make_objective
+from training.pipeline import attach_graph
 from training.protocols import make_split
 from training.trainer import make_optimizer, train_epoch
 
@@ -30,6 +31,8 @@ DEFAULT_MODELS = [
     ("gmlfm dnn L1 gram", {"model": "gmlfm", "distance": "dnn", "layers": 1, "form": "gram"}),
     ("gmlfm dnn L1 additive", {"model": "gmlfm", "distance": "dnn", "layers": 1,
                                "form": "additive"}),
+    ("fm + GEM (graph a)", {"model": "fm", "embedding": "gcn"}),
+    ("gmlfm dnn L1 + GEM (graph a)", {"model": "gmlfm", "embedding": "gcn"}),
 ]
 
 
@@ -42,6 +45,8 @@ def time_epochs(variants: list[tuple[str, dict]], rounds: int, data: str) -> dic
         config = resolve({}, {**base.to_dict(), **options})
         model = build_model(config.model, dataset.schema.n_features, split.train.slot_field,
                             config)
+        if config.embedding == "gcn":
+            attach_graph(model, split, dataset.schema, config)
         models[name] = (model, make_objective(split, config), make_optimizer(model, config))
     seconds: dict[str, list] = {name: [] for name in models}
     generator = torch.Generator().manual_seed(0)
