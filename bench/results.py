@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ HEADER = "# Benchmark results\n\nEvery number here was written by a script in `b
 
 def write_section(name: str, body: str) -> None:
     """Replace (or append) the section delimited by markers named `name`."""
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine = f"{platform.machine()}, {platform.python_version()}, {_cores()} cores"
     block = (f"<!-- {name}:start -->\n{body.rstrip()}\n\n_Measured {stamp} on {machine}._\n"
              f"<!-- {name}:end -->")

@@ -6,11 +6,10 @@ The resolved config is written beside the results, so every run says how it was 
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from training.errors import ConfigError
 

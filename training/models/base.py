@@ -6,10 +6,22 @@ has val 0. They never see a schema or a dataset, only tensors and sizes.
 
 from __future__ import annotations
 
+from dataclasses import fields
+from typing import Self
+
 import torch
 from torch import nn
 
 from training.models.gem import GraphEmbedding
+
+
+class AdditiveState:
+    """Base of dataclass states whose every field is a sum over features, so the state of a
+    user's features plus that of an item's features is the state of their union."""
+
+    def __add__(self, other: Self) -> Self:
+        return type(self)(*(getattr(self, f.name) + getattr(other, f.name)
+                            for f in fields(self)))  # type: ignore[arg-type]
 
 
 class FeatureModel(nn.Module):

@@ -13,19 +13,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from training.models.base import FeatureModel
+from training.models.base import AdditiveState, FeatureModel
 
 
 @dataclass
-class FMState:
+class FMState(AdditiveState):
     """Additive summary of a set of active features: lin (B,), s (B, k), q (B,)."""
 
     lin: torch.Tensor
     s: torch.Tensor
     q: torch.Tensor
-
-    def __add__(self, other: FMState) -> FMState:
-        return FMState(self.lin + other.lin, self.s + other.s, self.q + other.q)
 
 
 class FM(FeatureModel):

@@ -13,13 +13,13 @@ Without the weight the squared-distance term is additive in O(W k'), the cheapes
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from training.config import DISTANCES
-from training.models.base import FeatureModel
+from training.models.base import AdditiveState, FeatureModel
 from training.models.gram import gram_square
 from training.models.transforms import DeepTransform, Identity, Mahalanobis
 
@@ -28,7 +28,7 @@ FORMS = ("auto", "pairwise", "gram", "additive")
 
 
 @dataclass
-class GMLState:
+class GMLState(AdditiveState):
     """Additive summary of a set of features (B = batch). Unused parts are empty tensors."""
 
     lin: torch.Tensor   # (B,)       Σ x w
@@ -39,9 +39,6 @@ class GMLState:
     xs: torch.Tensor    # (B,)       Σ x s
     t: torch.Tensor     # (B, k')    Σ x t      (cosine: Σ x u)
     diag: torch.Tensor  # cosine's self pairs: (B, k) Σ x² v ⊙ v with weight, (B,) Σ x² without
-
-    def __add__(self, other: GMLState) -> GMLState:
-        return GMLState(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
 
 class GMLFM(FeatureModel):
