@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -34,8 +36,11 @@ class Evaluator:
 
 
 def headline(task: str, report: dict[str, float]) -> tuple[str, float]:
-    """The validation metric early stopping follows, signed so that larger is better."""
-    return ("rmse", -report["rmse"]) if task == "rating" else ("ndcg@10", report["ndcg@10"])
+    """The validation metric early stopping follows, signed so that larger is better; a
+    diverged model (NaN) counts as the worst possible."""
+    name, value = ("rmse", -report["rmse"]) if task == "rating" else ("ndcg@10",
+                                                                        report["ndcg@10"])
+    return name, value if math.isfinite(value) else -math.inf
 
 
 @torch.no_grad()

@@ -50,3 +50,14 @@ def test_rating_metrics_clamp_predictions():
     pred, labels = np.array([3.0, -0.5]), np.array([1.0, -1.0])
     assert rmse(pred, labels) == pytest.approx(np.sqrt(0.125))
     assert mae(pred, labels) == pytest.approx(0.25)
+
+
+def test_early_stopping_headline_is_signed_and_survives_nan():
+    from training.evaluation import headline
+    from training.trainer import patience_exhausted
+
+    assert headline("rating", {"rmse": 0.5}) == ("rmse", -0.5)
+    assert headline("rating", {"rmse": float("nan")})[1] == float("-inf")
+    assert headline("topn", {"ndcg@10": 0.3}) == ("ndcg@10", 0.3)
+    assert not patience_exhausted([0.1, 0.2, 0.15], 2)
+    assert patience_exhausted([0.1, 0.3, 0.2, 0.25], 2)
