@@ -65,13 +65,15 @@ class FitConfig:
             "gcn_layers": 1 <= self.gcn_layers <= 4, "gcn_dropout": 0 <= self.gcn_dropout < 1,
             "sampling": 0.0 <= self.sampling <= 1.0,
             "gcn_activation": self.gcn_activation in ("none", "tanh", "relu"),
-            "form": self.form in ("auto", "pairwise", "gram", "additive") and (
-                self.form in ("auto", "pairwise") or self.distance not in PAIRWISE_ONLY),
+            "form": self.form in ("auto", "pairwise", "gram", "additive"),
         }
         for name, ok in checks.items():
             if not ok:
                 raise ConfigError(f"invalid value for --{name.replace('_', '-')}: "
                                   f"{getattr(self, name)!r}")
+        if self.form in ("gram", "additive") and self.distance in PAIRWISE_ONLY:
+            raise ConfigError(f"--form {self.form}: the {self.distance} distance has only the "
+                              "pairwise form")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -39,3 +39,9 @@ def test_missing_and_malformed_files(tmp_path):
     broken.write_text("dim = = 3\n")
     with pytest.raises(ConfigError, match="invalid TOML"):
         read_toml(broken)
+
+
+def test_pairwise_only_distances_refuse_the_other_forms():
+    with pytest.raises(ConfigError, match="manhattan distance has only the pairwise form"):
+        resolve({}, {"distance": "manhattan", "form": "additive"})
+    assert resolve({}, {"distance": "manhattan", "form": "pairwise"}).form == "pairwise"
