@@ -1,4 +1,4 @@
-"""Time the data protocols on a synthetic set of about 1M interactions.
+"""Time the data protocols and GEM's graph on a synthetic set of about 1M interactions.
 
     python -m bench.protocol_speed
 """
@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from bench.results import write_section
 from training.data.synthetic import load_synthetic
+from training.graph import build_adjacency, node_fields
 from training.protocols import rating_split, topn_split
 
 
@@ -28,6 +29,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     data, t_gen = timed(lambda: load_synthetic(args.params))
     topn, t_topn = timed(lambda: topn_split(data, seed=0))
     rating, t_rating = timed(lambda: rating_split(data, seed=0))
+    every_field = node_fields(data.schema, None, 1)
+    graph, t_graph = timed(lambda: build_adjacency(topn.train, data.schema, every_field, "a"))
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     rows = [
         ("generate synthetic data", t_gen, f"{len(data.users):,} interactions"),
@@ -35,6 +38,8 @@ def main(argv: Sequence[str] | None = None) -> None:
          f"{len(topn.train):,} train instances, {topn.test.n_groups:,} test groups"),
         ("rating protocol (2 negatives, 70/20/10)", t_rating,
          f"{len(rating.train):,} / {len(rating.valid):,} / {len(rating.test):,}"),
+        ("GEM graph (type a, every field) from the top-n training set", t_graph,
+         f"{graph.n_nodes:,} nodes, {graph.n_edges:,} edges"),
     ]
     body = [f"## protocol-speed: synthetic:{args.params}\n",
             "Command: `python -m bench.protocol_speed`\n",
