@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from bench.ablation_grid import SEEDS, VARIANTS, best_cell, run_key
+from bench.ablation_grid import SEEDS, VARIANTS, best_cell, losses, run_key
 from bench.results import mean_std, write_section
 
 CHART = Path(__file__).resolve().parent / "ablation.png"
@@ -43,7 +43,7 @@ def table(runs: dict, task: str, loss: str) -> tuple[str, dict[str, list]]:
                   f"{statistics.mean(r['epoch_seconds'] for r in found):.1f}"]
         lines.append(f"| {variant} | {cell['lr']:g} | {cell['dropout']:g} | "
                      + " | ".join(cells) + " |")
-    missing = [v for v in VARIANTS if v not in complete]
+    missing = [v for v in VARIANTS if v not in complete and loss in losses(v, task)]
     if missing:
         lines.append(f"\nNot yet run to 3 seeds: {', '.join(missing)}.")
     return "\n".join(lines), complete
