@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from training.models.gmlfm import ADDITIVE, DISTANCES, GMLFM
-from training.models.gram import gram_square
+from training.models.gram import gram_square, squared_distance_pairs
 
 N_FEATURES = 15
 
@@ -144,3 +144,12 @@ def test_gram_square_backward_passes_gradcheck():
     assert torch.autograd.gradcheck(gram_square, (xv, t))
     explicit = torch.einsum("bwk,bwc->bkc", xv, t).square().sum(-1)
     assert torch.allclose(gram_square(xv, t), explicit, rtol=1e-12)
+
+
+def test_squared_distance_pairs_backward_passes_gradcheck():
+    xv = torch.randn(3, 5, 4, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(3, 5, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(squared_distance_pairs, (xv, t))
+    pairs = [(xv[:, i] * xv[:, j]) * (t[:, i] - t[:, j]).square().sum(-1, keepdim=True)
+             for i, j in itertools.combinations(range(5), 2)]
+    assert torch.allclose(squared_distance_pairs(xv, t), sum(pairs), rtol=1e-12)

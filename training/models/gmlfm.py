@@ -4,8 +4,8 @@
 
 Exact forms of the pair term (MATH.md), all equal to the definition:
 - `pairwise`  the (W × W) distance matrix per instance, O(W² k); every distance.
-- `gram`      squared distances split as s_i + s_j − 2 t_i·t_j: the s part is additive and the
-              rest needs only the Gram matrix t tᵀ, O(W² k) with two small matmuls.
+- `gram`      the W × W distance (cosine: Gram) matrix of each instance built from t tᵀ in one
+              batched matmul, its quadratic form in x v, a hand-written backward; O(W² k).
 - `additive`  per-feature sums into a state, O(W k k'); what serving caches per user.
 Without the weight the squared-distance term is additive in O(W k'), the cheapest of all.
 `form="auto"` picks the cheapest exact form for the instance width W.
@@ -20,7 +20,7 @@ from torch import nn
 
 from training.config import DISTANCES
 from training.models.base import AdditiveState, FeatureModel
-from training.models.gram import gram_square
+from training.models.gram import gram_square, squared_distance_pairs
 from training.models.transforms import DeepTransform, Identity, Mahalanobis
 
 ADDITIVE = ("euclidean", "mahalanobis", "dnn", "cosine")
@@ -105,18 +105,15 @@ class GMLFM(FeatureModel):
         sq = t.square().sum(-1)  # (B, W)
         return sq.unsqueeze(2) + sq.unsqueeze(1) - 2 * torch.bmm(t, t.transpose(1, 2))
 
-    # ---- gram: O(W² k) with the additive part of squared distances peeled off --------------
+    # ---- gram: O(W² k) through the instance's W × W distance or Gram matrix -------------
     def gram(self, idx: torch.Tensor, val: torch.Tensor) -> torch.Tensor:
         if self.h is None:
             return self.additive(idx, val)
         v, t = self.vectors(idx)
         xv = val.unsqueeze(-1) * v  # (B, W, k)
-        t_used = _unit(t) if self.distance == "cosine" else t
-        b_sq = gram_square(xv, t_used)  # (B, k) = Σ_b B_ab², without forming B
-        if self.distance == "cosine":
-            return self._weighted(0.5 * (b_sq - xv.square().sum(1)))
-        s = t.square().sum(-1, keepdim=True)  # (B, W, 1)
-        return self._weighted(xv.sum(1) * (s * xv).sum(1) - b_sq)
+        if self.distance == "cosine":  # D = u·u with D_ii = 1: take the self pairs back out
+            return self._weighted(0.5 * (gram_square(xv, _unit(t)) - xv.square().sum(1)))
+        return self._weighted(squared_distance_pairs(xv, t))
 
     # ---- additive: O(W k k'), the serving split --------------------------------------------
     def state(self, idx: torch.Tensor, val: torch.Tensor) -> GMLState:
