@@ -9,6 +9,9 @@ from bench.ablation_grid import SEEDS, VARIANTS, best_cell, losses, run_key
 from bench.results import mean_std, write_section
 
 CHART = Path(__file__).resolve().parent / "ablation.png"
+GEM_CHART = Path(__file__).resolve().parent / "gem.png"
+GEM_PANELS = (("rating", "rmse", "rating RMSE, GEM − base (below 0: GEM helps)"),
+              ("topn", "hr@10", "top-n HR@10, GEM − base (above 0: GEM helps)"))
 # The bar: the best public implementations on this very protocol (one seed; issue #3).
 EXTERNAL = {
     "DeepCTR-Torch DeepFM": {"hr@10": 0.568, "ndcg@10": 0.303, "rmse": 0.659},
@@ -67,23 +70,58 @@ def bar_check(complete: dict[str, dict[str, list]]) -> str:
     return "\n".join(lines)
 
 
+def gem_changes(complete: dict[str, dict[str, list]], task: str, metric: str
+                ) -> dict[str, tuple[float, float, float]]:
+    """GEM row -> (base mean, GEM mean, std of the GEM runs) where both have 3 seeds."""
+    runs = complete.get(task, {})
+    changes = {}
+    for variant in (v for v in VARIANTS if "+gem" in v):
+        base = variant.split("+")[0]
+        if variant in runs and base in runs:
+            after = [r["test"][metric] for r in runs[variant]]
+            changes[variant] = (statistics.mean(r["test"][metric] for r in runs[base]),
+                                statistics.mean(after), statistics.stdev(after))
+    return changes
+
+
 def gem_effect(complete: dict[str, dict[str, list]]) -> str:
     """Each GEM row against its base model: the change in the headline test metric."""
     lines = ["| variant | base | rating RMSE: base → GEM | top-n HR@10: base → GEM |",
              "|---|---|---|---|"]
+    found = [gem_changes(complete, task, metric) for task, metric, _ in GEM_PANELS]
     for variant in (v for v in VARIANTS if "+gem" in v):
-        base = variant.split("+")[0]
         cells = []
-        for task, metric in (("rating", "rmse"), ("topn", "hr@10")):
-            runs = complete.get(task, {})
-            if variant in runs and base in runs:
-                before = statistics.mean(r["test"][metric] for r in runs[base])
-                after = statistics.mean(r["test"][metric] for r in runs[variant])
+        for changes in found:
+            if variant in changes:
+                before, after, _ = changes[variant]
                 cells.append(f"{before:.4f} → {after:.4f} ({after - before:+.4f})")
             else:
                 cells.append("not run yet")
-        lines.append(f"| {variant} | {base} | {cells[0]} | {cells[1]} |")
+        lines.append(f"| {variant} | {variant.split('+')[0]} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
+
+
+def gem_chart(complete: dict[str, dict[str, list]]) -> None:
+    """GEM's change to each base model, with the GEM runs' seed std as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    for ax, (task, metric, title) in zip(axes, GEM_PANELS):
+        changes = gem_changes(complete, task, metric)
+        names = list(changes)
+        deltas = [after - before for before, after, _ in changes.values()]
+        helps = [(d < 0) == (metric == "rmse") for d in deltas]
+        ax.barh(names, deltas, xerr=[std for *_, std in changes.values()],
+                color=["tab:green" if h else "tab:red" for h in helps], alpha=0.8)
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_title(title)
+        ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(GEM_CHART, dpi=90)
+    plt.close(fig)
 
 
 def chart(complete: dict[str, dict[str, list]]) -> None:
@@ -128,7 +166,9 @@ def write_report(runs: dict) -> None:
         parts.append(f"### {task}, {loss} loss\n\n{text}\n")
     parts.append("### GML-FM-dnn against the best public implementation\n\n"
                  + bar_check(complete) + "\n")
-    parts.append("### GEM against its base model (3 seeds each)\n\n" + gem_effect(complete) + "\n")
     chart(complete)
     parts.append("![ablation chart](ablation.png)\n")
+    parts.append("### GEM against its base model (3 seeds each)\n\n" + gem_effect(complete) + "\n")
+    gem_chart(complete)
+    parts.append("![GEM effect chart](gem.png)\n")
     write_section("ablation", "\n".join(parts))
