@@ -71,14 +71,28 @@ def test_every_exact_form_equals_the_definition(name, weight, row, seed):
         expected = naive(model, idx, val)
         assert close(model.w0 + model.linear(idx_t, val_t) + model.pairwise(idx_t, val_t),
                      expected)
-        if name not in ADDITIVE:
-            return
-        for form in (model.gram, model.additive):
-            assert close(model.w0 + model.linear(idx_t, val_t) + form(idx_t, val_t), expected)
         cut = len(idx) // 2
         user, item = model.state(idx_t[:, :cut], val_t[:, :cut]), model.state(idx_t[:, cut:],
                                                                               val_t[:, cut:])
         assert close(model.combine(user, item), expected)
+        if name in ADDITIVE:
+            for form in (model.gram, model.additive):
+                assert close(model.w0 + model.linear(idx_t, val_t) + form(idx_t, val_t),
+                             expected)
+
+
+@pytest.mark.parametrize("weight", [True, False])
+@pytest.mark.parametrize("name", DISTANCES)
+def test_one_user_state_scores_a_batch_of_items(name, weight):
+    model = make(name, weight, seed=2)
+    user_idx, user_val = torch.tensor([[0, 4, 9]]), torch.tensor([[1.0, 0.5, -1.0]]).double()
+    item_idx = torch.randint(0, N_FEATURES, (7, 3), generator=torch.Generator().manual_seed(0))
+    item_val = torch.rand(7, 3, dtype=torch.float64)
+    joined = model(torch.cat([user_idx.expand(7, -1), item_idx], 1),
+                   torch.cat([user_val.expand(7, -1), item_val], 1))
+    with torch.no_grad():
+        split = model.combine(model.state(user_idx, user_val), model.state(item_idx, item_val))
+        assert torch.allclose(split, joined, rtol=1e-9)
 
 
 @pytest.mark.parametrize("weight", [True, False])

@@ -41,6 +41,18 @@ class GMLState(AdditiveState):
     diag: torch.Tensor  # cosine's self pairs: (B, k) Σ x² v ⊙ v with weight, (B,) Σ x² without
 
 
+@dataclass
+class PairState:
+    """Manhattan and Chebyshev distances have no additive summary: a feature set keeps its own
+    score and its vectors, and a user's set meets an item's through their W_u × W_i cross
+    pairs, O(W_u W_i k) per candidate instead of the whole union's O((W_u + W_i)² k)."""
+
+    within: torch.Tensor  # (B,)        Σ w x + the set's own pair terms
+    x: torch.Tensor       # (B, W)
+    v: torch.Tensor       # (B, W, k)
+    t: torch.Tensor       # (B, W, k')
+
+
 class GMLFM(FeatureModel):
     def __init__(self, n_features: int, dim: int, distance: str = "dnn", layers: int = 1,
                  weight: bool = True, dropout: float = 0.0, init_std: float = 0.01,
@@ -116,10 +128,12 @@ class GMLFM(FeatureModel):
         return self._weighted(squared_distance_pairs(xv, t))
 
     # ---- additive: O(W k k'), the serving split --------------------------------------------
-    def state(self, idx: torch.Tensor, val: torch.Tensor) -> GMLState:
-        if self.distance not in ADDITIVE:
-            raise ValueError(f"{self.distance} distance has no additive state")
+    def state(self, idx: torch.Tensor, val: torch.Tensor) -> GMLState | PairState:
+        """What serving caches for a set of features: the additive summary, or for Manhattan
+        and Chebyshev the set's own score and vectors."""
         v, t = self.vectors(idx)
+        if self.distance not in ADDITIVE:
+            return PairState(self.linear(idx, val) + self.pairwise(idx, val), val, v, t)
         x = val.unsqueeze(-1)  # (B, W, 1)
         cosine, weighted = self.distance == "cosine", self.h is not None
         t_used = _unit(t) if cosine else t
@@ -151,8 +165,24 @@ class GMLFM(FeatureModel):
         vector = self.pair_vector(state)
         return self.w0 + state.lin + (vector * self.h if self.h is not None else vector).sum(-1)
 
-    def combine(self, user: GMLState, item: GMLState) -> torch.Tensor:
+    def combine(self, user: GMLState | PairState, item: GMLState | PairState) -> torch.Tensor:
+        """Score of each user-item union; a batch of one on either side broadcasts."""
+        if isinstance(user, PairState) and isinstance(item, PairState):
+            return self.w0 + user.within + item.within + self.cross(user, item)
         return self.score_state(user + item)
+
+    def cross(self, user: PairState, item: PairState) -> torch.Tensor:
+        """Σ_{i ∈ user, j ∈ item} w_ij D(t_i, t_j) x_i x_j (eval mode: no dropout)."""
+        size = max(len(user.t), len(item.t))  # cdist needs equal batch sizes
+        user_t, item_t = user.t.expand(size, -1, -1), item.t.expand(size, -1, -1)
+        if self.distance == "manhattan":
+            dist = torch.cdist(user_t, item_t, p=1)
+        else:
+            dist = (user_t.unsqueeze(2) - item_t.unsqueeze(1)).abs().amax(-1)
+        coef = user.x.unsqueeze(2) * item.x.unsqueeze(1) * dist  # (B, W_u, W_i)
+        if self.h is None:
+            return coef.sum((1, 2))
+        return ((user.v * torch.matmul(coef, item.v)).sum(1) * self.h).sum(-1)
 
 
 def _self_pairs(v: torch.Tensor, val: torch.Tensor, weighted: bool) -> torch.Tensor:
