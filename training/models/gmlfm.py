@@ -77,8 +77,9 @@ class GMLFM(FeatureModel):
             return self.form
         if self.distance not in ADDITIVE:
             return "pairwise"
-        # gram costs ~W²(k + k'), additive ~W k k' (k' = k here): gram wins while W < k / 2
-        return "gram" if self.h is not None and width < self.embedding.embedding_dim / 2 \
+        # gram costs ~W² k per instance, additive ~W k k' (k' = k) but with heavier passes;
+        # measured (bench/gmlfm_forms.py, k = 16, 64, 256) gram wins up to W ≈ 1.5 k
+        return "gram" if self.h is not None and width <= 1.5 * self.embedding.embedding_dim \
             else "additive"
 
     def vectors(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
