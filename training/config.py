@@ -40,7 +40,7 @@ class FitConfig:
     graph_fields: str = ""  # comma-separated node fields; empty: fields with >= 3 values
     gcn_layers: int = 1
     gcn_dropout: float = 0.0
-    sampling: float = 1.0  # share of each node's neighbour edges used (0: none, 1: all)
+    sampling: float = 1.0  # share of neighbour edges used (0: none, the base model; 1: all)
     gcn_activation: str = "none"  # none | tanh | relu
     # optimisation: the GML-FM paper's Adam, squared loss, batch 256
     loss: str = "squared"  # squared (pointwise, the papers') | bpr (pairwise, top-n only)

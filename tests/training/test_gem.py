@@ -101,15 +101,35 @@ def test_one_layer_adds_no_parameters_and_materialised_table_equals_the_graph_fo
         assert torch.allclose(model(idx, val), through_graph, rtol=1e-5, atol=1e-6)
 
 
-def test_sampling_drops_both_directions_of_an_edge_and_weighs_them_in_eval():
+def normalised(raw: np.ndarray) -> np.ndarray:
+    degree = raw.sum(1)
+    return raw / np.sqrt(np.outer(degree, degree))
+
+
+def test_sampling_drops_both_directions_of_an_edge_and_renormalises():
     adjacency = build_adjacency(hand_made([1, 1, 1, 1]), SCHEMA, [0, 1, 2], "a")
+    full = dense(adjacency) != 0  # Ã = A + I
     gem = GraphEmbedding(adjacency, 4, sampling=0.5)
     torch.manual_seed(3)
     sampled = adjacency.to_sparse(gem._weights(training=True)).to_dense().numpy()
-    assert np.allclose(sampled, sampled.T)
-    assert np.allclose(sampled.diagonal(), dense(adjacency).diagonal())
-    expected = dense(adjacency) * 0.5 + np.diag(dense(adjacency).diagonal()) * 0.5
-    assert np.allclose(adjacency.to_sparse(gem._weights(training=False)).to_dense(), expected)
+    kept = sampled != 0
+    assert np.array_equal(kept, kept.T) and kept.diagonal().all()
+    assert 0 < kept.sum() < full.sum()
+    assert np.allclose(sampled, normalised(kept.astype(float)), atol=1e-6)
+    weighed = np.eye(7) + 0.5 * (full & ~np.eye(7, dtype=bool))
+    assert np.allclose(adjacency.to_sparse(gem._weights(training=False)).to_dense(),
+                       normalised(weighed), atol=1e-6)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_sampling_zero_leaves_each_feature_its_own_vector_and_one_the_whole_graph(training):
+    adjacency = build_adjacency(hand_made([1, 1, 1, 1]), SCHEMA, [0, 1, 2], "a")
+    table = torch.randn(7, 3)
+    alone, whole = GraphEmbedding(adjacency, 3, sampling=0.0), GraphEmbedding(adjacency, 3)
+    alone.train(training), whole.train(training)
+    assert torch.allclose(alone.propagate(table), table, atol=1e-6)
+    assert torch.allclose(whole.propagate(table), torch.from_numpy(dense(adjacency)) @ table,
+                          atol=1e-6)
 
 
 def test_gradient_of_the_symmetric_propagation_matches_dense_autograd():

@@ -4,8 +4,9 @@
     g = act(Â act(Â W1) W2)  and so on for more layers (each adds a k × k matrix)
 
 `sampling` is the share of neighbour edges used: training keeps each undirected edge with that
-probability (self loops always), evaluation weighs each by it, its expectation; 0 means no
-neighbours, 1 the whole graph. Dropout acts on g. After training, `table()` materialises g
+probability (self loops always), evaluation weighs each by it, its expectation, and either way
+the graph is normalised after sampling, so 0 leaves every feature its own vector (the base
+model) and 1 is the whole graph. Dropout acts on g. After training, `table()` materialises g
 for every feature, so export and serving see an ordinary embedding table.
 """
 
@@ -42,6 +43,8 @@ class GraphEmbedding(nn.Module):
         self.sampling = sampling
         self.act = ACTIVATIONS[activation]()
         self.dropout = nn.Dropout(dropout)
+        self._rows = torch.repeat_interleave(torch.arange(adjacency.n_nodes),
+                                             adjacency.crow.diff())  # row of each entry
         self._full = adjacency.to_sparse(self._weights(training=False))
 
     def forward(self, idx: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
@@ -58,13 +61,17 @@ class GraphEmbedding(nn.Module):
         return hidden
 
     def _weights(self, training: bool) -> torch.Tensor:
-        """Â's values with neighbour edges kept (training) or weighed (eval) by `sampling`."""
+        """Â's values with neighbour edges kept (training) or weighed (eval) by `sampling`,
+        then D̃^-½ Ã D̃^-½ with the degrees of that graph."""
         a = self.adjacency
         loop = a.edge >= a.n_edges
         if training:
-            keep = torch.rand(a.n_edges + a.n_nodes) < self.sampling
-            return torch.where(loop | keep[a.edge], a.weight, torch.zeros_like(a.weight))
-        return torch.where(loop, a.weight, a.weight * self.sampling)
+            keep = (torch.rand(a.n_edges + a.n_nodes) < self.sampling).float()[a.edge]
+        else:
+            keep = torch.full_like(a.weight, self.sampling)
+        kept = torch.where(loop, torch.ones_like(a.weight), keep)
+        degree = torch.zeros(a.n_nodes).index_add_(0, self._rows, kept)
+        return kept * (degree[self._rows] * degree[a.col]).rsqrt()
 
     @torch.no_grad()
     def table(self, table: torch.Tensor) -> torch.Tensor:
