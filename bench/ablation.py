@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 from bench.ablation_grid import (
-    GRID,
     LOSSES,
     RUNS,
     SEEDS,
     VARIANTS,
     best_cell,
+    cells,
     load_runs,
     losses,
     run_key,
@@ -48,7 +48,8 @@ def pending(runs: dict, variant: str, task: str, loss: str) -> list[tuple[str, d
     base = {**VARIANTS[variant], "task": task, "loss": loss}
     cell = best_cell(runs, variant, task, loss)
     if cell is None:
-        todo = [(run_key(variant, task, loss, c, 0), {**base, **c, "seed": 0}) for c in GRID]
+        todo = [(run_key(variant, task, loss, c, 0), {**base, **c, "seed": 0})
+                for c in cells(variant)]
     else:
         todo = [(run_key(variant, task, loss, cell, s), {**base, **cell, "seed": s})
                 for s in SEEDS]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from training.config import NO_DROPOUT
+
 RUNS = Path(__file__).resolve().parent / "ablation_runs.jsonl"
 GRID = [{"lr": lr, "dropout": dropout} for lr in (1e-3, 3e-3) for dropout in (0.0, 0.3)]
 SEEDS = (0, 1, 2)
@@ -50,6 +52,13 @@ def losses(variant: str, task: str) -> tuple[str, ...]:
     return ("squared",) if "+gem" in variant else LOSSES[task]
 
 
+def cells(variant: str) -> list[dict]:
+    """The grid a variant is tuned on: without the dropout axis for a model that has none."""
+    if VARIANTS[variant]["model"] in NO_DROPOUT:
+        return [c for c in GRID if c["dropout"] == 0.0]
+    return GRID
+
+
 def run_key(variant: str, task: str, loss: str, cell: dict, seed: int) -> str:
     return f"{variant}|{task}|{loss}|lr={cell['lr']}|dropout={cell['dropout']}|seed={seed}"
 
@@ -66,7 +75,8 @@ def headline(task: str, run: dict) -> float:
 
 def best_cell(runs: dict, variant: str, task: str, loss: str) -> dict | None:
     """The grid cell with the best seed-0 validation metric, once the grid is complete."""
-    done = [runs.get(run_key(variant, task, loss, c, 0)) for c in GRID]
+    grid = cells(variant)
+    done = [runs.get(run_key(variant, task, loss, c, 0)) for c in grid]
     if not all(done):
         return None
-    return max(zip(GRID, done), key=lambda pair: headline(task, pair[1]))[0]
+    return max(zip(grid, done), key=lambda pair: headline(task, pair[1]))[0]

@@ -74,12 +74,16 @@ class FitConfig:
         if self.form in ("gram", "additive") and self.distance in PAIRWISE_ONLY:
             raise ConfigError(f"--form {self.form}: the {self.distance} distance has only the "
                               "pairwise form")
+        if self.model in NO_DROPOUT and self.dropout > 0:
+            raise ConfigError(f"--dropout: {self.model} has no dropout (its pair term is a sum "
+                              "of distances, with no vector to drop from); leave it at 0")
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
+NO_DROPOUT = frozenset({"transfm"})  # models whose --dropout would silently do nothing
 FIELD_TYPES = {f.name: f.type for f in fields(FitConfig)}
 
 

@@ -45,3 +45,9 @@ def test_pairwise_only_distances_refuse_the_other_forms():
     with pytest.raises(ConfigError, match="manhattan distance has only the pairwise form"):
         resolve({}, {"distance": "manhattan", "form": "additive"})
     assert resolve({}, {"distance": "manhattan", "form": "pairwise"}).form == "pairwise"
+
+
+def test_a_model_without_dropout_refuses_the_flag():
+    with pytest.raises(ConfigError, match="transfm has no dropout"):
+        resolve({}, {"model": "transfm", "dropout": 0.3})
+    assert resolve({}, {"model": "transfm"}).dropout == 0.0
