@@ -45,11 +45,17 @@ VARIANTS |= {
     "fm+gem-gdrop0.3": {"model": "fm", **GEM, "gcn_dropout": 0.3},
 }
 LOSSES = {"topn": ("squared", "bpr"), "rating": ("squared",)}
+# BPR is compared on the models themselves, not on every GML-FM ablation or GEM row.
+BPR_VARIANTS = ("fm", "deepfm", "gmlfm-dnn", "nfm", "transfm", "xdeepfm", "afm")
+# GEM's own paper is a rating study: its graph, sampling and dropout ablations run there only.
+RATING_ONLY = ("fm+gem-b", "fm+gem-s0.5", "fm+gem-s0", "fm+gem-gdrop0.3")
 
 
 def losses(variant: str, task: str) -> tuple[str, ...]:
-    """BPR is compared on the models themselves; GEM rows use the papers' squared loss."""
-    return ("squared",) if "+gem" in variant else LOSSES[task]
+    """The losses a variant is run with on a task (none: it is not run there)."""
+    if task == "topn" and variant in RATING_ONLY:
+        return ()
+    return LOSSES[task] if variant in BPR_VARIANTS else ("squared",)
 
 
 def cells(variant: str) -> list[dict]:

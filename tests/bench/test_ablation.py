@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench.ablation import pending
-from bench.ablation_grid import GRID, best_cell, run_key
+from bench.ablation_grid import GRID, best_cell, losses, run_key
 
 
 def _run(variant: str, cell: dict, seed: int, ndcg: float) -> dict:
@@ -24,3 +24,10 @@ def test_incomplete_grid_has_no_best_cell():
     runs = {r["key"]: r for r in (_run("fm", GRID[0], 0, 0.5),)}
     assert best_cell(runs, "fm", "topn", "squared") is None
     assert len(pending(runs, "fm", "topn", "squared")) == len(GRID) - 1
+
+
+def test_bpr_runs_on_the_models_and_gem_ablations_on_rating_only():
+    assert losses("fm", "topn") == ("squared", "bpr") and losses("fm", "rating") == ("squared",)
+    assert losses("gmlfm-dnn-L2", "topn") == ("squared",)
+    assert losses("fm+gem", "topn") == ("squared",)
+    assert losses("fm+gem-b", "topn") == () and losses("fm+gem-b", "rating") == ("squared",)
