@@ -36,6 +36,7 @@ _HELP = {
     "sampling": "GEM neighbour-sampling ratio: share of neighbour edges used (0-1)",
     "gcn_activation": "GEM activation: none, tanh or relu",
     "form": "exact GML-FM form: auto (cheapest for the width), pairwise, gram, additive",
+    "transform_init": "GML-FM transform start: identity (Euclidean) or paper (N(0, init-std))",
 }
 
 

@@ -15,6 +15,7 @@ from training.errors import ConfigError
 
 DISTANCES = ("euclidean", "mahalanobis", "dnn", "manhattan", "chebyshev", "cosine")
 PAIRWISE_ONLY = ("manhattan", "chebyshev")  # Minkowski p = 1, ∞: no additive form
+TRANSFORM_INITS = ("identity", "paper")  # GML-FM's T starts at I, or at the paper's N(0, s²)
 
 
 @dataclass
@@ -34,6 +35,7 @@ class FitConfig:
     layers: int = 1
     weight: bool = True
     form: str = "auto"  # exact forward form: auto | pairwise | gram | additive
+    transform_init: str = "identity"  # identity (every metric starts Euclidean) | paper
     # GEM: graph-convolved embeddings for any model
     embedding: str = "plain"  # plain | gcn
     graph: str = "a"  # a: every co-occurring pair of node fields; b: user–item only
@@ -66,6 +68,7 @@ class FitConfig:
             "sampling": 0.0 <= self.sampling <= 1.0,
             "gcn_activation": self.gcn_activation in ("none", "tanh", "relu"),
             "form": self.form in ("auto", "pairwise", "gram", "additive"),
+            "transform_init": self.transform_init in TRANSFORM_INITS,
         }
         for name, ok in checks.items():
             if not ok:

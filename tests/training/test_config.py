@@ -30,6 +30,8 @@ def test_wrong_type_and_range_are_named(tmp_path):
         resolve({}, {"dropout": 1.5})
     with pytest.raises(ConfigError, match="--task"):
         resolve({}, {"task": "ranking"})
+    with pytest.raises(ConfigError, match="--transform-init"):
+        resolve({}, {"transform_init": "xavier"})
 
 
 def test_missing_and_malformed_files(tmp_path):

@@ -42,9 +42,9 @@ def make(distance: str, weight: bool, layers: int = 2, dim: int = 4, seed: int =
     torch.manual_seed(seed)
     model = GMLFM(N_FEATURES, dim, distance, layers, weight, dropout=0.3, init_std=0.5)
     model = model.double().eval()
-    if distance == "mahalanobis":
-        with torch.no_grad():
-            model.transform.L.add_(torch.randn_like(model.transform.L) * 0.5)
+    with torch.no_grad():  # move the transform off its identity start: a general metric
+        for weight in model.transform.parameters():
+            weight.add_(torch.randn_like(weight) * 0.5)
     return model
 
 
@@ -167,3 +167,48 @@ def test_squared_distance_pairs_backward_passes_gradcheck():
     pairs = [(xv[:, i] * xv[:, j]) * (t[:, i] - t[:, j]).square().sum(-1, keepdim=True)
              for i, j in itertools.combinations(range(5), 2)]
     assert torch.allclose(squared_distance_pairs(xv, t), sum(pairs), rtol=1e-12)
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_every_dnn_depth_starts_as_the_euclidean_metric(layers):
+    """At the papers' N(0, 0.01) embeddings a fresh DNN transform is ≈ the identity, so the
+    pair term is the Euclidean model's, not the ~0.01^L of N(0, 0.01) layer weights."""
+    torch.manual_seed(0)
+    dnn = GMLFM(N_FEATURES, 8, "dnn", layers).double().eval()
+    euclid = GMLFM(N_FEATURES, 8, "euclidean").double().eval()
+    euclid.load_state_dict(dnn.state_dict(), strict=False)
+    idx, val = torch.tensor([[0, 3, 7, 11]]), torch.ones(1, 4, dtype=torch.float64)
+    with torch.no_grad():
+        expected = euclid.pairwise(idx, val)
+        assert torch.allclose(dnn.pairwise(idx, val), expected, rtol=1e-3, atol=0)
+
+
+@pytest.mark.parametrize("layers", [2, 3])
+def test_deep_transforms_learn_from_the_papers_initial_scale(layers):
+    """With layers started at N(0, 0.01) a 2- or 3-layer GML-FM sat at its starting point."""
+    torch.manual_seed(0)
+    model = GMLFM(N_FEATURES, 8, "dnn", layers)
+    gen = torch.Generator().manual_seed(1)
+    idx = torch.randint(0, N_FEATURES, (64, 4), generator=gen)
+    val = torch.ones(64, 4)
+    y = torch.where((idx[:, 0] - idx[:, 1]).abs() < 5, 1.0, -1.0)  # a pair effect, no bias
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    first = None
+    for _ in range(150):
+        loss = (model(idx, val) - y).square().mean()
+        first = first if first is not None else loss.item()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.5 * first
+
+
+@pytest.mark.parametrize("distance", ["dnn", "mahalanobis"])
+def test_transform_starts_at_the_identity_or_at_the_papers_normal(distance):
+    torch.manual_seed(0)
+    start = GMLFM(N_FEATURES, 32, distance, layers=2).transform
+    for weight in (p for p in start.parameters() if p.dim() == 2):
+        assert torch.equal(weight, torch.eye(32))
+    paper = GMLFM(N_FEATURES, 32, distance, layers=2, transform_init="paper").transform
+    for weight in paper.parameters():
+        assert 0.007 < float(weight.detach().std()) < 0.013

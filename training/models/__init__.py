@@ -23,7 +23,7 @@ Builder = Callable[[int, Sequence[int], FitConfig], FeatureModel]
 MODELS: dict[str, Builder] = {
     "fm": lambda n, slots, c: FM(n, c.dim, c.dropout, c.init_std),
     "gmlfm": lambda n, slots, c: GMLFM(n, c.dim, c.distance, c.layers, c.weight, c.dropout,
-                                       c.init_std, c.form),
+                                       c.init_std, c.form, c.transform_init),
     "nfm": lambda n, slots, c: NFM(n, c.dim, c.dropout, c.init_std),
     # TransFM's linear-time form is prefix sums; the config calls GML-FM's "additive"
     "transfm": lambda n, slots, c: TransFM(n, c.dim, c.init_std,

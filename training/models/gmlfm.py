@@ -56,14 +56,15 @@ class PairState:
 class GMLFM(FeatureModel):
     def __init__(self, n_features: int, dim: int, distance: str = "dnn", layers: int = 1,
                  weight: bool = True, dropout: float = 0.0, init_std: float = 0.01,
-                 form: str = "auto"):
+                 form: str = "auto", transform_init: str = "identity"):
         super().__init__(n_features, dim, init_std)
         if distance not in DISTANCES or form not in FORMS:
             raise ValueError(f"unknown distance {distance!r} or form {form!r}")
         if form in ("gram", "additive") and distance not in ADDITIVE:
             raise ValueError(f"{distance} distance has only the pairwise form")
         self.distance, self.form = distance, form
-        self.transform = _make_transform(distance, dim, layers, dropout, init_std)
+        self.transform = _make_transform(distance, dim, layers, dropout,
+                                         None if transform_init == "identity" else init_std)
         self.h = nn.Parameter(torch.empty(dim).normal_(0.0, init_std)) if weight else None
         self.dropout = nn.Dropout(dropout)
 
@@ -197,9 +198,10 @@ def _unit(t: torch.Tensor) -> torch.Tensor:
 
 
 def _make_transform(distance: str, dim: int, layers: int, dropout: float,
-                    init_std: float) -> nn.Module:
+                    init_std: float | None) -> nn.Module:
+    """init_std None: the transform starts at the identity; else at the paper's N(0, s²)."""
     if distance == "euclidean":
         return Identity()
     if distance == "mahalanobis":
-        return Mahalanobis(dim)
+        return Mahalanobis(dim, init_std)
     return DeepTransform(dim, layers, dropout, init_std)
