@@ -17,6 +17,8 @@ VARIANTS: dict[str, dict] = {
     "deepfm": {"model": "deepfm"},
     "gmlfm-dnn": {"model": "gmlfm", "distance": "dnn", "layers": 1},
     "gmlfm-dnn-noweight": {"model": "gmlfm", "distance": "dnn", "layers": 1, "weight": False},
+    "gmlfm-dnn-paper-init": {"model": "gmlfm", "distance": "dnn", "layers": 1,
+                             "transform_init": "paper"},
     "nfm": {"model": "nfm"},
     "transfm": {"model": "transfm"},
     "xdeepfm": {"model": "xdeepfm"},
