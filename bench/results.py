@@ -29,10 +29,11 @@ def write_section(name: str, body: str) -> None:
 
 
 def mean_std(values: list[float], digits: int = 4) -> str:
-    """'mean ± std' (sample std over seeds)."""
+    """'mean ± std' (sample std over seeds); a single value alone."""
     arr = np.asarray(values, float)
-    std = arr.std(ddof=1) if len(arr) > 1 else 0.0
-    return f"{arr.mean():.{digits}f} ± {std:.{digits}f}"
+    if len(arr) == 1:
+        return f"{arr[0]:.{digits}f}"
+    return f"{arr.mean():.{digits}f} ± {arr.std(ddof=1):.{digits}f}"
 
 
 def _cores() -> int:
