@@ -12,6 +12,8 @@ CHART = Path(__file__).resolve().parent / "ablation.png"
 GEM_CHART = Path(__file__).resolve().parent / "gem.png"
 GEM_PANELS = (("rating", "rmse", "rating RMSE, GEM − base (below 0: GEM helps)"),
               ("topn", "hr@10", "top-n HR@10, GEM − base (above 0: GEM helps)"))
+# GML-FM-dnn as the paper defines it, with the paper's transform start, and with GEM embeddings.
+BAR_VARIANTS = ("gmlfm-dnn", "gmlfm-dnn-paper-init", "gmlfm-dnn+gem")
 # The bar: the best public implementations on this very protocol (one seed; issue #3).
 EXTERNAL = {
     "DeepCTR-Torch DeepFM": {"hr@10": 0.568, "ndcg@10": 0.303, "rmse": 0.659},
@@ -21,12 +23,17 @@ EXTERNAL = {
 }
 # What else was tried for GML-FM-dnn, beyond the grid every model gets.
 TRIED = (
-    "Tried for GML-FM-dnn beyond the shared grid (seed 0, best cell, one-off runs): the DNN "
-    "layer initialised at the identity or with Xavier instead of N(0, 0.01), and the "
-    "transformation weight h initialised to ones; each scored worse on validation than the "
-    "paper's init, so none was adopted. Fresh leak-free negatives every epoch helped GML-FM but "
-    "not FM on seed 0 (section negatives-leak); they are outside the shared budget, so not "
-    "used here.")
+    "Tried for GML-FM-dnn beyond the shared grid, judged on validation (seeds 0 and 1, "
+    "lr 0.001), none adopted: the transformation weight h started at ones; Xavier-normal DNN "
+    "layers; dropout on the DNN's input (where the official code puts it) instead of, or "
+    "beside, the pair vector, at 0.3 and 0.5; lr 0.002; L2 on each batch's embeddings "
+    "(1e-3) and Adam weight decay (1e-5), both of which hold the embeddings so small that the "
+    "pair term never grows (HR@10 0.31, as at 2 layers from the paper's start). Fresh "
+    "leak-free negatives every epoch raise validation more than test (section "
+    "negatives-leak) and are outside the shared budget. The identity start of the DNN "
+    "(section gmlfm-init) is adopted because 2 and 3 layers do not train without it; "
+    "gmlfm-dnn-paper-init is the 1-layer model with the paper's start, through the same "
+    "grid.")
 COLUMNS = {"topn": ["hr@10", "ndcg@10", "hr@10_optimistic", "full_hr@10", "full_ndcg@10"],
            "rating": ["rmse", "mae"]}
 
@@ -61,20 +68,26 @@ def table(runs: dict, task: str, loss: str) -> tuple[str, dict[str, list]]:
 
 
 def bar_check(complete: dict[str, dict[str, list]]) -> str:
-    """GML-FM-dnn against the best public number for each metric."""
-    lines = ["| metric | GML-FM-dnn (ours, 3 seeds) | best public | verdict |", "|---|---|---|---|"]
-    for task, metric, better in (("topn", "hr@10", max), ("topn", "ndcg@10", max),
-                                 ("rating", "rmse", min)):
-        runs = complete.get(task, {}).get("gmlfm-dnn")
-        best = better(e[metric] for e in EXTERNAL.values())
-        if not runs:
-            lines.append(f"| {metric} | not run yet | {best:.3f} | — |")
-            continue
-        ours = statistics.mean(r["test"][metric] for r in runs)
-        beats = ours > best if better is max else ours < best
-        verdict = "beats" if beats else f"misses by {abs(ours - best):.3f}"
-        lines.append(f"| {metric} | {mean_std([r['test'][metric] for r in runs])} | "
-                     f"{best:.3f} | {verdict} |")
+    """Each GML-FM-dnn row against the best public number for each metric."""
+    bars = [(task, metric, better, better(e[metric] for e in EXTERNAL.values()))
+            for task, metric, better in (("topn", "hr@10", max), ("topn", "ndcg@10", max),
+                                         ("rating", "rmse", min))]
+    lines = ["| variant (3 seeds) | " + " | ".join(
+        f"{metric} (best public {best:.3f})" for _, metric, _, best in bars) + " |",
+        "|---" * (len(bars) + 1) + "|"]
+    for variant in BAR_VARIANTS:
+        cells = []
+        for task, metric, better, best in bars:
+            runs = complete.get(task, {}).get(variant)
+            if not runs:
+                cells.append("not run yet")
+                continue
+            ours = statistics.mean(r["test"][metric] for r in runs)
+            beats = ours > best if better is max else ours < best
+            verdict = "beats" if beats else "misses"
+            cells.append(f"{mean_std([r['test'][metric] for r in runs])}: {verdict} by "
+                         f"{abs(ours - best):.3f}")
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
