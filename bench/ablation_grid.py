@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from training.config import NO_DROPOUT
+from training.config import FitConfig
 
 RUNS = Path(__file__).resolve().parent / "ablation_runs.jsonl"
 GRID = [{"lr": lr, "dropout": dropout} for lr in (1e-3, 3e-3) for dropout in (0.0, 0.3)]
@@ -62,7 +62,7 @@ def losses(variant: str, task: str) -> tuple[str, ...]:
 
 def cells(variant: str) -> list[dict]:
     """The grid a variant is tuned on: without the dropout axis for a model that has none."""
-    if VARIANTS[variant]["model"] in NO_DROPOUT:
+    if FitConfig(**VARIANTS[variant]).dropout_absent() is not None:
         return [c for c in GRID if c["dropout"] == 0.0]
     return GRID
 

@@ -176,10 +176,10 @@ def write_report(runs: dict) -> None:
     parts = ["## ablation: MovieLens-100k, the papers' Tables 3–5\n",
              "Command: `python -m bench.ablation --jobs 2` (resumable; raw runs in "
              "`bench/ablation_runs.jsonl`). Same budget for every variant: lr ∈ {0.001, 0.003} × "
-             "dropout ∈ {0, 0.3} (lr only for TransFM, which has no dropout) on seed 0, best "
-             "cell by validation (NDCG@10 / RMSE), then seeds 0–2 at that cell; test metrics "
-             "are mean ± std over the 3 seeds. k = 64, "
-             "batch 256, Adam, the protocol's fixed negatives.\n"]
+             "dropout ∈ {0, 0.3} (lr only where dropout has nowhere to act: TransFM, and GML-FM "
+             "without its weight below 2 layers) on seed 0, best cell by validation (NDCG@10 / "
+             "RMSE), then seeds 0–2 at that cell; test metrics are mean ± std over the 3 seeds. "
+             "k = 64, batch 256, Adam, the protocol's fixed negatives.\n"]
     complete: dict[str, dict[str, list]] = {}
     for task, loss in (("topn", "squared"), ("rating", "squared"), ("topn", "bpr")):
         text, found = table(runs, task, loss)

@@ -77,10 +77,20 @@ class FitConfig:
         if self.form in ("gram", "additive") and self.distance in PAIRWISE_ONLY:
             raise ConfigError(f"--form {self.form}: the {self.distance} distance has only the "
                               "pairwise form")
-        if self.model in NO_DROPOUT and self.dropout > 0:
-            raise ConfigError(f"--dropout: {self.model} has no dropout (its pair term is a sum "
-                              "of distances, with no vector to drop from); leave it at 0")
+        if self.dropout > 0 and self.dropout_absent() is not None:
+            raise ConfigError(f"--dropout: {self.dropout_absent()}; leave it at 0")
         return self
+
+    def dropout_absent(self) -> str | None:
+        """Why --dropout would silently do nothing in this model, or None if it acts."""
+        if self.model in NO_DROPOUT:
+            return (f"{self.model} has no dropout (its pair term is a sum of distances, with "
+                    "no vector to drop from)")
+        deep = self.distance not in ("euclidean", "mahalanobis") and self.layers >= 2
+        if self.model == "gmlfm" and not self.weight and not deep:
+            return ("gmlfm without its weight has no dropout below 2 DNN layers (it drops the "
+                    "weighted pair vector, or between DNN layers)")
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

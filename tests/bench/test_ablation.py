@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench.ablation import pending
-from bench.ablation_grid import GRID, best_cell, losses, run_key
+from bench.ablation_grid import GRID, best_cell, cells, losses, run_key
 
 
 def _run(variant: str, cell: dict, seed: int, ndcg: float) -> dict:
@@ -31,3 +31,9 @@ def test_bpr_runs_on_the_models_and_gem_ablations_on_rating_only():
     assert losses("gmlfm-dnn-L2", "topn") == ("squared",)
     assert losses("fm+gem", "topn") == ("squared",)
     assert losses("fm+gem-b", "topn") == () and losses("fm+gem-b", "rating") == ("squared",)
+
+
+def test_variants_without_dropout_are_tuned_on_lr_only():
+    assert cells("fm") == GRID
+    for variant in ("transfm", "gmlfm-dnn-noweight", "gmlfm-euclidean-noweight"):
+        assert [c["dropout"] for c in cells(variant)] == [0.0, 0.0]

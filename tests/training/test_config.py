@@ -53,3 +53,10 @@ def test_a_model_without_dropout_refuses_the_flag():
     with pytest.raises(ConfigError, match="transfm has no dropout"):
         resolve({}, {"model": "transfm", "dropout": 0.3})
     assert resolve({}, {"model": "transfm"}).dropout == 0.0
+
+
+def test_gmlfm_without_weight_refuses_dropout_it_has_nowhere_to_apply():
+    with pytest.raises(ConfigError, match="without its weight has no dropout"):
+        resolve({}, {"model": "gmlfm", "weight": False, "dropout": 0.3})
+    deep = resolve({}, {"model": "gmlfm", "weight": False, "layers": 2, "dropout": 0.3})
+    assert deep.dropout == 0.3 and deep.dropout_absent() is None
