@@ -51,11 +51,15 @@ LOSSES = {"topn": ("squared", "bpr"), "rating": ("squared",)}
 BPR_VARIANTS = ("fm", "deepfm", "gmlfm-dnn", "nfm", "transfm", "xdeepfm", "afm")
 # GEM's own paper is a rating study: its graph, sampling and dropout ablations run there only.
 RATING_ONLY = ("fm+gem-b", "fm+gem-s0.5", "fm+gem-s0", "fm+gem-gdrop0.3")
+# The GML-FM paper ablates its metric on top-n only (Table 5); its rating table (3) holds the
+# models and GML-FM's Mahalanobis and DNN forms.
+TOPN_ONLY = ("gmlfm-md-noweight", "gmlfm-euclidean-noweight", "gmlfm-dnn-L0", "gmlfm-dnn-L2",
+             "gmlfm-dnn-L3", "gmlfm-manhattan", "gmlfm-chebyshev", "gmlfm-cosine")
 
 
 def losses(variant: str, task: str) -> tuple[str, ...]:
     """The losses a variant is run with on a task (none: it is not run there)."""
-    if task == "topn" and variant in RATING_ONLY:
+    if variant in (RATING_ONLY if task == "topn" else TOPN_ONLY):
         return ()
     return LOSSES[task] if variant in BPR_VARIANTS else ("squared",)
 

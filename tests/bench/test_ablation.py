@@ -26,11 +26,12 @@ def test_incomplete_grid_has_no_best_cell():
     assert len(pending(runs, "fm", "topn", "squared")) == len(GRID) - 1
 
 
-def test_bpr_runs_on_the_models_and_gem_ablations_on_rating_only():
+def test_each_variant_runs_where_its_paper_reports_it():
     assert losses("fm", "topn") == ("squared", "bpr") and losses("fm", "rating") == ("squared",)
     assert losses("gmlfm-dnn-L2", "topn") == ("squared",)
     assert losses("fm+gem", "topn") == ("squared",)
     assert losses("fm+gem-b", "topn") == () and losses("fm+gem-b", "rating") == ("squared",)
+    assert losses("gmlfm-dnn-L2", "rating") == () and losses("gmlfm-md", "rating") == ("squared",)
 
 
 def test_variants_without_dropout_are_tuned_on_lr_only():
