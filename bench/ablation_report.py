@@ -112,12 +112,12 @@ def gem_effect(complete: dict[str, dict[str, list]]) -> str:
     found = [gem_changes(complete, task, metric) for task, metric, _ in GEM_PANELS]
     for variant in (v for v in VARIANTS if "+gem" in v):
         cells = []
-        for changes in found:
+        for changes, (task, _, _) in zip(found, GEM_PANELS):
             if variant in changes:
                 before, after, _ = changes[variant]
                 cells.append(f"{before:.4f} → {after:.4f} ({after - before:+.4f})")
             else:
-                cells.append("not run yet")
+                cells.append("not run yet" if losses(variant, task) else "— (not in the grid)")
         lines.append(f"| {variant} | {variant.split('+')[0]} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
 
