@@ -33,6 +33,11 @@ DEFAULT_MODELS = [
                                "form": "additive"}),
     ("fm + GEM (graph a)", {"model": "fm", "embedding": "gcn"}),
     ("gmlfm dnn L1 + GEM (graph a)", {"model": "gmlfm", "embedding": "gcn"}),
+    ("nfm", {"model": "nfm"}),
+    ("transfm", {"model": "transfm"}),
+    ("deepfm", {"model": "deepfm"}),
+    ("afm", {"model": "afm"}),
+    ("xdeepfm", {"model": "xdeepfm"}),
 ]
 
 
