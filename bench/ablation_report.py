@@ -91,6 +91,22 @@ def bar_check(complete: dict[str, dict[str, list]]) -> str:
     return "\n".join(lines)
 
 
+def bpr_against_squared(squared: dict[str, list], bpr: dict[str, list]) -> str:
+    """The paper's future work, answered: each model's top-n test metrics under both losses."""
+    lines = ["| variant | hr@10: squared → BPR | ndcg@10: squared → BPR | BPR beats squared? |",
+             "|---|---|---|---|"]
+    for variant in (v for v in VARIANTS if v in bpr and v in squared):
+        cells, wins = [], []
+        for metric in ("hr@10", "ndcg@10"):
+            before = statistics.mean(r["test"][metric] for r in squared[variant])
+            after = statistics.mean(r["test"][metric] for r in bpr[variant])
+            cells.append(f"{before:.4f} → {after:.4f} ({after - before:+.4f})")
+            wins.append(after > before)
+        verdict = "yes" if all(wins) else "no" if not any(wins) else "mixed"
+        lines.append(f"| {variant} | {cells[0]} | {cells[1]} | {verdict} |")
+    return "\n".join(lines)
+
+
 def gem_changes(complete: dict[str, dict[str, list]], task: str, metric: str
                 ) -> dict[str, tuple[float, float, float]]:
     """GEM row -> (base mean, GEM mean, std of the GEM runs) where both have 3 seeds."""
@@ -181,11 +197,16 @@ def write_report(runs: dict) -> None:
              "RMSE), then seeds 0–2 at that cell; test metrics are mean ± std over the 3 seeds. "
              "k = 64, batch 256, Adam, the protocol's fixed negatives.\n"]
     complete: dict[str, dict[str, list]] = {}
+    bpr: dict[str, list] = {}
     for task, loss in (("topn", "squared"), ("rating", "squared"), ("topn", "bpr")):
         text, found = table(runs, task, loss)
         if loss == "squared":
             complete[task] = found
+        else:
+            bpr = found
         parts.append(f"### {task}, {loss} loss\n\n{text}\n")
+    parts.append("### BPR against the squared loss (top-n test, 3 seeds each)\n\n"
+                 + bpr_against_squared(complete["topn"], bpr) + "\n")
     parts.append("### GML-FM-dnn against the best public implementation\n\n"
                  + bar_check(complete) + "\n\n" + TRIED + "\n")
     chart(complete)

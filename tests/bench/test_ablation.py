@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bench.ablation import pending
 from bench.ablation_grid import GRID, best_cell, cells, losses, run_key
+from bench.ablation_report import bpr_against_squared
 
 
 def _run(variant: str, cell: dict, seed: int, ndcg: float) -> dict:
@@ -38,3 +39,15 @@ def test_variants_without_dropout_are_tuned_on_lr_only():
     assert cells("fm") == GRID
     for variant in ("transfm", "gmlfm-dnn-noweight", "gmlfm-euclidean-noweight"):
         assert [c["dropout"] for c in cells(variant)] == [0.0, 0.0]
+
+
+def test_bpr_comparison_says_which_loss_wins_per_model():
+    def runs(hr: float, ndcg: float) -> list[dict]:
+        return [{"test": {"hr@10": hr, "ndcg@10": ndcg}}] * 3
+
+    squared = {"fm": runs(0.58, 0.31), "deepfm": runs(0.58, 0.31), "nfm": runs(0.50, 0.30)}
+    bpr = {"fm": runs(0.54, 0.28), "deepfm": runs(0.60, 0.32), "nfm": runs(0.52, 0.29)}
+    rows = {line.split(" | ")[0].strip("| "): line
+            for line in bpr_against_squared(squared, bpr).splitlines()[2:]}
+    assert rows["fm"].endswith("| no |") and rows["deepfm"].endswith("| yes |")
+    assert rows["nfm"].endswith("| mixed |")
