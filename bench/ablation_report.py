@@ -198,17 +198,13 @@ def write_report(runs: dict) -> None:
              "without its weight below 2 layers) on seed 0, best cell by validation (NDCG@10 / "
              "RMSE), then seeds 0–2 at that cell; test metrics are mean ± std over the 3 seeds. "
              "k = 64, batch 256, Adam, the protocol's fixed negatives.\n"]
-    complete: dict[str, dict[str, list]] = {}
-    bpr: dict[str, list] = {}
+    found: dict[tuple[str, str], dict[str, list]] = {}
     for task, loss in (("topn", "squared"), ("rating", "squared"), ("topn", "bpr")):
-        text, found = table(runs, task, loss)
-        if loss == "squared":
-            complete[task] = found
-        else:
-            bpr = found
+        text, found[task, loss] = table(runs, task, loss)
         parts.append(f"### {task}, {loss} loss\n\n{text}\n")
+    complete = {task: found[task, "squared"] for task in ("topn", "rating")}
     parts.append("### BPR against the squared loss (top-n test, 3 seeds each)\n\n"
-                 + bpr_against_squared(complete["topn"], bpr) + "\n")
+                 + bpr_against_squared(complete["topn"], found["topn", "bpr"]) + "\n")
     parts.append("### GML-FM-dnn against the best public implementation\n\n"
                  + bar_check(complete) + "\n\n" + TRIED + "\n")
     chart(complete)
