@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bench.ablation import pending
-from bench.ablation_grid import GRID, best_cell, cells, losses, run_key
-from bench.ablation_report import bpr_against_squared
+from bench.ablation_grid import GRID, SEEDS, best_cell, cells, losses, run_key
+from bench.ablation_report import bpr_against_squared, gem_effect
 
 
 def _run(variant: str, cell: dict, seed: int, ndcg: float) -> dict:
@@ -51,3 +51,17 @@ def test_bpr_comparison_says_which_loss_wins_per_model():
             for line in bpr_against_squared(squared, bpr).splitlines()[2:]}
     assert rows["fm"].endswith("| no |") and rows["deepfm"].endswith("| yes |")
     assert rows["nfm"].endswith("| mixed |")
+
+
+def test_gem_table_tells_a_pending_run_from_one_outside_the_grid():
+    def runs(rmse: float) -> list[dict]:
+        return [{"test": {"rmse": rmse + 0.001 * s}} for s in SEEDS]
+
+    complete = {"rating": {"fm": runs(0.66), "fm+gem": runs(0.65), "fm+gem-b": runs(0.64)},
+                "topn": {}}
+    rows = {line.split(" | ")[0].strip("| "): line
+            for line in gem_effect(complete).splitlines()[2:]}
+    assert "0.6610 → 0.6510 (-0.0100)" in rows["fm+gem"]
+    assert rows["fm+gem"].endswith("| not run yet |")  # fm+gem belongs to the top-n grid
+    assert rows["fm+gem-b"].endswith("| — (not in the grid) |")  # rating-only by design
+    assert "not run yet | not run yet" in rows["nfm+gem"]
