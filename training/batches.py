@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from training.data.instances import InstanceSet
+from training.device import model_device
 
 
 class TensorInstances:
@@ -52,8 +53,9 @@ def predict(model: torch.nn.Module, instances: InstanceSet | TensorInstances,
             batch_size: int = PREDICT_ROWS) -> np.ndarray:
     """Scores of every instance, in order, with the model in eval mode (no dropout)."""
     tensors = instances if isinstance(instances, TensorInstances) else TensorInstances(instances)
-    was_training = model.training
+    was_training, device = model.training, model_device(model)
     model.eval()
-    scores = [model(idx, val) for idx, val, _ in tensors.in_order(batch_size)]
+    scores = [model(idx.to(device), val.to(device)).cpu()
+              for idx, val, _ in tensors.in_order(batch_size)]
     model.train(was_training)
     return torch.cat(scores).numpy() if scores else np.zeros(0, np.float32)

@@ -37,6 +37,7 @@ _HELP = {
     "gcn_activation": "GEM activation: none, tanh or relu",
     "form": "exact GML-FM form: auto (cheapest for the width), pairwise, gram, additive",
     "transform_init": "GML-FM transform start: identity (Euclidean) or paper (N(0, init-std))",
+    "device": "where to train and evaluate: cpu, cuda or cuda:N (results come back to the CPU)",
 }
 
 

@@ -6,6 +6,7 @@ The resolved config is written beside the results, so every run says how it was 
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -53,6 +54,7 @@ class FitConfig:
     epochs: int = 50
     patience: int = 5  # epochs without a better validation metric before stopping
     seed: int = 0
+    device: str = "cpu"  # cpu | cuda | cuda:N: where training and evaluation run
 
     def validate(self) -> FitConfig:
         checks = {
@@ -69,6 +71,7 @@ class FitConfig:
             "gcn_activation": self.gcn_activation in ("none", "tanh", "relu"),
             "form": self.form in ("auto", "pairwise", "gram", "additive"),
             "transform_init": self.transform_init in TRANSFORM_INITS,
+            "device": re.fullmatch(r"cpu|cuda(:\d+)?", self.device) is not None,
         }
         for name, ok in checks.items():
             if not ok:
@@ -77,6 +80,9 @@ class FitConfig:
         if self.form in ("gram", "additive") and self.distance in PAIRWISE_ONLY:
             raise ConfigError(f"--form {self.form}: the {self.distance} distance has only the "
                               "pairwise form")
+        if self.embedding == "gcn" and self.device != "cpu":
+            raise ConfigError("--embedding gcn trains on the CPU only (its sparse graph stays "
+                              "there); leave --device at cpu")
         if self.dropout > 0 and self.dropout_absent() is not None:
             raise ConfigError(f"--dropout: {self.dropout_absent()}; leave it at 0")
         return self

@@ -13,6 +13,7 @@ from training.config import FitConfig
 from training.data.instances import Interactions, LibfmData
 from training.data.schema import FeatureSchema
 from training.data.specs import load_data
+from training.device import training_device
 from training.errors import ConfigError
 from training.evaluation import Evaluator, test_report
 from training.graph import build_adjacency, node_fields
@@ -29,10 +30,12 @@ def prepare(config: FitConfig) -> tuple[Interactions | LibfmData, Split]:
 
 
 def fit_and_save(config: FitConfig, progress: bool = True) -> dict[str, Any]:
+    device = training_device(config.device)  # before any work: a missing GPU fails at once
     data, split = prepare(config)
     torch.manual_seed(config.seed)  # the initialisation is part of what a seed reproduces
     model = build_model(config.model, data.schema.n_features, split.train.slot_field, config)
     graph = attach_graph(model, split, data.schema, config) if config.embedding == "gcn" else {}
+    model.to(device)
     result = fit(model, split, config, progress)
     model.materialize_graph()  # from here on an ordinary table: what is saved and tested
     epoch_seconds = statistics.mean(r.seconds for r in result.history)

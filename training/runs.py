@@ -25,7 +25,7 @@ def save_run(out: Path, config: FitConfig, schema: FeatureSchema, model: torch.n
     (out / SCHEMA).write_text(json.dumps(schema.to_dict()))
     (out / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
     (out / HISTORY).write_text(json.dumps([vars(r) for r in result.history], indent=1) + "\n")
-    torch.save(model.state_dict(), out / WEIGHTS)
+    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, out / WEIGHTS)
     plot_learning_curve(result, out / CURVE)
 
 

@@ -11,6 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from training.config import FitConfig
+from training.device import model_device, on_device
 from training.evaluation import Evaluator, headline
 from training.objectives import BPR, Pointwise, make_objective
 from training.protocols import Split
@@ -77,12 +78,13 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                 progress: bool) -> float:
     """One pass over the objective's batches; returns the mean batch loss."""
     model.train()
-    losses = torch.zeros(len(objective))
+    device = model_device(model)
+    losses = torch.zeros(len(objective), device=device)
     bar = tqdm(objective.batches(epoch, generator), total=len(objective), desc=f"epoch {epoch}",
                leave=False, disable=not progress, unit="batch", mininterval=0.5)
     for step, batch in enumerate(bar):
         optimizer.zero_grad(set_to_none=True)
-        loss = objective.loss(model, batch)
+        loss = objective.loss(model, on_device(batch, device))
         loss.backward()
         optimizer.step()
         losses[step] = loss.detach()

@@ -45,6 +45,8 @@ def test_fit_then_evaluate_reproduces_test_metrics(tmp_path, task, keys):
     (["fit", "--model", "gpt", "--data", SMALL], "gpt"),
     (["fit", "--lr", "fast"], "--lr"),
     (["evaluate", "--run", "/no/run"], "/no/run"),
+    (["fit", "--device", "tpu"], "--device"),
+    (["fit", "--device", "cuda:99", "--data", SMALL], "--device cuda:99"),
 ])
 def test_bad_input_is_one_clear_line(args, needle):
     done = cli(*args)
