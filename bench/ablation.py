@@ -6,6 +6,10 @@ bench/ablation_runs.jsonl (committed), so the runner resumes where any earlier r
 `--report` only rewrites the RESULTS.md section and the chart from that file.
 
     python -m bench.ablation --jobs 2 [--only fm gmlfm-dnn] [--tasks topn rating] [--report]
+                             [--device cuda]
+
+With --device cuda every worker trains on the one GPU (run as many jobs as CPU cores feed it);
+the record's options then say so.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from bench.ablation_grid import (
     LOSSES,
@@ -40,7 +44,10 @@ def train_one(key: str, options: dict) -> dict:
     config = resolve({}, {**options, "out": f"runs/ablation/{key.replace('|', '_')}"})
     metrics = fit_and_save(config, progress=False)
     keep = ("valid", "test", "epochs", "best_epoch", "epoch_seconds", "train_seconds")
-    return {"key": key, "options": options, **{k: metrics[k] for k in keep}}
+    result = {"key": key, "options": options, **{k: metrics[k] for k in keep}}
+    if config.device != "cpu":
+        result["device_name"] = torch.cuda.get_device_name(torch.device(config.device))
+    return result
 
 
 def pending(runs: dict, variant: str, task: str, loss: str) -> list[tuple[str, dict]]:
@@ -56,7 +63,8 @@ def pending(runs: dict, variant: str, task: str, loss: str) -> list[tuple[str, d
     return [(k, o) for k, o in todo if k not in runs]
 
 
-def run_all(variants: Sequence[str], tasks: Sequence[str], jobs: int) -> None:
+def run_all(variants: Sequence[str], tasks: Sequence[str], jobs: int, device: str) -> None:
+    extra = {} if device == "cpu" else {"device": device}
     while True:
         runs = load_runs()
         todo = [item for loss in ("squared", "bpr") for v in variants for t in tasks
@@ -64,7 +72,10 @@ def run_all(variants: Sequence[str], tasks: Sequence[str], jobs: int) -> None:
         if not todo:
             return
         with ProcessPoolExecutor(jobs) as pool:
-            for result in pool.map(train_one, *zip(*todo[:jobs * 4])):
+            futures = [pool.submit(train_one, key, {**options, **extra})
+                       for key, options in todo[:jobs * 4]]
+            for future in as_completed(futures):  # record each run the moment it ends
+                result = future.result()
                 with RUNS.open("a") as out:
                     out.write(json.dumps(result) + "\n")
                 print(result["key"], result["test"], flush=True)
@@ -76,10 +87,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--only", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--tasks", nargs="+", choices=list(LOSSES), default=list(LOSSES))
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N for every run")
     parser.add_argument("--report", action="store_true", help="only rewrite the report")
     args = parser.parse_args(argv)
     if not args.report:
-        run_all(args.only, args.tasks, args.jobs)
+        run_all(args.only, args.tasks, args.jobs, args.device)
     write_report(load_runs())
 
 

@@ -60,13 +60,26 @@ def table(runs: dict, task: str, loss: str) -> tuple[str, dict[str, list]]:
         complete[variant] = found
         cells = [mean_std([r["test"][c] for r in found]) for c in cols]
         cells += [f"{statistics.mean(r['epochs'] for r in found):.0f}",
-                  f"{statistics.mean(r['epoch_seconds'] for r in found):.1f}"]
+                  f"{statistics.mean(r['epoch_seconds'] for r in found):.1f}{where(found)}"]
         lines.append(f"| {variant} | {cell['lr']:g} | {cell['dropout']:g} | "
                      + " | ".join(cells) + " |")
     missing = [v for v in VARIANTS if v not in complete and loss in losses(v, task)]
     if missing:
         lines.append(f"\nNot yet run to 3 seeds: {', '.join(missing)}.")
     return "\n".join(lines), complete
+
+
+def where(found: list[dict]) -> str:
+    """Marks epoch seconds measured off this project's 2-core CPU (they do not compare)."""
+    names = sorted({r.get("device_name", "cpu") for r in found})
+    return "" if names == ["cpu"] else f" ({', '.join(names)})"
+
+
+def off_cpu_rows(runs: dict) -> str:
+    """'variant task loss (device)' for each row with runs trained off the CPU."""
+    rows = {(" ".join(r["key"].split("|")[:3]), r["device_name"])
+            for r in runs.values() if "device_name" in r}
+    return ", ".join(f"{row} ({name})" for row, name in sorted(rows))
 
 
 def bar_check(complete: dict[str, dict[str, list]]) -> str:
@@ -198,6 +211,11 @@ def write_report(runs: dict) -> None:
              "without its weight below 2 layers) on seed 0, best cell by validation (NDCG@10 / "
              "RMSE), then seeds 0–2 at that cell; test metrics are mean ± std over the 3 seeds. "
              "k = 64, batch 256, Adam, the protocol's fixed negatives.\n"]
+    off_cpu = off_cpu_rows(runs)
+    if off_cpu:
+        parts.append(f"Trained on a GPU (`--device cuda`): {off_cpu}; every other row on this "
+                     "project's 2-core CPU, and their epoch seconds do not compare. Section "
+                     "device-agreement reruns CPU rows on the GPU to show the metrics agree.\n")
     found: dict[tuple[str, str], dict[str, list]] = {}
     for task, loss in (("topn", "squared"), ("rating", "squared"), ("topn", "bpr")):
         text, found[task, loss] = table(runs, task, loss)

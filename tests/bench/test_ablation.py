@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bench.ablation import pending
 from bench.ablation_grid import GRID, SEEDS, best_cell, cells, losses, run_key
-from bench.ablation_report import bpr_against_squared, gem_effect
+from bench.ablation_report import bpr_against_squared, gem_effect, off_cpu_rows, where
 
 
 def _run(variant: str, cell: dict, seed: int, ndcg: float) -> dict:
@@ -65,3 +65,20 @@ def test_gem_table_tells_a_pending_run_from_one_outside_the_grid():
     assert rows["fm+gem"].endswith("| not run yet |")  # fm+gem belongs to the top-n grid
     assert rows["fm+gem-b"].endswith("| — (not in the grid) |")  # rating-only by design
     assert "not run yet | not run yet" in rows["nfm+gem"]
+
+
+def test_epoch_seconds_off_the_cpu_are_marked_with_the_device():
+    cpu = {"epoch_seconds": 100.0}
+    gpu = {"epoch_seconds": 4.0, "device_name": "NVIDIA H200"}
+    assert where([cpu, cpu]) == ""
+    assert where([gpu, gpu]) == " (NVIDIA H200)"
+    assert where([cpu, gpu]) == " (NVIDIA H200, cpu)"
+
+
+def test_rows_trained_off_the_cpu_are_named_once_each():
+    runs = {k: {"key": k, **extra} for k, extra in (
+        ("xdeepfm|topn|squared|lr=0.001|dropout=0.0|seed=0", {"device_name": "NVIDIA H200"}),
+        ("xdeepfm|topn|squared|lr=0.001|dropout=0.0|seed=1", {"device_name": "NVIDIA H200"}),
+        ("fm|topn|squared|lr=0.001|dropout=0.0|seed=0", {}))}
+    assert off_cpu_rows(runs) == "xdeepfm topn squared (NVIDIA H200)"
+    assert off_cpu_rows({}) == ""
