@@ -224,7 +224,8 @@ def write_report(runs: dict) -> None:
     parts.append("### BPR against the squared loss (top-n test, 3 seeds each)\n\n"
                  + bpr_against_squared(complete["topn"], found["topn", "bpr"]) + "\n")
     parts.append("### GML-FM-dnn against the best public implementation\n\n"
-                 + bar_check(complete) + "\n\n" + TRIED + "\n")
+                 + bar_check(complete) + "\n\nSection more-seeds repeats the headline rows "
+                 "over 10 seeds, to tell a miss from seed noise.\n\n" + TRIED + "\n")
     chart(complete)
     parts.append("![ablation chart](ablation.png)\n")
     parts.append("### GEM against its base model (3 seeds each)\n\n" + gem_effect(complete) + "\n")
