@@ -15,9 +15,7 @@ the record's options then say so.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from bench.ablation_grid import (
     LOSSES,
@@ -31,23 +29,7 @@ from bench.ablation_grid import (
     run_key,
 )
 from bench.ablation_report import write_report
-
-
-def train_one(key: str, options: dict) -> dict:
-    """One fit in a worker process with one torch thread (two workers fill two cores)."""
-    import torch
-
-    torch.set_num_threads(1)
-    from training.config import resolve
-    from training.pipeline import fit_and_save
-
-    config = resolve({}, {**options, "out": f"runs/ablation/{key.replace('|', '_')}"})
-    metrics = fit_and_save(config, progress=False)
-    keep = ("valid", "test", "epochs", "best_epoch", "epoch_seconds", "train_seconds")
-    result = {"key": key, "options": options, **{k: metrics[k] for k in keep}}
-    if config.device != "cpu":
-        result["device_name"] = torch.cuda.get_device_name(torch.device(config.device))
-    return result
+from bench.records import run_and_record
 
 
 def pending(runs: dict, variant: str, task: str, loss: str) -> list[tuple[str, dict]]:
@@ -64,21 +46,13 @@ def pending(runs: dict, variant: str, task: str, loss: str) -> list[tuple[str, d
 
 
 def run_all(variants: Sequence[str], tasks: Sequence[str], jobs: int, device: str) -> None:
-    extra = {} if device == "cpu" else {"device": device}
     while True:
         runs = load_runs()
         todo = [item for loss in ("squared", "bpr") for v in variants for t in tasks
                 if loss in losses(v, t) for item in pending(runs, v, t, loss)]
         if not todo:
             return
-        with ProcessPoolExecutor(jobs) as pool:
-            futures = [pool.submit(train_one, key, {**options, **extra})
-                       for key, options in todo[:jobs * 4]]
-            for future in as_completed(futures):  # record each run the moment it ends
-                result = future.result()
-                with RUNS.open("a") as out:
-                    out.write(json.dumps(result) + "\n")
-                print(result["key"], result["test"], flush=True)
+        run_and_record(todo[:jobs * 4], jobs, RUNS, device)
         write_report(load_runs())
 
 

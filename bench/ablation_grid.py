@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from bench.records import load_records
 from training.config import FitConfig
 
 RUNS = Path(__file__).resolve().parent / "ablation_runs.jsonl"
@@ -76,9 +76,7 @@ def run_key(variant: str, task: str, loss: str, cell: dict, seed: int) -> str:
 
 
 def load_runs() -> dict[str, dict]:
-    if not RUNS.exists():
-        return {}
-    return {r["key"]: r for r in map(json.loads, RUNS.read_text().splitlines()) if r}
+    return load_records(RUNS)
 
 
 def headline(task: str, run: dict) -> float:

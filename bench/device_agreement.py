@@ -11,15 +11,12 @@ draw dropout from another generator, so runs agree in distribution, not bit for 
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from bench.ablation import train_one
 from bench.ablation_grid import SEEDS, best_cell, load_runs, run_key
+from bench.records import load_records, rerun_main, run_and_record
 from bench.results import mean_std, write_section
 
 RUNS = Path(__file__).resolve().parent / "device_agreement_runs.jsonl"
@@ -36,20 +33,16 @@ def cpu_runs(recorded: dict, variant: str, task: str) -> list[dict]:
 
 
 def rerun(device: str, jobs: int) -> None:
-    recorded, done = load_runs(), _load()
-    todo = [(r["key"], {**r["options"], "device": device}) for v, t, _ in ROWS
-            for r in cpu_runs(recorded, v, t) if r["key"] not in done]
-    with ProcessPoolExecutor(jobs) as pool:
-        futures = [pool.submit(train_one, key, options) for key, options in todo]
-        for future in as_completed(futures):
-            result = future.result()
-            with RUNS.open("a") as out:
-                out.write(json.dumps(result) + "\n")
-            print(result["key"], result["test"], flush=True)
+    if device == "cpu":
+        raise SystemExit("device_agreement reruns CPU rows on a GPU: give --device cuda")
+    recorded, done = load_runs(), load_records(RUNS)
+    todo = [(r["key"], r["options"]) for v, t, _ in ROWS for r in cpu_runs(recorded, v, t)
+            if r["key"] not in done]
+    run_and_record(todo, jobs, RUNS, device)
 
 
 def report() -> None:
-    recorded, gpu = load_runs(), _load()
+    recorded, gpu = load_runs(), load_records(RUNS)
     lines = ["## device-agreement: the same runs on the CPU and on a GPU\n",
              "Command: `python -m bench.device_agreement --device cuda` on a GPU machine, then "
              "`--report`. Each row: the ablation's best cell, seeds 0–2, test metric mean ± "
@@ -73,21 +66,8 @@ def report() -> None:
     write_section("device-agreement", "\n".join(lines))
 
 
-def _load() -> dict[str, dict]:
-    if not RUNS.exists():
-        return {}
-    return {r["key"]: r for r in map(json.loads, RUNS.read_text().splitlines()) if r}
-
-
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda", help="the GPU to rerun on")
-    parser.add_argument("--jobs", type=int, default=12)
-    parser.add_argument("--report", action="store_true", help="only rewrite the report")
-    args = parser.parse_args(argv)
-    if not args.report:
-        rerun(args.device, args.jobs)
-    report()
+    rerun_main(argv, __doc__, rerun, report, jobs=12)
 
 
 if __name__ == "__main__":

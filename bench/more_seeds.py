@@ -11,17 +11,14 @@ public number in standard errors. Seeds 0–2 are the ablation's own records.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import statistics
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from bench.ablation import train_one
 from bench.ablation_grid import SEEDS, VARIANTS, best_cell, load_runs, run_key
 from bench.ablation_report import EXTERNAL
+from bench.records import load_records, rerun_main, run_and_record
 from bench.results import write_section
 
 RUNS = Path(__file__).resolve().parent / "more_seeds_runs.jsonl"
@@ -46,20 +43,13 @@ def extra_runs(recorded: dict) -> list[tuple[str, dict]]:
 
 
 def rerun(device: str, jobs: int) -> None:
-    done = _load()
-    todo = [(k, {**o, "device": device} if device != "cpu" else o)
-            for k, o in extra_runs(load_runs()) if k not in done]
-    with ProcessPoolExecutor(jobs) as pool:
-        futures = [pool.submit(train_one, key, options) for key, options in todo]
-        for future in as_completed(futures):
-            result = future.result()
-            with RUNS.open("a") as out:
-                out.write(json.dumps(result) + "\n")
-            print(result["key"], result["test"], flush=True)
+    done = load_records(RUNS)
+    run_and_record([(k, o) for k, o in extra_runs(load_runs()) if k not in done], jobs, RUNS,
+                   device)
 
 
 def report() -> None:
-    recorded, extra = load_runs(), _load()
+    recorded, extra = load_runs(), load_records(RUNS)
     lines = ["## more-seeds: the headline rows over 10 seeds\n",
              "Command: `python -m bench.more_seeds --device cuda`, then `--report`. The "
              "ablation's best cell for each row, not re-tuned; seeds 0–2 are the ablation's "
@@ -89,21 +79,8 @@ def report() -> None:
     write_section("more-seeds", "\n".join(lines))
 
 
-def _load() -> dict[str, dict]:
-    if not RUNS.exists():
-        return {}
-    return {r["key"]: r for r in map(json.loads, RUNS.read_text().splitlines()) if r}
-
-
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--report", action="store_true", help="only rewrite the report")
-    args = parser.parse_args(argv)
-    if not args.report:
-        rerun(args.device, args.jobs)
-    report()
+    rerun_main(argv, __doc__, rerun, report, jobs=2)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,60 @@
+"""Benchmark fits in worker processes, each appended to a JSON-lines record as it ends, so a
+killed run loses only the fits still in flight and the next start resumes from the file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+
+def train_one(key: str, options: dict) -> dict:
+    """One fit in a worker process with one torch thread (two workers fill two cores)."""
+    import torch
+
+    torch.set_num_threads(1)
+    from training.config import resolve
+    from training.pipeline import fit_and_save
+
+    config = resolve({}, {**options, "out": f"runs/ablation/{key.replace('|', '_')}"})
+    metrics = fit_and_save(config, progress=False)
+    keep = ("valid", "test", "epochs", "best_epoch", "epoch_seconds", "train_seconds")
+    result = {"key": key, "options": options, **{k: metrics[k] for k in keep}}
+    if config.device != "cpu":
+        result["device_name"] = torch.cuda.get_device_name(torch.device(config.device))
+    return result
+
+
+def load_records(path: Path) -> dict[str, dict]:
+    """Finished fits by key; an absent file is none yet."""
+    if not path.exists():
+        return {}
+    return {r["key"]: r for r in map(json.loads, path.read_text().splitlines()) if r}
+
+
+def run_and_record(todo: Sequence[tuple[str, dict]], jobs: int, path: Path,
+                   device: str = "cpu") -> None:
+    """Fit each (key, options) on `device`, appending each result the moment it ends."""
+    extra = {} if device == "cpu" else {"device": device}
+    with ProcessPoolExecutor(jobs) as pool:
+        futures = [pool.submit(train_one, key, {**options, **extra}) for key, options in todo]
+        for future in as_completed(futures):
+            result = future.result()
+            with path.open("a") as out:
+                out.write(json.dumps(result) + "\n")
+            print(result["key"], result["test"], flush=True)
+
+
+def rerun_main(argv: Sequence[str] | None, doc: str, rerun: Callable[[str, int], None],
+               report: Callable[[], None], jobs: int) -> None:
+    """The command line of a script that fits what its record lacks, then reports."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N for every fit")
+    parser.add_argument("--jobs", type=int, default=jobs, help="fits at once")
+    parser.add_argument("--report", action="store_true", help="only rewrite the report")
+    args = parser.parse_args(argv)
+    if not args.report:
+        rerun(args.device, args.jobs)
+    report()
