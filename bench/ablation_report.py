@@ -6,6 +6,7 @@ import statistics
 from pathlib import Path
 
 from bench.ablation_grid import SEEDS, VARIANTS, best_cell, losses, run_key
+from bench.records import device_names
 from bench.results import mean_std, write_section
 
 CHART = Path(__file__).resolve().parent / "ablation.png"
@@ -71,7 +72,7 @@ def table(runs: dict, task: str, loss: str) -> tuple[str, dict[str, list]]:
 
 def where(found: list[dict]) -> str:
     """Marks epoch seconds measured off this project's 2-core CPU (they do not compare)."""
-    names = sorted({r.get("device_name", "cpu") for r in found})
+    names = device_names(found)
     return "" if names == ["cpu"] else f" ({', '.join(names)})"
 
 

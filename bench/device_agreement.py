@@ -15,8 +15,9 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.ablation_grid import SEEDS, best_cell, load_runs, run_key
-from bench.records import load_records, rerun_main, run_and_record
+from bench.ablation_grid import SEEDS, load_runs
+from bench.ablation_report import seed_runs
+from bench.records import device_names, load_records, rerun_main, run_and_record
 from bench.results import mean_std, write_section
 
 RUNS = Path(__file__).resolve().parent / "device_agreement_runs.jsonl"
@@ -26,10 +27,11 @@ ROWS = (("fm", "topn", "hr@10"), ("deepfm", "topn", "hr@10"), ("gmlfm-dnn", "top
 
 
 def cpu_runs(recorded: dict, variant: str, task: str) -> list[dict]:
-    cell = best_cell(recorded, variant, task, "squared")
-    if cell is None:
-        raise SystemExit(f"{variant} {task}: no complete CPU grid in the ablation runs")
-    return [recorded[run_key(variant, task, "squared", cell, s)] for s in SEEDS]
+    """The ablation's 3 seeds at the row's best cell; a clear stop if they are not all in."""
+    _, found = seed_runs(recorded, variant, task, "squared")
+    if len(found) < len(SEEDS):
+        raise SystemExit(f"{variant} {task}: the ablation has not run this row to 3 seeds")
+    return found
 
 
 def rerun(device: str, jobs: int) -> None:
@@ -41,29 +43,34 @@ def rerun(device: str, jobs: int) -> None:
     run_and_record(todo, jobs, RUNS, device)
 
 
-def report() -> None:
-    recorded, gpu = load_runs(), load_records(RUNS)
-    lines = ["## device-agreement: the same runs on the CPU and on a GPU\n",
-             "Command: `python -m bench.device_agreement --device cuda` on a GPU machine, then "
-             "`--report`. Each row: the ablation's best cell, seeds 0–2, test metric mean ± "
-             "std; the CPU runs are the ablation's own records. On the GPU machine 12 runs share "
-             "the one GPU (one process and CPU core each), as the ablation's GPU rows did.\n",
-             "| variant | task | metric | CPU (2 cores) | GPU | GPU − CPU | GPU epoch s |",
-             "|---|---|---|---|---|---|---|"]
+def rows(recorded: dict, gpu: dict) -> list[str]:
+    """One table row per ROWS entry: CPU and GPU means of the same keys, side by side."""
+    lines = []
     for variant, task, metric in ROWS:
         cpu = cpu_runs(recorded, variant, task)
         found = [gpu[r["key"]] for r in cpu if r["key"] in gpu]
         if len(found) < len(cpu):
             lines.append(f"| {variant} | {task} | {metric} | — | not run yet | — | — |")
             continue
-        ours = [[r["test"][metric] for r in runs] for runs in (cpu, found)]
-        names = sorted({r.get("device_name", "?") for r in found})
-        lines.append(f"| {variant} | {task} | {metric} | {mean_std(ours[0])} | "
-                     f"{mean_std(ours[1])} | "
-                     f"{statistics.mean(ours[1]) - statistics.mean(ours[0]):+.4f} | "
+        on_cpu, on_gpu = ([r["test"][metric] for r in runs] for runs in (cpu, found))
+        lines.append(f"| {variant} | {task} | {metric} | {mean_std(on_cpu)} | "
+                     f"{mean_std(on_gpu)} | "
+                     f"{statistics.mean(on_gpu) - statistics.mean(on_cpu):+.4f} | "
                      f"{statistics.mean(r['epoch_seconds'] for r in found):.1f} "
-                     f"({', '.join(names)}) |")
-    write_section("device-agreement", "\n".join(lines))
+                     f"({', '.join(device_names(found))}) |")
+    return lines
+
+
+def report() -> None:
+    header = ["## device-agreement: the same runs on the CPU and on a GPU\n",
+              "Command: `python -m bench.device_agreement --device cuda` on a GPU machine, then "
+              "`--report`. Each row: the ablation's best cell, seeds 0–2, test metric mean ± "
+              "std; the CPU runs are the ablation's own records. On the GPU machine 12 runs "
+              "share the one GPU (one process and CPU core each), as the ablation's GPU rows "
+              "did.\n",
+              "| variant | task | metric | CPU (2 cores) | GPU | GPU − CPU | GPU epoch s |",
+              "|---|---|---|---|---|---|---|"]
+    write_section("device-agreement", "\n".join(header + rows(load_runs(), load_records(RUNS))))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

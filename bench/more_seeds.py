@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench.ablation_grid import SEEDS, VARIANTS, best_cell, load_runs, run_key
 from bench.ablation_report import EXTERNAL
-from bench.records import load_records, rerun_main, run_and_record
+from bench.records import device_names, load_records, rerun_main, run_and_record
 from bench.results import write_section
 
 RUNS = Path(__file__).resolve().parent / "more_seeds_runs.jsonl"
@@ -29,13 +29,19 @@ ROWS = (("gmlfm-dnn", "topn"), ("fm", "topn"), ("deepfm", "topn"), ("gmlfm-dnn",
 METRICS = {"topn": (("hr@10", max), ("ndcg@10", max)), "rating": (("rmse", min),)}
 
 
+def row_cell(recorded: dict, variant: str, task: str) -> dict:
+    """The row's ablation-best cell; a clear stop while its grid is incomplete."""
+    cell = best_cell(recorded, variant, task, "squared")
+    if cell is None:
+        raise SystemExit(f"{variant} {task}: the ablation has no complete grid yet")
+    return cell
+
+
 def extra_runs(recorded: dict) -> list[tuple[str, dict]]:
     """(key, options) of every extra-seed run, at each row's recorded best cell."""
     todo = []
     for variant, task in ROWS:
-        cell = best_cell(recorded, variant, task, "squared")
-        if cell is None:
-            raise SystemExit(f"{variant} {task}: the ablation has no complete grid yet")
+        cell = row_cell(recorded, variant, task)
         base = {**VARIANTS[variant], "task": task, "loss": "squared", **cell}
         todo += [(run_key(variant, task, "squared", cell, s), {**base, "seed": s})
                  for s in EXTRA_SEEDS]
@@ -48,25 +54,15 @@ def rerun(device: str, jobs: int) -> None:
                    device)
 
 
-def report() -> None:
-    recorded, extra = load_runs(), load_records(RUNS)
-    lines = ["## more-seeds: the headline rows over 10 seeds\n",
-             "Command: `python -m bench.more_seeds --device cuda`, then `--report`. The "
-             "ablation's best cell for each row, not re-tuned; seeds 0–2 are the ablation's "
-             "runs, seeds 3–9 ran here (device in the last column). The bar is the best public "
-             "number (issue #3); margin in standard errors of the 10-seed mean (SE = std/√n); "
-             "positive means better than the bar. The bar is itself one seed (HR@10 SE about "
-             "0.016), so a margin within a few SE is not a verdict either way.\n",
-             "| variant | task | metric | seeds | mean ± std | SE | best public | margin | "
-             "margin / SE | seeds 3–9 on |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+def rows(recorded: dict, extra: dict) -> list[str]:
+    """Per row and metric: every seed found, its mean, SE and margin to the bar (positive:
+    better than the bar, whichever direction the metric improves in)."""
+    lines = []
     for variant, task in ROWS:
-        cell = best_cell(recorded, variant, task, "squared")
+        cell = row_cell(recorded, variant, task)
         keys = [run_key(variant, task, "squared", cell, s) for s in SEEDS + EXTRA_SEEDS]
-        runs = [recorded.get(k) or extra.get(k) for k in keys]
-        found = [r for r in runs if r]
-        where = ", ".join(sorted({r.get("device_name", "cpu") for r in found
-                                  if r["key"] in extra})) or "—"
+        found = [r for r in (recorded.get(k) or extra.get(k) for k in keys) if r]
+        where = ", ".join(device_names([r for r in found if r["key"] in extra])) or "—"
         for metric, better in METRICS[task]:
             values = [r["test"][metric] for r in found]
             mean, std = statistics.mean(values), statistics.stdev(values)
@@ -76,7 +72,21 @@ def report() -> None:
             lines.append(f"| {variant} | {task} | {metric} | {len(values)} | {mean:.4f} ± "
                          f"{std:.4f} | {se:.4f} | {bar:.3f} | {margin:+.4f} | "
                          f"{margin / se:+.1f} | {where} |")
-    write_section("more-seeds", "\n".join(lines))
+    return lines
+
+
+def report() -> None:
+    header = ["## more-seeds: the headline rows over 10 seeds\n",
+              "Command: `python -m bench.more_seeds --device cuda`, then `--report`. The "
+              "ablation's best cell for each row, not re-tuned; seeds 0–2 are the ablation's "
+              "runs, seeds 3–9 ran here (device in the last column). The bar is the best "
+              "public number (issue #3); margin in standard errors of the 10-seed mean (SE = "
+              "std/√n); positive means better than the bar. The bar is itself one seed (HR@10 "
+              "SE about 0.016), so a margin within a few SE is not a verdict either way.\n",
+              "| variant | task | metric | seeds | mean ± std | SE | best public | margin | "
+              "margin / SE | seeds 3–9 on |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    write_section("more-seeds", "\n".join(header + rows(load_runs(), load_records(RUNS))))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

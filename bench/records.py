@@ -34,6 +34,11 @@ def load_records(path: Path) -> dict[str, dict]:
     return {r["key"]: r for r in map(json.loads, path.read_text().splitlines()) if r}
 
 
+def device_names(runs: Sequence[dict]) -> list[str]:
+    """Where a set of fits ran: 'cpu' or the GPU's name, each once."""
+    return sorted({r.get("device_name", "cpu") for r in runs})
+
+
 def run_and_record(todo: Sequence[tuple[str, dict]], jobs: int, path: Path,
                    device: str = "cpu") -> None:
     """Fit each (key, options) on `device`, appending each result the moment it ends."""
