@@ -29,7 +29,7 @@ from bench.ablation_grid import (
     run_key,
 )
 from bench.ablation_report import write_report
-from bench.records import run_and_record
+from bench.records import device_arg, run_and_record
 
 
 def pending(runs: dict, variant: str, task: str, loss: str) -> list[tuple[str, dict]]:
@@ -61,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--only", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--tasks", nargs="+", choices=list(LOSSES), default=list(LOSSES))
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N for every run")
+    parser.add_argument("--device", type=device_arg, default="cpu",
+                        help="cpu, cuda or cuda:N for every run")
     parser.add_argument("--report", action="store_true", help="only rewrite the report")
     args = parser.parse_args(argv)
     if not args.report:

@@ -10,6 +10,20 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 
+def device_arg(name: str) -> str:
+    """argparse type for --device: a bad name or a missing GPU stops the script at once, not
+    in every worker it would start."""
+    from training.config import resolve
+    from training.device import training_device
+    from training.errors import ConfigError
+
+    try:
+        training_device(resolve({}, {"device": name}).device)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return name
+
+
 def train_one(key: str, options: dict) -> dict:
     """One fit in a worker process with one torch thread (two workers fill two cores)."""
     import torch
@@ -56,7 +70,8 @@ def rerun_main(argv: Sequence[str] | None, doc: str, rerun: Callable[[str, int],
                report: Callable[[], None], jobs: int) -> None:
     """The command line of a script that fits what its record lacks, then reports."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N for every fit")
+    parser.add_argument("--device", type=device_arg, default="cpu",
+                        help="cpu, cuda or cuda:N for every fit")
     parser.add_argument("--jobs", type=int, default=jobs, help="fits at once")
     parser.add_argument("--report", action="store_true", help="only rewrite the report")
     args = parser.parse_args(argv)
