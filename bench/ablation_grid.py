@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.records import load_records
-from training.config import FitConfig
+from training.config import resolve
+from training.errors import ConfigError
 
 RUNS = Path(__file__).resolve().parent / "ablation_runs.jsonl"
 GRID = [{"lr": lr, "dropout": dropout} for lr in (1e-3, 3e-3) for dropout in (0.0, 0.3)]
@@ -66,9 +67,16 @@ def losses(variant: str, task: str) -> tuple[str, ...]:
 
 def cells(variant: str) -> list[dict]:
     """The grid a variant is tuned on: without the dropout axis for a model that has none."""
-    if FitConfig(**VARIANTS[variant]).dropout_absent() is not None:
-        return [c for c in GRID if c["dropout"] == 0.0]
-    return GRID
+    return GRID if takes_dropout(VARIANTS[variant]) else [c for c in GRID if c["dropout"] == 0.0]
+
+
+def takes_dropout(options: dict) -> bool:
+    """Whether a model so configured has something to drop (its options refuse it if not)."""
+    try:
+        resolve({}, {**options, "dropout": 0.1})
+    except ConfigError:
+        return False
+    return True
 
 
 def run_key(variant: str, task: str, loss: str, cell: dict, seed: int) -> str:

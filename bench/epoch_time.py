@@ -16,12 +16,12 @@ import torch
 
 from bench.results import write_section
 from training.config import resolve
+from training.data.protocols import make_split
 from training.data.specs import load_data
+from training.loop.objectives import make_objective
+from training.loop.trainer import make_optimizer, train_epoch
 from training.models import build_model
-from training.objectives import make_objective
 from training.pipeline import attach_graph
-from training.protocols import make_split
-from training.trainer import make_optimizer, train_epoch
 
 DEFAULT_MODELS = [
     ("fm", {}),

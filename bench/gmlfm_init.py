@@ -24,10 +24,10 @@ def run(layers: int, start: str, seed: int) -> dict:
 
     torch.set_num_threads(1)
     from training.config import resolve
-    from training.evaluation import test_report
+    from training.loop.evaluation import test_report
+    from training.loop.trainer import fit
     from training.models import build_model
     from training.pipeline import prepare
-    from training.trainer import fit
 
     config = resolve({}, {"model": "gmlfm", "layers": layers, "transform_init": start,
                           "seed": seed})

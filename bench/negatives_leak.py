@@ -28,12 +28,12 @@ def run(model: str, mode: str, seed: int) -> dict:
 
     torch.set_num_threads(1)
     from training.config import resolve
+    from training.data.protocols import make_split
     from training.data.sampling import pair_keys
     from training.data.specs import load_data
-    from training.evaluation import test_report
+    from training.loop.evaluation import test_report
+    from training.loop.trainer import fit
     from training.models import build_model
-    from training.protocols import make_split
-    from training.trainer import fit
 
     config = resolve({}, {"model": model, "seed": seed,
                           "resample_negatives": mode != "fixed"})

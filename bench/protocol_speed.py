@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable, Sequence
 
 from bench.results import write_section
+from training.data.graph import build_adjacency, node_fields
+from training.data.protocols import rating_split, topn_split
 from training.data.synthetic import load_synthetic
-from training.graph import build_adjacency, node_fields
-from training.protocols import rating_split, topn_split
 
 
 def timed(fn: Callable[[], object]) -> tuple[object, float]:

@@ -14,11 +14,11 @@ def device_arg(name: str) -> str:
     """argparse type for --device: a bad name or a missing GPU stops the script at once, not
     in every worker it would start."""
     from training.config import resolve
-    from training.device import training_device
     from training.errors import ConfigError
+    from training.loop.device import training_device
 
     try:
-        training_device(resolve({}, {"device": name}).device)
+        training_device(resolve({}, {"device": name}).run.device)
     except ConfigError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
     return name
@@ -36,8 +36,8 @@ def train_one(key: str, options: dict) -> dict:
     metrics = fit_and_save(config, progress=False)
     keep = ("valid", "test", "epochs", "best_epoch", "epoch_seconds", "train_seconds")
     result = {"key": key, "options": options, **{k: metrics[k] for k in keep}}
-    if config.device != "cpu":
-        result["device_name"] = torch.cuda.get_device_name(torch.device(config.device))
+    if config.run.device != "cpu":
+        result["device_name"] = torch.cuda.get_device_name(torch.device(config.run.device))
     return result
 
 

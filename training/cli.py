@@ -11,34 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from training.config import FitConfig, read_toml, resolve
+from training.config import FitConfig, all_specs, models_taking, read_toml, resolve
 from training.errors import ConfigError, GmlrecError
-
-_HELP = {
-    "data": "movielens-100k | movielens-1m:PATH | libfm:PATH | synthetic:k=v,...",
-    "task": "topn (leave-one-out ranking) or rating (±1 regression)",
-    "model": "fm, gmlfm, nfm, transfm, deepfm, xdeepfm or afm",
-    "out": "run folder for metrics.json, weights, config and plots",
-    "group_size": "libFM top-n: lines per test group, the positive first",
-    "dim": "embedding size k", "dropout": "dropout rate", "init_std": "std of N(0, s) init",
-    "loss": "squared (pointwise on ±1 labels) or bpr (pairwise, top-n)",
-    "resample_negatives": "draw fresh training negatives every epoch",
-    "lr": "Adam learning rate", "batch_size": "mini-batch size",
-    "l2": "L2 weight decay", "epochs": "maximum epochs", "seed": "seed of split and training",
-    "patience": "epochs without validation improvement before stopping",
-    "distance": "GML-FM metric: euclidean, mahalanobis, dnn, manhattan, chebyshev, cosine",
-    "layers": "GML-FM DNN transform depth (0 = Euclidean)",
-    "weight": "drop GML-FM's transformation weight h",
-    "embedding": "plain (lookup) or gcn (GEM: graph-convolved embeddings)",
-    "graph": "GEM graph: a (every co-occurring pair) or b (user-item edges only)",
-    "graph_fields": "GEM node fields, comma-separated (default: fields with >= 3 values)",
-    "gcn_layers": "GEM GCN layers", "gcn_dropout": "dropout on the GCN output",
-    "sampling": "GEM neighbour-sampling ratio: share of neighbour edges used (0-1)",
-    "gcn_activation": "GEM activation: none, tanh or relu",
-    "form": "exact GML-FM form: auto (cheapest for the width), pairwise, gram, additive",
-    "transform_init": "GML-FM transform start: identity (Euclidean) or paper (N(0, init-std))",
-    "device": "where to train and evaluate: cpu, cuda or cuda:N (results come back to the CPU)",
-}
+from training.models import MODELS
+from training.options import Spec, specs
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,29 +30,49 @@ def build_parser() -> argparse.ArgumentParser:
     fit = commands.add_parser("fit", help="train a model and write a run folder")
     fit.add_argument("--config", type=Path, help="TOML file of options; flags override it")
     fit.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
-    for name, default in FitConfig().to_dict().items():
-        flag = "--" + name.replace("_", "-")
-        if isinstance(default, bool):  # a switch that flips the default
-            switch = f"--no-{name}" if default else flag
-            fit.add_argument(switch.replace("_", "-"), dest=name, action="store_const",
-                             const=not default, default=None, help=_HELP[name])
-            continue
-        fit.add_argument(flag, dest=name, type=type(default), default=None,
-                         help=f"{_HELP[name]} (default {default})")
+    fit.add_argument("--overwrite", action="store_true",
+                     help="replace the finished run at --out (refused otherwise)")
+    for spec in all_specs():
+        _add_option(fit, spec)
     evaluate = commands.add_parser("evaluate", help="recompute a finished run's test metrics")
     evaluate.add_argument("--run", type=Path, required=True, help="run folder written by fit")
     evaluate.add_argument("--data", help="evaluate on this data spec instead of the run's")
     return parser
 
 
+def _add_option(parser: argparse.ArgumentParser, spec: Spec) -> None:
+    """One flag per option, its help from the declaration; values are checked by the option
+    groups, so a TOML file and a flag meet the same checks and messages."""
+    takers = models_taking(spec.name)
+    only = f" [{', '.join(takers)}]" if takers and len(takers) < len(MODELS) else ""
+    if spec.kind is bool:  # a switch that flips the default
+        switch = f"--no-{spec.name}" if spec.default else spec.flag
+        parser.add_argument(switch.replace("_", "-"), dest=spec.name, action="store_const",
+                            const=not spec.default, default=None, help=spec.help + only)
+        return
+    default = f"{spec.default!r}" if spec.default == "" else spec.default
+    by_model = {m: s.choices for m in takers for s in specs(MODELS[m].options)
+                if s.name == spec.name}
+    choices = f"; {' | '.join(spec.choices)}" if spec.choices else ""
+    if len(set(by_model.values())) > 1:  # one flag, choices of its own per model
+        choices = "".join(f"; {m}: {' | '.join(c)}" for m, c in by_model.items())
+    parser.add_argument(spec.flag, dest=spec.name, default=None, metavar=spec.name.upper(),
+                        help=f"{spec.help}{only} (default {default}{choices})")
+
+
 def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        parser.print_usage(sys.stderr)
+        return 2
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(argv)
         if args.command == "fit":
-            options = {k: v for k, v in vars(args).items() if k not in ("command", "config",
-                                                                       "quiet")}
+            options = {k: v for k, v in vars(args).items()
+                       if k not in ("command", "config", "quiet", "overwrite")}
             config = resolve(read_toml(args.config) if args.config else {}, options)
-            metrics = run_fit(config, progress=not args.quiet)
+            metrics = run_fit(config, progress=not args.quiet, overwrite=args.overwrite)
         else:
             metrics = run_evaluate(args.run, args.data)
     except GmlrecError as err:
@@ -89,10 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_fit(config: FitConfig, progress: bool = True) -> dict[str, Any]:
+def run_fit(config: FitConfig, progress: bool = True, overwrite: bool = False
+            ) -> dict[str, Any]:
     from training.pipeline import fit_and_save
 
-    return fit_and_save(config, progress)
+    return fit_and_save(config, progress, overwrite)
 
 
 def run_evaluate(run: Path, data: str | None) -> dict[str, Any]:

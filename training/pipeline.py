@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from pathlib import Path
@@ -10,59 +11,75 @@ from typing import Any
 import torch
 
 from training.config import FitConfig
+from training.data.graph import build_adjacency, node_fields
 from training.data.instances import Interactions, LibfmData
+from training.data.protocols import Split, make_split
 from training.data.schema import FeatureSchema
 from training.data.specs import load_data
-from training.device import training_device
 from training.errors import ConfigError
-from training.evaluation import Evaluator, test_report
-from training.graph import build_adjacency, node_fields
+from training.loop.device import training_device
+from training.loop.evaluation import Evaluator, test_report
+from training.loop.interrupt import StopRequest
+from training.loop.trainer import FitResult, fit
 from training.models import FeatureModel, build_model
-from training.models.gem import GraphEmbedding
-from training.protocols import Split, make_split
-from training.runs import load_run, save_run
-from training.trainer import fit
+from training.models.gem import GemOptions, GraphEmbedding
+from training.runs import RunFolder, load_run, save_run
 
 
 def prepare(config: FitConfig) -> tuple[Interactions | LibfmData, Split]:
-    data = load_data(config.data)
-    return data, make_split(data, config.task, config.seed, config.group_size)
+    data = load_data(config.run.data)
+    return data, make_split(data, config.run.task, config.run.seed, config.run.group_size)
 
 
-def fit_and_save(config: FitConfig, progress: bool = True) -> dict[str, Any]:
-    device = training_device(config.device)  # before any work: a missing GPU fails at once
-    data, split = prepare(config)
-    torch.manual_seed(config.seed)  # the initialisation is part of what a seed reproduces
-    model = build_model(config.model, data.schema.n_features, split.train.slot_field, config)
-    graph = attach_graph(model, split, data.schema, config) if config.embedding == "gcn" else {}
-    model.to(device)
-    result = fit(model, split, config, progress)
-    model.materialize_graph()  # from here on an ordinary table: what is saved and tested
+def fit_and_save(config: FitConfig, progress: bool = True, overwrite: bool = False
+                 ) -> dict[str, Any]:
+    """The one fit entry point (CLI and benchmarks): train, test, write the run folder."""
+    run = config.run
+    device = training_device(run.device)  # before any work: a missing GPU fails at once
+    with RunFolder(Path(run.out), overwrite) as folder, StopRequest() as stop:
+        data, split = prepare(config)
+        # the seed fixes the initialisation, then, afresh, training's dropout draws
+        torch.manual_seed(run.seed)
+        model = build_model(run.model, data.schema.n_features, split.train.slot_field,
+                            config.model)
+        graph = attach_graph(model, split, data.schema, config.gem, config.model.dim) \
+            if config.gem.embedding == "gcn" else {}
+        model.to(device)
+        torch.manual_seed(run.seed)
+        result = fit(model, split, config.train, run.seed, progress, stop)
+        model.materialize_graph()  # from here on an ordinary table: what is saved and tested
+        metrics = _run_metrics(config, data, split, result, graph)
+        metrics["test"] = test_report(model, split, run.seed)
+        save_run(folder.staging, config, data.schema, model, result, metrics)
+        folder.commit()
+    return metrics
+
+
+def _run_metrics(config: FitConfig, data: Interactions | LibfmData, split: Split,
+                 result: FitResult, graph: dict[str, Any]) -> dict[str, Any]:
     epoch_seconds = statistics.mean(r.seconds for r in result.history)
-    metrics = {
-        "model": config.model, "task": config.task, "data": config.data,
+    return {
+        "model": config.run.model, "task": config.run.task, "data": config.run.data,
         "config": config.to_dict(), "epochs": len(result.history),
-        "best_epoch": result.best_epoch, "train_seconds": round(result.train_seconds, 3),
+        "best_epoch": result.best_epoch, "interrupted": result.interrupted,
+        "train_seconds": round(result.train_seconds, 3),
         "epoch_seconds": round(epoch_seconds, 3),
         "train_instances_per_second": round(len(split.train) / epoch_seconds, 1),
         "instances": {"train": len(split.train), "valid": _size(split.valid),
                       "test": _size(split.test)},
         "data_fingerprint": data.fingerprint, "notes": list(split.notes), "graph": graph,
         "valid": result.history[result.best_epoch - 1].valid,
-        "test": test_report(model, split, config.seed),
     }
-    save_run(Path(config.out), config, data.schema, model, result, metrics)
-    return metrics
 
 
-def attach_graph(model: FeatureModel, split: Split, schema: FeatureSchema,
-                 config: FitConfig) -> dict[str, Any]:
+def attach_graph(model: FeatureModel, split: Split, schema: FeatureSchema, gem: GemOptions,
+                 dim: int) -> dict[str, Any]:
     """GEM: build the training co-occurrence graph and let the model embed through it."""
     started = time.perf_counter()
-    names = [n.strip() for n in config.graph_fields.split(",") if n.strip()]
-    adjacency = build_adjacency(split.train, schema, node_fields(schema, names, 3), config.graph)
-    model.use_graph(GraphEmbedding(adjacency, config.dim, config.gcn_layers, config.gcn_dropout,
-                                   config.sampling, config.gcn_activation))
+    adjacency = build_adjacency(split.train, schema, node_fields(schema, gem.node_fields, 3),
+                                gem.graph)
+    model.use_graph(GraphEmbedding(adjacency, dim, gem.gcn_layers, gem.gcn_dropout,
+                                   gem.sampling, gem.gcn_activation))
     return {"nodes": adjacency.n_nodes, "edges": int((adjacency.degree() - 1).sum() // 2),
             "build_seconds": round(time.perf_counter() - started, 3)}
 
@@ -71,13 +88,14 @@ def evaluate_run(run: Path, data_spec: str | None = None) -> dict[str, Any]:
     """Rebuild the run's split (deterministic for its seed), load the best weights, re-test."""
     config, schema, weights = load_run(run)
     if data_spec:
-        config.data = data_spec
+        config = dataclasses.replace(config, run=dataclasses.replace(config.run, data=data_spec))
     data, split = prepare(config)
-    _check_same_features(schema, data.schema, config.data)
-    model = build_model(config.model, schema.n_features, split.train.slot_field, config)
+    _check_same_features(schema, data.schema, config.run.data)
+    model = build_model(config.run.model, schema.n_features, split.train.slot_field,
+                        config.model)
     model.load_state_dict(weights)
-    metrics = {"model": config.model, "task": config.task, "data": config.data,
-               "test": test_report(model, split, config.seed)}
+    metrics = {"model": config.run.model, "task": config.run.task, "data": config.run.data,
+               "test": test_report(model, split, config.run.seed)}
     if split.valid is not None:
         metrics["valid"] = Evaluator(split.valid)(model)
     return metrics

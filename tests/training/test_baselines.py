@@ -1,7 +1,7 @@
 """The baselines (NFM, TransFM, DeepFM, xDeepFM, AFM) and the registry.
 
 NFM's and TransFM's fast forms and user/item splits equal a naive double loop (float64, 1e-9
-relative); DeepFM's FM part is FM; every registered model builds from a FitConfig, scores a
+relative); DeepFM's FM part is FM; every registered model builds from its options, scores a
 padded batch, learns a tiny problem, and ignores padding columns (val 0).
 """
 
@@ -14,7 +14,6 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.config import FitConfig
 from training.models import MODELS, build_model
 from training.models.deepfm import DeepFM, FieldPool
 from training.models.fm import FM
@@ -207,7 +206,7 @@ def padded_batch(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def build(name: str, **options) -> torch.nn.Module:
     torch.manual_seed(0)
-    return build_model(name, N_FEATURES, SLOTS, FitConfig(dim=8, **options).validate())
+    return build_model(name, N_FEATURES, SLOTS, MODELS[name].options.make({"dim": 8, **options}))
 
 
 def test_registry_holds_the_baselines():

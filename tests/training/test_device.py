@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from training.config import resolve
-from training.device import training_device
 from training.errors import ConfigError
+from training.loop.device import training_device
 from training.pipeline import evaluate_run, fit_and_save
 
 SMALL = "synthetic:users=80,items=300,interactions=2400,seed=1"
@@ -16,7 +16,7 @@ HAS_CUDA = torch.cuda.is_available()
 
 
 def test_cpu_is_the_default_and_always_there():
-    assert resolve({}, {}).device == "cpu"
+    assert resolve({}, {}).run.device == "cpu"
     assert training_device("cpu") == torch.device("cpu")
 
 

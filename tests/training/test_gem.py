@@ -7,14 +7,13 @@ import pytest
 import torch
 
 from tests.factories import tiny_interactions
-from training.config import FitConfig
+from training.data.graph import build_adjacency, node_fields
 from training.data.instances import InstanceSet
+from training.data.protocols import topn_split
 from training.data.schema import FeatureSchema, FeatureTable, Field
 from training.errors import ConfigError
-from training.graph import build_adjacency, node_fields
-from training.models import MODELS
+from training.models import MODELS, build_model
 from training.models.gem import GraphEmbedding
-from training.protocols import topn_split
 
 # features: users u0 u1 (0, 1), gender f m (2, 3), items i0 i1 i2 (4, 5, 6)
 SCHEMA = FeatureSchema.build([
@@ -85,9 +84,9 @@ def test_node_fields_default_drops_tiny_fields_and_names_unknown_ones():
 def test_one_layer_adds_no_parameters_and_materialised_table_equals_the_graph_forward(name):
     data = tiny_interactions(n_users=20, n_items=150, per_user=6)
     split = topn_split(data, seed=0)
-    config = FitConfig(dim=8, init_std=0.3)
     torch.manual_seed(0)
-    model = MODELS[name](data.schema.n_features, split.train.slot_field, config)
+    model = build_model(name, data.schema.n_features, split.train.slot_field,
+                        MODELS[name].options.make({"dim": 8, "init_std": 0.3}))
     before = sum(p.numel() for p in model.parameters())
     adjacency = build_adjacency(split.train, data.schema, [0, 2, 3], "a")
     model.use_graph(GraphEmbedding(adjacency, 8, dropout=0.5, sampling=0.5))

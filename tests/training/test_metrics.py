@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.metrics import hit_ratio, mae, ndcg, positive_ranks, ranking_report, rmse
+from training.loop.metrics import hit_ratio, mae, ndcg, positive_ranks, ranking_report, rmse
 
 
 def test_ranks_without_ties():
@@ -53,8 +53,8 @@ def test_rating_metrics_clamp_predictions():
 
 
 def test_early_stopping_headline_is_signed_and_survives_nan():
-    from training.evaluation import headline
-    from training.trainer import patience_exhausted
+    from training.loop.evaluation import headline
+    from training.loop.trainer import patience_exhausted
 
     assert headline("rating", {"rmse": 0.5}) == ("rmse", -0.5)
     assert headline("rating", {"rmse": float("nan")})[1] == float("-inf")

@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from tests.factories import tiny_interactions
-from training.config import FitConfig
+from training.data.protocols import rating_split, topn_split
 from training.errors import ConfigError
+from training.loop.objectives import BPR, Pointwise
+from training.loop.trainer import TrainOptions, fit
 from training.models import build_model
-from training.objectives import BPR, Pointwise
-from training.protocols import rating_split, topn_split
-from training.trainer import fit
+from training.models.fm import FMOptions
 
 
 @pytest.fixture(scope="module")
@@ -25,18 +25,18 @@ def _items(batches) -> list[np.ndarray]:
 
 
 def test_pointwise_keeps_the_protocol_draw_unless_asked(split):
-    fixed = Pointwise(split, FitConfig(batch_size=10_000))
+    fixed = Pointwise(split, batch_size=10_000)
     first = _items(fixed.batches(1, torch.Generator().manual_seed(0)))
     again = _items(fixed.batches(2, torch.Generator().manual_seed(0)))
     assert np.array_equal(first[0], again[0])
-    fresh = Pointwise(split, FitConfig(batch_size=10_000, resample_negatives=True))
+    fresh = Pointwise(split, batch_size=10_000, resample_seed=0)
     new = _items(fresh.batches(2, torch.Generator().manual_seed(0)))
     repeat = _items(fresh.batches(2, torch.Generator().manual_seed(0)))
     assert not np.array_equal(first[0], new[0]) and np.array_equal(new[0], repeat[0])
 
 
 def test_bpr_pairs_each_positive_with_its_users_negatives(split):
-    objective = BPR(split, FitConfig(batch_size=16, resample_negatives=True))
+    objective = BPR(split, batch_size=16, resample_seed=0)
     for idx, _, n_pos in objective.batches(3, torch.Generator().manual_seed(0)):
         n = int(n_pos)
         users = idx[:, 0]
@@ -45,10 +45,10 @@ def test_bpr_pairs_each_positive_with_its_users_negatives(split):
 
 
 def test_bpr_training_lowers_its_loss(split):
-    config = FitConfig(model="fm", loss="bpr", dim=8, epochs=15, lr=0.01, patience=15)
     model = build_model("fm", split.sampler.data.schema.n_features, split.train.slot_field,
-                        config)
-    result = fit(model, split, config, progress=False)
+                        FMOptions(dim=8))
+    options = TrainOptions(loss="bpr", epochs=15, lr=0.01, patience=15)
+    result = fit(model, split, options, seed=0, progress=False)
     losses = [r.train_loss for r in result.history]
     assert losses[-1] < 0.8 * losses[0]
 
@@ -56,4 +56,4 @@ def test_bpr_training_lowers_its_loss(split):
 def test_bpr_needs_topn_interactions():
     rating = rating_split(tiny_interactions(n_items=150), seed=0)
     with pytest.raises(ConfigError, match="bpr"):
-        BPR(rating, FitConfig(loss="bpr", task="rating"))
+        BPR(rating, batch_size=256)

@@ -7,9 +7,9 @@ import pytest
 
 from tests.factories import tiny_interactions
 from training.data.instances import Interactions, RankingGroups
+from training.data.protocols import rating_split, topn_split, unique_interactions
 from training.data.sampling import pair_keys, sample_unseen
 from training.errors import DataError
-from training.protocols import rating_split, topn_split, unique_interactions
 
 
 def _pairs(instances, data: Interactions, label: float | None = None) -> np.ndarray:

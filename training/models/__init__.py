@@ -1,41 +1,55 @@
-"""Model registry: CLI names to constructors. Each model maps (idx, val) rows to scores."""
+"""The model registry: each CLI name, its class and its options (declared in the model's own
+module). Every model maps padded feature rows (idx, val) to scores."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from training.config import FitConfig
 from training.errors import ConfigError
-from training.models.afm import AFM
+from training.models.afm import AFM, AFMOptions
 from training.models.base import FeatureModel
-from training.models.deepfm import DeepFM
-from training.models.fm import FM
-from training.models.gmlfm import GMLFM
-from training.models.nfm import NFM
-from training.models.transfm import TransFM
-from training.models.xdeepfm import XDeepFM
+from training.models.deepfm import DeepFM, DeepFMOptions
+from training.models.fm import FM, FMOptions
+from training.models.gmlfm import GMLFM, GMLFMOptions
+from training.models.nfm import NFM, NFMOptions
+from training.models.transfm import TransFM, TransFMOptions
+from training.models.xdeepfm import XDeepFM, XDeepFMOptions
+from training.options import Options
 
-__all__ = ["MODELS", "build_model", "FeatureModel"]
+__all__ = ["MODELS", "ModelEntry", "build_model", "model_entry", "FeatureModel"]
 
-# (n_features, slot_field: the field position of each input column, config) -> model
-Builder = Callable[[int, Sequence[int], FitConfig], FeatureModel]
 
-MODELS: dict[str, Builder] = {
-    "fm": lambda n, slots, c: FM(n, c.dim, c.dropout, c.init_std),
-    "gmlfm": lambda n, slots, c: GMLFM(n, c.dim, c.distance, c.layers, c.weight, c.dropout,
-                                       c.init_std, c.form, c.transform_init),
-    "nfm": lambda n, slots, c: NFM(n, c.dim, c.dropout, c.init_std),
-    # TransFM's linear-time form is prefix sums; the config calls GML-FM's "additive"
-    "transfm": lambda n, slots, c: TransFM(n, c.dim, c.init_std,
-                                           "prefix" if c.form == "additive" else c.form),
-    "deepfm": lambda n, slots, c: DeepFM(n, c.dim, slots, c.dropout, c.init_std),
-    "xdeepfm": lambda n, slots, c: XDeepFM(n, c.dim, slots, c.dropout, c.init_std),
-    "afm": lambda n, slots, c: AFM(n, c.dim, slots, c.dropout, c.init_std),
+@dataclass(frozen=True)
+class ModelEntry:
+    cls: type[FeatureModel]
+    options: type[Options]
+    summary: str
+    fielded: bool = False  # pools its input columns by field, so it needs each column's field
+
+
+MODELS: dict[str, ModelEntry] = {
+    "fm": ModelEntry(FM, FMOptions, "Rendle's factorization machine"),
+    "gmlfm": ModelEntry(GMLFM, GMLFMOptions,
+                        "GML-FM: pair term = learned distance x transformation weight"),
+    "nfm": ModelEntry(NFM, NFMOptions, "neural FM: bi-interaction pooling, then an MLP"),
+    "transfm": ModelEntry(TransFM, TransFMOptions, "translation-based FM"),
+    "deepfm": ModelEntry(DeepFM, DeepFMOptions, "DeepFM: FM beside a DNN", fielded=True),
+    "xdeepfm": ModelEntry(XDeepFM, XDeepFMOptions, "xDeepFM: CIN beside a DNN", fielded=True),
+    "afm": ModelEntry(AFM, AFMOptions, "attentional FM", fielded=True),
 }
 
 
-def build_model(name: str, n_features: int, slot_field: Sequence[int],
-                config: FitConfig) -> FeatureModel:
+def model_entry(name: str) -> ModelEntry:
     if name not in MODELS:
-        raise ConfigError(f"unknown --model '{name}'; choose from {', '.join(sorted(MODELS))}")
-    return MODELS[name](n_features, slot_field, config)
+        raise ConfigError(f"invalid value for --model: {name!r} (expects one of "
+                          f"{', '.join(MODELS)})")
+    return MODELS[name]
+
+
+def build_model(name: str, n_features: int, slot_field: Sequence[int],
+                options: Options) -> FeatureModel:
+    """A fresh model; slot_field is the field position of each input column."""
+    entry = model_entry(name)
+    extra = {"slot_field": slot_field} if entry.fielded else {}
+    return entry.cls(n_features, **extra, **options.to_dict())

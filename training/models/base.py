@@ -6,13 +6,30 @@ has val 0. They never see a schema or a dataset, only tensors and sizes.
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Self
 
 import torch
 from torch import nn
 
-from training.models.gem import GraphEmbedding
+from training.options import Bounds, Options, option
+
+
+@dataclass(frozen=True)
+class EmbeddingOptions(Options):
+    """What every model takes: the embedding size and the scale of the initialisation."""
+
+    dim: int = option(64, "embedding size k (the papers' 64 for MovieLens)", Bounds(1))
+    init_std: float = option(0.01, "parameters start as N(0, s²), the papers' s = 0.01",
+                             Bounds(0, above=True))
+
+
+@dataclass(frozen=True)
+class DropoutOptions(EmbeddingOptions):
+    """Models with a vector to drop from (each model's docstring says which)."""
+
+    dropout: float = option(0.0, "dropout rate on the pair-interaction vector (and the deep "
+                            "models' towers)", Bounds(0, 1, below=True))
 
 
 class AdditiveState:
@@ -33,7 +50,9 @@ class FeatureModel(nn.Module):
         for table in (self.bias, self.embedding):
             nn.init.normal_(table.weight, 0.0, init_std)  # the papers' N(0, 0.01)
 
-        self.graph: GraphEmbedding | None = None
+        # GEM's graph convolution (models.gem.GraphEmbedding) when the model embeds through
+        # one: any module mapping (idx, table) to vectors, with table(table) for every feature
+        self.graph: nn.Module | None = None
 
     def embed(self, idx: torch.Tensor) -> torch.Tensor:
         """Feature vectors v_i, (B, W) -> (B, W, k): the table's rows, or with GEM the graph
@@ -42,7 +61,7 @@ class FeatureModel(nn.Module):
             return self.embedding(idx)
         return self.graph(idx, self.embedding.weight)
 
-    def use_graph(self, graph: GraphEmbedding) -> None:
+    def use_graph(self, graph: nn.Module) -> None:
         self.graph = graph
 
     @torch.no_grad()

@@ -16,7 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.models.base import FeatureModel
+from training.models.base import DropoutOptions, FeatureModel
+
+DeepFMOptions = DropoutOptions
 
 
 class FieldPool(nn.Module):

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from training.models.base import AdditiveState, FeatureModel
+from training.models.base import AdditiveState, DropoutOptions, FeatureModel
+
+FMOptions = DropoutOptions
 
 
 @dataclass

@@ -12,12 +12,39 @@ for every feature, so export and serving see an ordinary embedding table.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 from torch import nn
 
-from training.graph import Adjacency
+from training.data.graph import Adjacency
+from training.options import Bounds, Options, option
 
 ACTIVATIONS = {"none": nn.Identity, "tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+@dataclass(frozen=True)
+class GemOptions(Options):
+    """GEM is an embedding choice open to every model; its other options need `gcn`."""
+
+    embedding: Literal["plain", "gcn"] = option(
+        "plain", "plain lookup, or gcn (GEM: graph-convolved embeddings)")
+    graph: Literal["a", "b"] = option(
+        "a", "GEM graph: a joins every co-occurring pair of node fields, b only user-item")
+    graph_fields: str = option(
+        "", "GEM node fields, comma-separated (empty: the fields with >= 3 values)")
+    gcn_layers: int = option(1, "GCN layers (each beyond the first adds a k x k matrix)",
+                             Bounds(1, 4))
+    gcn_dropout: float = option(0.0, "dropout on the GCN output", Bounds(0, 1, below=True))
+    sampling: float = option(
+        1.0, "share of neighbour edges used (0: none, the base model; 1: all)", Bounds(0, 1))
+    gcn_activation: Literal["none", "tanh", "relu"] = option(
+        "none", "activation after each GCN layer")
+
+    @property
+    def node_fields(self) -> list[str]:
+        return [name.strip() for name in self.graph_fields.split(",") if name.strip()]
 
 
 class _Propagate(torch.autograd.Function):

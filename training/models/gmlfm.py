@@ -14,17 +14,43 @@ Without the weight the squared-distance term is additive in O(W k'), the cheapes
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 from torch import nn
 
-from training.config import DISTANCES
-from training.models.base import AdditiveState, FeatureModel
+from training.errors import ConfigError
+from training.models.base import AdditiveState, DropoutOptions, FeatureModel
 from training.models.gram import gram_square, squared_distance_pairs
 from training.models.transforms import DeepTransform, Identity, Mahalanobis
+from training.options import Bounds, option
 
-ADDITIVE = ("euclidean", "mahalanobis", "dnn", "cosine")
-FORMS = ("auto", "pairwise", "gram", "additive")
+Distance = Literal["euclidean", "mahalanobis", "dnn", "manhattan", "chebyshev", "cosine"]
+Form = Literal["auto", "pairwise", "gram", "additive"]
+DISTANCES: tuple[str, ...] = get_args(Distance)
+ADDITIVE = ("euclidean", "mahalanobis", "dnn", "cosine")  # Minkowski p = 1, ∞ have no sum form
+
+
+@dataclass(frozen=True)
+class GMLFMOptions(DropoutOptions):
+    distance: Distance = option("dnn", "GML-FM metric on the transformed vectors")
+    layers: int = option(1, "GML-FM DNN transform depth (tanh; 0 = Euclidean)", Bounds(0, 8))
+    weight: bool = option(True, "GML-FM's transformation weight hᵀ(v_i ⊙ v_j) on each pair")
+    form: Form = option("auto", "exact form of the pair term: auto picks the cheapest for the "
+                        "instance width")
+    transform_init: Literal["identity", "paper"] = option(
+        "identity", "GML-FM's transform starts at the identity (every metric Euclidean) or at "
+        "the paper's N(0, s²)")
+
+    def __post_init__(self) -> None:
+        if self.form in ("gram", "additive") and self.distance not in ADDITIVE:
+            raise ConfigError(f"--form {self.form}: the {self.distance} distance has only the "
+                              "pairwise form")
+        deep = self.distance not in ("euclidean", "mahalanobis") and self.layers >= 2
+        if self.dropout > 0 and not self.weight and not deep:
+            raise ConfigError("--dropout: gmlfm without its weight has no dropout below 2 DNN "
+                              "layers (it drops the weighted pair vector, or between DNN "
+                              "layers); leave it at 0")
 
 
 @dataclass
@@ -54,14 +80,12 @@ class PairState:
 
 
 class GMLFM(FeatureModel):
-    def __init__(self, n_features: int, dim: int, distance: str = "dnn", layers: int = 1,
+    """Built from checked GMLFMOptions (the registry does), so it trusts its arguments."""
+
+    def __init__(self, n_features: int, dim: int, distance: Distance = "dnn", layers: int = 1,
                  weight: bool = True, dropout: float = 0.0, init_std: float = 0.01,
-                 form: str = "auto", transform_init: str = "identity"):
+                 form: Form = "auto", transform_init: str = "identity"):
         super().__init__(n_features, dim, init_std)
-        if distance not in DISTANCES or form not in FORMS:
-            raise ValueError(f"unknown distance {distance!r} or form {form!r}")
-        if form in ("gram", "additive") and distance not in ADDITIVE:
-            raise ValueError(f"{distance} distance has only the pairwise form")
         self.distance, self.form = distance, form
         self.transform = _make_transform(distance, dim, layers, dropout,
                                          None if transform_init == "identity" else init_std)

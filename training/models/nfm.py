@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from training.models.base import AdditiveState, FeatureModel
+from training.models.base import AdditiveState, DropoutOptions, FeatureModel
+
+NFMOptions = DropoutOptions
 
 
 @dataclass

@@ -14,13 +14,23 @@ and the same sums give an ordered user/item split (see TransFMState).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 
-from training.models.base import FeatureModel
+from training.models.base import EmbeddingOptions, FeatureModel
+from training.options import option
 
-FORMS = ("auto", "pairwise", "prefix")
+Form = Literal["auto", "pairwise", "prefix"]
+
+
+@dataclass(frozen=True)
+class TransFMOptions(EmbeddingOptions):
+    """No dropout: the pair term is a sum of distances, with no vector to drop from."""
+
+    form: Form = option("auto", "exact form of the pair term: auto picks the cheapest for the "
+                        "instance width")
 
 
 @dataclass
@@ -48,10 +58,8 @@ class TransFMState:
 
 
 class TransFM(FeatureModel):
-    def __init__(self, n_features: int, dim: int, init_std: float = 0.01, form: str = "auto"):
+    def __init__(self, n_features: int, dim: int, init_std: float = 0.01, form: Form = "auto"):
         super().__init__(n_features, dim, init_std)
-        if form not in FORMS:
-            raise ValueError(f"unknown TransFM form {form!r}; choose from {FORMS}")
         self.form = form
         self.translation = nn.Embedding(n_features, dim)
         nn.init.normal_(self.translation.weight, 0.0, init_std)

@@ -17,8 +17,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from training.models.base import FeatureModel
+from training.models.base import DropoutOptions, FeatureModel
 from training.models.deepfm import FieldPool, tower
+
+XDeepFMOptions = DropoutOptions
 
 
 class CIN(nn.Module):

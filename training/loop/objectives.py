@@ -1,8 +1,8 @@
 """What one epoch trains on, and the loss: pointwise squared loss on ±1 labels (the papers'),
 or BPR on (positive, sampled negative) pairs (the GML-FM paper's stated future work).
 
-Both take their negatives from the split's sampler: the protocol's fixed draw, or with
-`resample_negatives` a fresh draw every epoch (seeded by seed and epoch).
+Both take their negatives from the split's sampler: the protocol's fixed draw, or given a
+`resample_seed` a fresh draw every epoch after the first (seeded by that seed and the epoch).
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ import numpy as np
 import torch
 from torch.nn import functional
 
-from training.batches import TensorInstances
-from training.config import FitConfig
+from training.data.protocols import Split
 from training.errors import ConfigError
-from training.protocols import Split
+from training.loop.batches import TensorInstances
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # idx (n, W), val (n, W), target
 
@@ -24,22 +23,22 @@ Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # idx (n, W), val (n, W
 class Pointwise:
     """Squared loss between scores and ±1 labels."""
 
-    def __init__(self, split: Split, config: FitConfig):
-        if config.resample_negatives and split.sampler is None:
+    def __init__(self, split: Split, batch_size: int, resample_seed: int | None = None):
+        if resample_seed is not None and split.sampler is None:
             raise ConfigError("--resample-negatives needs interaction data (MovieLens, "
                               "synthetic); libFM files fix their negatives")
-        self.split, self.config = split, config
+        self.split, self.batch_size, self.resample_seed = split, batch_size, resample_seed
         self.fixed = TensorInstances(split.train)
 
     def batches(self, epoch: int, generator: torch.Generator) -> Iterator[Batch]:
         train = self.fixed
-        if self.config.resample_negatives and epoch > 1:  # epoch 1 uses the protocol's draw
-            rng = np.random.default_rng([self.config.seed, epoch])
+        if self.resample_seed is not None and epoch > 1:  # epoch 1 uses the protocol's draw
+            rng = np.random.default_rng([self.resample_seed, epoch])
             train = TensorInstances(self.split.sampler.draw(rng))
-        return train.shuffled(self.config.batch_size, generator)
+        return train.shuffled(self.batch_size, generator)
 
     def __len__(self) -> int:
-        return -(-len(self.fixed) // self.config.batch_size)
+        return -(-len(self.fixed) // self.batch_size)
 
     @staticmethod
     def loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
@@ -51,30 +50,31 @@ class BPR:
     """-log σ(ŷ(u, i) − ŷ(u, j)) for each training positive i and each of its sampled
     negatives j; one forward call scores a batch's positives and negatives together."""
 
-    def __init__(self, split: Split, config: FitConfig):
+    def __init__(self, split: Split, batch_size: int, resample_seed: int | None = None):
         if split.task != "topn" or split.sampler is None:
             raise ConfigError("--loss bpr needs --task topn on interaction data")
-        self.sampler, self.config = split.sampler, config
+        self.sampler, self.batch_size, self.resample_seed = split.sampler, batch_size, \
+            resample_seed
         self.fixed_negatives = split.train.rows[1][len(self.sampler.users):].reshape(
             len(self.sampler.users), self.sampler.negatives)  # the protocol's draw
 
     def batches(self, epoch: int, generator: torch.Generator) -> Iterator[Batch]:
         s, n = self.sampler, self.sampler.negatives
         negatives = self.fixed_negatives
-        if self.config.resample_negatives and epoch > 1:
-            negatives = s.draw_items(np.random.default_rng([self.config.seed, epoch]))
+        if self.resample_seed is not None and epoch > 1:
+            negatives = s.draw_items(np.random.default_rng([self.resample_seed, epoch]))
         users = np.concatenate([s.users, np.repeat(s.users, n)])
         pairs = TensorInstances(s.data.pairs(users, np.concatenate([s.items, negatives.ravel()]),
                                              np.zeros(len(users))))
         order = torch.randperm(len(s.users), generator=generator)
-        for start in range(0, len(order), self.config.batch_size):
-            pos = order[start:start + self.config.batch_size]  # (B,)
+        for start in range(0, len(order), self.batch_size):
+            pos = order[start:start + self.batch_size]  # (B,)
             neg = len(s.users) + (pos.unsqueeze(1) * n + torch.arange(n)).ravel()  # (B n,)
             idx, val, _ = pairs.batch(torch.cat([pos, neg]))
             yield idx, val, torch.tensor(len(pos))
 
     def __len__(self) -> int:
-        return -(-len(self.sampler.users) // self.config.batch_size)
+        return -(-len(self.sampler.users) // self.batch_size)
 
     def loss(self, model: torch.nn.Module, batch: Batch) -> torch.Tensor:
         idx, val, n_pos = batch
@@ -83,5 +83,7 @@ class BPR:
         return -functional.logsigmoid(pos.unsqueeze(1) - neg).mean()
 
 
-def make_objective(split: Split, config: FitConfig) -> Pointwise | BPR:
-    return BPR(split, config) if config.loss == "bpr" else Pointwise(split, config)
+def make_objective(split: Split, loss: str, batch_size: int, resample_seed: int | None
+                   ) -> Pointwise | BPR:
+    """The objective a --loss names."""
+    return (BPR if loss == "bpr" else Pointwise)(split, batch_size, resample_seed)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from training.data.instances import InstanceSet
-from training.device import model_device
+from training.loop.device import model_device
 
 
 class TensorInstances:

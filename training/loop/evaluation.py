@@ -7,11 +7,11 @@ import math
 import numpy as np
 import torch
 
-from training.batches import TensorInstances, predict
 from training.data.instances import InstanceSet, RankingGroups
+from training.data.protocols import Catalog, Split
 from training.data.sampling import is_known, pair_keys
-from training.metrics import hit_ratio, ndcg, positive_ranks, ranking_report, rating_report
-from training.protocols import Catalog, Split
+from training.loop.batches import TensorInstances, predict
+from training.loop.metrics import hit_ratio, ndcg, positive_ranks, ranking_report, rating_report
 
 # Full-catalog ranking scores users x items pairs; past this many it ranks a seeded sample of
 # test users instead (recorded in the metrics as full_users).

@@ -1,0 +1,112 @@
+"""Run folders are written atomically and never overwritten by accident: a bad or occupied
+`--out` is refused before training, the first Ctrl-C saves the best epoch so far as a finished
+run, a second saves nothing, and a folder without its completion marker is never a run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from training.cli import main
+
+SMALL = "synthetic:users=60,items=200,interactions=1500,seed=2"
+QUICK = ["--data", SMALL, "--dim", "4", "--epochs", "1", "--quiet"]
+
+
+def fit(capsys, out: Path, *extra: str) -> tuple[int, str]:
+    status = main(["fit", "--out", str(out), *QUICK, *extra])
+    return status, capsys.readouterr().err.strip()
+
+
+def test_an_existing_run_is_refused_unless_overwrite(capsys, tmp_path):
+    out = tmp_path / "run"
+    assert fit(capsys, out) == (0, "")
+    stamp = (out / "metrics.json").stat().st_mtime_ns
+    status, err = fit(capsys, out)
+    assert status == 2 and "holds a finished run; pass --overwrite" in err
+    assert (out / "metrics.json").stat().st_mtime_ns == stamp
+    assert fit(capsys, out, "--overwrite", "--seed", "3") == (0, "")
+    assert json.loads((out / "metrics.json").read_text())["config"]["seed"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging left behind
+
+
+def test_overwrite_never_replaces_a_folder_that_is_not_a_run(capsys, tmp_path):
+    mine = tmp_path / "photos"
+    mine.mkdir()
+    (mine / "cat.jpg").write_bytes(b"\xff\xd8")
+    status, err = fit(capsys, mine, "--overwrite")
+    assert status == 2 and "not a run folder" in err
+    assert (mine / "cat.jpg").read_bytes() == b"\xff\xd8"
+
+
+@pytest.mark.parametrize("out,needle", [
+    ("a-file", "is a file"),
+    ("a-file/run", "cannot write there"),  # a parent that is no folder (root ignores modes)
+])
+def test_a_bad_out_is_refused_before_any_training(capsys, tmp_path, out, needle):
+    (tmp_path / "a-file").write_text("not a folder")
+    status = main(["fit", "--out", str(tmp_path / out), *QUICK, "--epochs", "500"])
+    err = capsys.readouterr().err
+    assert status == 2 and needle in err and str(tmp_path / out) in err
+
+
+def test_a_folder_without_its_completion_marker_is_not_a_run(capsys, tmp_path):
+    out = tmp_path / "run"
+    assert fit(capsys, out) == (0, "")
+    (out / "COMPLETE").unlink()  # as a copy cut short, or a save killed halfway, leaves it
+    assert main(["evaluate", "--run", str(out)]) == 2
+    assert "not a finished run folder" in capsys.readouterr().err
+
+
+def _start_long_fit(out: Path) -> subprocess.Popen:
+    """A fit that would run for minutes, started so that SIGINT reaches only it."""
+    args = [sys.executable, "-m", "training", "fit", "--out", str(out), "--data", SMALL,
+            "--dim", "4", "--epochs", "100000", "--patience", "100000", "--task", "rating"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)
+
+
+def _wait_for_epochs(proc: subprocess.Popen, count: int) -> None:
+    seen = 0
+    for line in proc.stdout:  # the epoch lines
+        seen += line.startswith("epoch")
+        if seen >= count:
+            return
+    raise AssertionError(f"fit ended before {count} epochs: {proc.stderr.read()}")
+
+
+def test_first_ctrl_c_saves_the_best_epoch_so_far_as_a_finished_run(tmp_path):
+    out = tmp_path / "run"
+    proc = _start_long_fit(out)
+    _wait_for_epochs(proc, 2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert "stopping after this batch" in stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["interrupted"] is True and metrics["epochs"] >= 2
+    assert 1 <= metrics["best_epoch"] <= metrics["epochs"]
+    assert "rmse" in metrics["test"] and (out / "COMPLETE").is_file()
+    assert len(json.loads((out / "history.json").read_text())) == metrics["epochs"]
+    assert main(["evaluate", "--run", str(out)]) == 0
+
+
+def test_second_ctrl_c_aborts_and_saves_nothing(tmp_path):
+    out = tmp_path / "run"
+    proc = _start_long_fit(out)
+    _wait_for_epochs(proc, 1)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert list(tmp_path.iterdir()) == []  # neither the run nor its staging folder
