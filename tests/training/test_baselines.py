@@ -1,24 +1,39 @@
 """The baselines (NFM, TransFM, DeepFM, xDeepFM, AFM) and the registry.
 
-NFM's and TransFM's fast forms and user/item splits equal a naive double loop (float64, 1e-9
-relative); DeepFM's FM part is FM; every registered model builds from its options, scores a
-padded batch, learns a tiny problem, and ignores padding columns (val 0).
+Every model's forward equals its definition written as loops (references.py; float64, 1e-9
+relative): NFM's and TransFM's fast forms and user/item splits too, DeepFM's FM and DNN parts,
+xDeepFM's CIN, AFM's attention over field pairs (the paper's over feature pairs where every
+field is one-hot). The registry holds exactly the README's models, each built from its options
+scoring a padded batch as its definition says; each learns a tiny problem and ignores padding
+columns (val 0).
 """
 
 from __future__ import annotations
 
-import itertools
+import re
+from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.training.references import (
+    REFERENCES,
+    naive_afm,
+    naive_cin,
+    naive_deepfm,
+    naive_nfm,
+    naive_transfm,
+    naive_xdeepfm,
+    paper_afm,
+)
 from training.models import MODELS, build_model
+from training.models.afm import AFM
 from training.models.deepfm import DeepFM, FieldPool
-from training.models.fm import FM
 from training.models.nfm import NFM
 from training.models.transfm import TransFM
+from training.models.xdeepfm import CIN, XDeepFM
 
 N_FEATURES = 20
 
@@ -46,20 +61,7 @@ def tensors(idx: list[int], val: list[float]) -> tuple[torch.Tensor, torch.Tenso
     return torch.tensor([idx]), torch.tensor([val], dtype=torch.float64)
 
 
-def linear_part(model, idx: list[int], val: list[float]) -> torch.Tensor:
-    return model.w0 + sum(model.bias.weight[i, 0] * x for i, x in zip(idx, val))
-
-
 # ---- NFM --------------------------------------------------------------------------------------
-def naive_nfm(model: NFM, idx: list[int], val: list[float]) -> torch.Tensor:
-    """w0 + Σ w x + pᵀ MLP(Σ_{a<b} x_a x_b v_a ⊙ v_b), the bi-interaction pair by pair."""
-    v = model.embedding.weight
-    bi = torch.zeros(v.shape[1], dtype=v.dtype)
-    for a, b in itertools.combinations(range(len(idx)), 2):
-        bi = bi + val[a] * val[b] * v[idx[a]] * v[idx[b]]
-    return linear_part(model, idx, val) + model.mlp(bi).squeeze(-1)
-
-
 @hypothesis_settings
 @given(row=rows, k=st.integers(1, 6), layers=st.integers(0, 2), seed=st.integers(0, 10_000))
 def test_nfm_forward_state_and_split_equal_naive(row, k, layers, seed):
@@ -78,16 +80,6 @@ def test_nfm_forward_state_and_split_equal_naive(row, k, layers, seed):
 
 
 # ---- TransFM ----------------------------------------------------------------------------------
-def naive_transfm(model: TransFM, idx: list[int], val: list[float]) -> torch.Tensor:
-    """w0 + Σ w x + Σ_{a<b} x_a x_b |v_a + v'_a − v_b|², in column order."""
-    v, shift = model.embedding.weight, model.translation.weight
-    total = linear_part(model, idx, val)
-    for a, b in itertools.combinations(range(len(idx)), 2):
-        i, j = idx[a], idx[b]
-        total = total + val[a] * val[b] * (v[i] + shift[i] - v[j]).square().sum()
-    return total
-
-
 def make_transfm(k: int, seed: int, form: str = "auto") -> TransFM:
     torch.manual_seed(seed)
     return TransFM(N_FEATURES, k, init_std=0.5, form=form).double().eval()
@@ -155,7 +147,7 @@ def test_nfm_split_broadcasts_one_user_over_items():
     assert torch.allclose(split, joined, rtol=1e-9)
 
 
-# ---- field pooling and DeepFM -----------------------------------------------------------------
+# ---- the field models: DeepFM, xDeepFM's CIN, AFM's attention ---------------------------------
 SLOTS = [4, 0, 2, 2, 7]  # any field positions; field 2 is multi-hot over two columns
 
 
@@ -173,27 +165,83 @@ def test_field_pool_sums_each_fields_columns_in_sorted_field_order():
         pool(v[:, :4], val[:, :4])
 
 
-def test_deepfm_is_fm_plus_its_dnn_over_field_vectors():
-    torch.manual_seed(0)
-    deep = DeepFM(N_FEATURES, 4, SLOTS, init_std=0.5).double().eval()
-    fm = FM(N_FEATURES, 4).double().eval()
-    fm.load_state_dict(deep.state_dict(), strict=False)  # shared w0, biases, embeddings
-    idx = torch.randint(0, N_FEATURES, (6, 5))
-    val = torch.randn(6, 5, dtype=torch.float64)
+fielded_rows = st.integers(2, 6).flatmap(lambda w: st.tuples(
+    st.lists(st.integers(0, 4), min_size=w, max_size=w).filter(lambda s: len(set(s)) >= 2),
+    st.lists(st.integers(0, N_FEATURES - 1), min_size=w, max_size=w),
+    st.lists(st.floats(-2, 2, allow_nan=False), min_size=w, max_size=w)))
+nonzero = st.floats(-2, 2, allow_nan=False).filter(lambda x: abs(x) > 1e-3)
+
+
+def jittered(model: torch.nn.Module) -> torch.nn.Module:
+    """float64, eval mode, every parameter moved off its start (zero biases, AFM's all-ones h
+    and p), so a swapped index or a dropped term shows in the score."""
+    model = model.double().eval()
     with torch.no_grad():
-        fields = torch.cat([sum(val[:, j, None] * deep.embed(idx)[:, j]
-                                for j, s in enumerate(SLOTS) if s == field)
-                            for field in sorted(set(SLOTS))], 1)  # (B, F*k), by hand
-        assert torch.allclose(deep(idx, val), fm(idx, val) + deep.dnn(fields).squeeze(-1),
-                              rtol=1e-9)
-        deep.dnn[-1].weight.zero_()
-        deep.dnn[-1].bias.zero_()
-        assert torch.allclose(deep(idx, val), fm(idx, val), rtol=1e-12)
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter), alpha=0.3)
+    return model
+
+
+SMALL_SIZES = {DeepFM: {"hidden": (5, 3)}, XDeepFM: {"cin_sizes": (3, 2), "hidden": (5, 3)},
+               AFM: {"attention": 4}}
+
+
+def field_model(cls: type, slots: list[int], seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return jittered(cls(N_FEATURES, 3, slots, dropout=0.3, init_std=0.5, **SMALL_SIZES[cls]))
+
+
+@pytest.mark.parametrize(("cls", "reference"), [(DeepFM, naive_deepfm),
+                                                (XDeepFM, naive_xdeepfm), (AFM, naive_afm)])
+@hypothesis_settings
+@given(row=fielded_rows, seed=st.integers(0, 10_000))
+def test_field_model_forward_equals_its_definition(cls, reference, row, seed):
+    slots, idx, val = row
+    model = field_model(cls, slots, seed)
+    with torch.no_grad():
+        assert close(model(*tensors(idx, val)), reference(model, idx, val, slots))
+
+
+@hypothesis_settings
+@given(n_fields=st.integers(1, 5), k=st.integers(1, 4),
+       sizes=st.lists(st.integers(1, 4), min_size=1, max_size=3), seed=st.integers(0, 10_000))
+def test_cin_equals_the_papers_layer_recursion(n_fields, k, sizes, seed):
+    torch.manual_seed(seed)
+    cin = CIN(n_fields, sizes).double()
+    e = torch.randn(3, n_fields, k, dtype=torch.float64)
+    with torch.no_grad():
+        scores = cin(e)
+    assert scores.shape == (3,)
+    for row in range(3):
+        assert close(scores[row], naive_cin(cin, e[row].tolist()))
+
+
+@hypothesis_settings
+@given(idx=st.lists(st.integers(0, N_FEATURES - 1), min_size=4, max_size=4),
+       val=st.lists(nonzero, min_size=4, max_size=4), seed=st.integers(0, 10_000))
+def test_afm_is_the_papers_over_feature_pairs_when_every_field_is_one_hot(idx, val, seed):
+    model = field_model(AFM, [0, 1, 2, 3], seed)
+    with torch.no_grad():
+        assert close(model(*tensors(idx, val)), paper_afm(model, idx, val))
+
+
+def test_afm_gives_an_all_padding_field_its_share_of_the_softmax():
+    """Where the model departs from the paper, as its docstring says: the paper's softmax runs
+    over pairs of non-zero features, the model's over every pair of fields, so a field that is
+    all padding (an item without a genre) keeps pairs with a zero product and logit hᵀReLU(b),
+    which thin the other pairs' weights."""
+    model = field_model(AFM, SLOTS, 0)
+    idx, val = [3, 5, 0, 0, 9], [1.0, 0.5, 0.0, 0.0, 1.5]  # field 2 (columns 2, 3) is padding
+    with torch.no_grad():
+        score = model(*tensors(idx, val))
+        assert close(score, naive_afm(model, idx, val, SLOTS))
+        assert not close(score, paper_afm(model, idx, val))
 
 
 # ---- every registered model -------------------------------------------------------------------
 COLUMN_MODELS = ("fm", "gmlfm", "nfm", "transfm")  # pair terms multiply x: columns may drop
 PAD = 3  # column 3, the second genre column, is padding (val 0, index 0) in some rows
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def padded_batch(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -209,18 +257,50 @@ def build(name: str, **options) -> torch.nn.Module:
     return build_model(name, N_FEATURES, SLOTS, MODELS[name].options.make({"dim": 8, **options}))
 
 
-def test_registry_holds_the_baselines():
-    assert {"fm", "gmlfm", "nfm", "transfm", "deepfm", "xdeepfm", "afm"} <= set(MODELS)
+def readme_model_names() -> set[str]:
+    """The backquoted names in the first column of the README's table headed `| name |`."""
+    lines = README.read_text(encoding="utf-8").splitlines()
+    header = next((n for n, line in enumerate(lines) if re.match(r"\|\s*name\s*\|", line)), None)
+    assert header is not None, "README.md has no model table headed | name |"
+    names: set[str] = set()
+    for line in lines[header + 2:]:  # past the header and its |---| row
+        if not line.startswith("|"):
+            break
+        names |= set(re.findall(r"`([^`]+)`", line.split("|")[1]))
+    return names
+
+
+def test_registry_holds_exactly_the_models_the_readme_lists():
+    assert readme_model_names() == set(MODELS) == set(REFERENCES)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_model_scores_a_padded_batch_finitely(name):
-    model = build(name, dropout=0.2)
-    idx, val = padded_batch(16, 1)
-    for mode in (model.train, model.eval):
-        mode()
+def test_every_registered_model_scores_a_batch_as_its_definition(name):
+    """Built from its options as `fit` builds it, at the registry's own layer sizes."""
+    model = jittered(build(name, init_std=0.5))
+    idx, val = padded_batch(4, 1)
+    val = val.double()
+    with torch.no_grad():
         scores = model(idx, val)
-        assert scores.shape == (16,) and torch.isfinite(scores).all()
+        assert scores.shape == (4,)
+        for row in range(4):
+            expected = REFERENCES[name](model, idx[row].tolist(), val[row].tolist(), SLOTS)
+            assert close(scores[row], expected)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_dropout_acts_in_training_mode_only(name):
+    """A model holding a live Dropout changes its scores in training mode; one without scores
+    the same in both modes. Either way evaluation is deterministic."""
+    model = build(name, dropout=0.2)
+    has_dropout = any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in model.modules())
+    idx, val = padded_batch(16, 1)
+    with torch.no_grad():
+        evaluated = model.eval()(idx, val)
+        assert torch.equal(model(idx, val), evaluated)
+        trained = model.train()(idx, val)
+    assert torch.isfinite(trained).all()
+    assert torch.equal(trained, evaluated) != has_dropout
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

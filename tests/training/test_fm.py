@@ -3,23 +3,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.training.references import naive_fm
 from training.models.fm import FM
-
-
-def naive_fm(model: FM, idx: np.ndarray, val: np.ndarray) -> float:
-    """ŷ = w0 + Σ w_i x_i + Σ_{i<j} <v_i, v_j> x_i x_j, literally."""
-    w = model.bias.weight.detach().double().squeeze(-1)
-    v = model.embedding.weight.detach().double()
-    total = float(model.w0.detach()) + sum(float(w[i]) * x for i, x in zip(idx, val))
-    for a in range(len(idx)):
-        for b in range(a + 1, len(idx)):
-            total += float(v[idx[a]] @ v[idx[b]]) * val[a] * val[b]
-    return total
 
 
 def random_model(n: int, k: int, seed: int) -> FM:

@@ -10,32 +10,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.training.references import naive_gmlfm
 from training.models.gmlfm import ADDITIVE, DISTANCES, GMLFM
 from training.models.gram import gram_square, squared_distance_pairs
 
 N_FEATURES = 15
-
-
-def naive(model: GMLFM, idx: list[int], val: list[float]) -> torch.Tensor:
-    """w0 + Σ w_i x_i + Σ_{i<j} w_ij D(T v_i, T v_j) x_i x_j, pair by pair."""
-    v = model.embedding.weight
-    t = model.transform(v)
-    total = model.w0 + sum(model.bias.weight[i, 0] * x for i, x in zip(idx, val))
-    for a, b in itertools.combinations(range(len(idx)), 2):
-        i, j = idx[a], idx[b]
-        w_ij = (model.h * v[i] * v[j]).sum() if model.h is not None else 1.0
-        total = total + w_ij * distance(model.distance, t[i], t[j]) * val[a] * val[b]
-    return total
-
-
-def distance(name: str, ti: torch.Tensor, tj: torch.Tensor) -> torch.Tensor:
-    if name == "manhattan":
-        return (ti - tj).abs().sum()
-    if name == "chebyshev":
-        return (ti - tj).abs().max()
-    if name == "cosine":
-        return (ti @ tj) / (ti.norm() * tj.norm())
-    return (ti - tj).square().sum()
 
 
 def make(distance: str, weight: bool, layers: int = 2, dim: int = 4, seed: int = 0) -> GMLFM:
@@ -68,7 +47,7 @@ def test_every_exact_form_equals_the_definition(name, weight, row, seed):
     model = make(name, weight, seed=seed)
     idx_t, val_t = torch.tensor([idx]), torch.tensor([val], dtype=torch.float64)
     with torch.no_grad():
-        expected = naive(model, idx, val)
+        expected = naive_gmlfm(model, idx, val)
         assert close(model.w0 + model.linear(idx_t, val_t) + model.pairwise(idx_t, val_t),
                      expected)
         cut = len(idx) // 2
@@ -124,7 +103,7 @@ def test_gradients_of_fast_forms_match_the_naive_form(name):
     for form in ("naive", "pairwise", "gram", "additive"):
         model = make(name, weight=True, seed=3)
         idx_t, val_t = torch.tensor([idx]), torch.tensor([val], dtype=torch.float64)
-        out = naive(model, idx, val) if form == "naive" else \
+        out = naive_gmlfm(model, idx, val) if form == "naive" else \
             model.w0 + model.linear(idx_t, val_t) + getattr(model, form)(idx_t, val_t)
         out.sum().backward()
         grads.append([p.grad.clone() for p in model.parameters()])
