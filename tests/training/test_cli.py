@@ -65,12 +65,24 @@ def test_same_seed_reproduces_the_run_exactly(tmp_path):
     assert runs[0]["test"] == runs[1]["test"]
 
 
-def test_help_names_every_registered_model():
+def test_help_lists_every_declared_option_once_with_its_help():
+    from training.config import all_specs
     from training.models import MODELS
 
     done = cli("fit", "--help")
     assert done.returncode == 0
-    assert all(name in done.stdout for name in MODELS)
+    text = " ".join(done.stdout.split())  # argparse wraps lines
+    for spec in all_specs():
+        switch = f"--no-{spec.name}".replace("_", "-") if spec.kind is bool and spec.default \
+            else spec.flag
+        assert text.count(switch + " ") + text.count(switch + ",") >= 1, switch
+        assert " ".join(spec.help.split())[:30] in text, spec.name
+    assert f"model name: {', '.join(MODELS)}" in text
+
+
+def test_bare_command_prints_usage_and_exits_2():
+    done = cli()
+    assert done.returncode == 2 and done.stderr.startswith("usage: python -m training")
 
 
 def test_gem_run_saves_a_plain_table_that_evaluate_reproduces(tmp_path):

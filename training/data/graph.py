@@ -3,7 +3,8 @@
 Nodes are features; two features are joined when they occur (with a non-zero value) in one
 positive training instance. Type "a" joins every pair of node-field features, type "b" only a
 user-side feature with an item-side one. The result is the symmetric-normalised adjacency with
-self loops, D̃^-½ (A + I) D̃^-½, in CSR form so a batch can read just its rows.
+self loops, D̃^-½ (A + I) D̃^-½, in CSR form: GEM propagates the whole table through it every
+forward, and sampling re-weighs its entries by the undirected edge each belongs to.
 """
 
 from __future__ import annotations

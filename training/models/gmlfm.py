@@ -103,7 +103,7 @@ class GMLFM(FeatureModel):
         if self.distance not in ADDITIVE:
             return "pairwise"
         # gram costs ~W² k per instance, additive ~W k k' (k' = k) but with heavier passes;
-        # measured (bench/gmlfm_forms.py, k = 16, 64, 256) gram wins up to W ≈ 1.5 k
+        # measured (bench/gmlfm_forms.py, k = 16 and 64) gram wins up to W ≈ 1.5 k
         return "gram" if self.h is not None and width <= 1.5 * self.embedding.embedding_dim \
             else "additive"
 

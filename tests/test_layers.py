@@ -1,0 +1,58 @@
+"""Imports point one way: data -> models -> loop -> config/runs/pipeline/CLI -> export, and the
+service imports neither torch nor training. Read statically from every module's imports, so a
+violation fails here before it can hide behind a lazy import."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# package -> the project packages and modules it must never import
+FORBIDDEN = {
+    "training/data": ("training.models", "training.loop", "training.config", "training.runs",
+                      "training.pipeline", "training.cli", "training.export"),
+    "training/models": ("training.loop", "training.config", "training.runs",
+                        "training.pipeline", "training.cli", "training.export"),
+    "training/loop": ("training.config", "training.runs", "training.pipeline", "training.cli",
+                      "training.export"),
+    "service": ("torch", "training"),
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def violations(root: Path, package: str, banned: tuple[str, ...]) -> list[str]:
+    found = []
+    for path in sorted((root / package).rglob("*.py")):
+        for name in imported_modules(path):
+            if any(name == b or name.startswith(b + ".") for b in banned):
+                found.append(f"{path.relative_to(root)} imports {name}")
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_imports_point_one_way(package):
+    assert (ROOT / package).is_dir()
+    assert violations(ROOT, package, FORBIDDEN[package]) == []
+
+
+def test_the_check_sees_a_violation(tmp_path):
+    """The walk is not vacuous: a model importing the config is caught."""
+    fake = tmp_path / "training" / "models"
+    fake.mkdir(parents=True)
+    (fake / "bad.py").write_text("from training.config import FitConfig\nimport torch\n")
+    assert violations(tmp_path, "training/models", FORBIDDEN["training/models"]) == [
+        "training/models/bad.py imports training.config"]
