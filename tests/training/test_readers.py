@@ -301,3 +301,13 @@ def test_default_data_dir(monkeypatch, tmp_path):
     assert default_data_dir() == tmp_path
     monkeypatch.delenv("GMLREC_DATA_DIR")
     assert default_data_dir() == Path.home() / ".cache" / "gmlrec"
+
+
+def test_libfm_topn_groups_that_do_not_divide_name_the_file(tmp_path):
+    from training.data.protocols import make_split
+
+    folder = write_libfm(tmp_path / "g", train="1 0:1 3:1\n-1 1:1 3:1\n",
+                         test="1 0:1 4:1\n-1 0:1 3:1\n-1 0:1 5:1\n")
+    with pytest.raises(DataError, match=r"tiny\.test\.libfm: 3 lines, not a multiple of "
+                                        r"--group-size 2"):
+        make_split(load_libfm(folder), "topn", seed=0, group_size=2)

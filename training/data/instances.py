@@ -96,3 +96,4 @@ class LibfmData:
     test: InstanceSet
     fingerprint: str = ""
     notes: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)  # split -> the file it was read from

@@ -54,7 +54,8 @@ def load_libfm(path: Path) -> LibfmData:
     for data in blobs.values():
         h.update(data)
     return LibfmData(f"libfm:{folder.name}", schema, sets["train"], sets.get("validation"),
-                     sets["test"], h.hexdigest()[:16], notes)
+                     sets["test"], h.hexdigest()[:16], notes,
+                     {split: str(p) for split, p in files.items() if p is not None})
 
 
 def _one(folder: Path, split: str, required: bool) -> Path | None:

@@ -147,16 +147,18 @@ def libfm_split(data: LibfmData, task: Task, group_size: int) -> Split:
         notes.append("no validation file: no early stopping, the last epoch is kept")
     if task == "rating":
         return Split(task, data.train, data.valid, data.test, notes=tuple(notes))
-    return Split(task, data.train, _as_groups(data.valid, group_size, "validation"),
-                 _as_groups(data.test, group_size, "test"), notes=tuple(notes))
+    return Split(task, data.train,
+                 _as_groups(data.valid, group_size, data.files.get("validation")),
+                 _as_groups(data.test, group_size, data.files.get("test")), notes=tuple(notes))
 
 
-def _as_groups(instances: InstanceSet | None, group_size: int, which: str) -> RankingGroups | None:
+def _as_groups(instances: InstanceSet | None, group_size: int, path: str | None
+               ) -> RankingGroups | None:
     if instances is None:
         return None
     if group_size < 2 or len(instances) % group_size:
-        raise DataError(f"the {which} file has {len(instances)} lines, not a multiple of "
-                        f"--group-size {group_size}")
+        raise DataError(f"{len(instances)} lines, not a multiple of --group-size {group_size}",
+                        path)
     return RankingGroups(instances, group_size)
 
 
