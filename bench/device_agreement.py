@@ -13,14 +13,19 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from pathlib import Path
 
-from bench.ablation_grid import SEEDS, load_runs
-from bench.ablation_report import seed_runs
-from bench.records import device_names, load_records, rerun_main, run_and_record
-from bench.results import mean_std, write_section
+from bench.lib.fits import (
+    RECORDS,
+    device_names,
+    fits_folder,
+    load_records,
+    rerun_main,
+    run_and_record,
+)
+from bench.lib.grid import SEEDS, load_runs, seed_runs
+from bench.lib.results import mean_std, write_section
 
-RUNS = Path(__file__).resolve().parent / "device_agreement_runs.jsonl"
+RUNS = RECORDS / "device_agreement_runs.jsonl"
 # (variant, task, metric): the baselines, GML-FM-dnn, and xDeepFM's CPU-trained rating row.
 ROWS = (("fm", "topn", "hr@10"), ("deepfm", "topn", "hr@10"), ("gmlfm-dnn", "topn", "hr@10"),
         ("xdeepfm", "rating", "rmse"))
@@ -40,7 +45,7 @@ def rerun(device: str, jobs: int) -> None:
     recorded, done = load_runs(), load_records(RUNS)
     todo = [(r["key"], r["options"]) for v, t, _ in ROWS for r in cpu_runs(recorded, v, t)
             if r["key"] not in done]
-    run_and_record(todo, jobs, RUNS, device)
+    run_and_record(todo, jobs, RUNS, fits_folder("device_agreement"), device)
 
 
 def rows(recorded: dict, gpu: dict) -> list[str]:

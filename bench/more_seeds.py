@@ -14,14 +14,20 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from pathlib import Path
 
-from bench.ablation_grid import SEEDS, VARIANTS, best_cell, load_runs, run_key
-from bench.ablation_report import EXTERNAL
-from bench.records import device_names, load_records, rerun_main, run_and_record
-from bench.results import write_section
+from bench.lib.ablation_tables import EXTERNAL
+from bench.lib.fits import (
+    RECORDS,
+    device_names,
+    fits_folder,
+    load_records,
+    rerun_main,
+    run_and_record,
+)
+from bench.lib.grid import SEEDS, VARIANTS, best_cell, load_runs, run_key
+from bench.lib.results import write_section
 
-RUNS = Path(__file__).resolve().parent / "more_seeds_runs.jsonl"
+RUNS = RECORDS / "more_seeds_runs.jsonl"
 EXTRA_SEEDS = tuple(range(len(SEEDS), 10))
 # Top-n first: its margins to the bar are the narrowest.
 ROWS = (("gmlfm-dnn", "topn"), ("fm", "topn"), ("deepfm", "topn"), ("gmlfm-dnn", "rating"),
@@ -51,7 +57,7 @@ def extra_runs(recorded: dict) -> list[tuple[str, dict]]:
 def rerun(device: str, jobs: int) -> None:
     done = load_records(RUNS)
     run_and_record([(k, o) for k, o in extra_runs(load_runs()) if k not in done], jobs, RUNS,
-                   device)
+                   fits_folder("more_seeds"), device)
 
 
 def rows(recorded: dict, extra: dict) -> list[str]:
