@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from pathlib import Path
 
 from bench.lib.fits import (
     RECORDS,
@@ -23,7 +24,7 @@ from bench.lib.fits import (
     run_and_record,
 )
 from bench.lib.grid import SEEDS, load_runs, seed_runs
-from bench.lib.results import mean_std, write_section
+from bench.lib.results import RESULTS, mean_std, write_section
 
 RUNS = RECORDS / "device_agreement_runs.jsonl"
 # (variant, task, metric): the baselines, GML-FM-dnn, and xDeepFM's CPU-trained rating row.
@@ -66,7 +67,7 @@ def rows(recorded: dict, gpu: dict) -> list[str]:
     return lines
 
 
-def report() -> None:
+def report(results: Path = RESULTS) -> None:
     header = ["## device-agreement: the same runs on the CPU and on a GPU\n",
               "Command: `python -m bench.device_agreement --device cuda` on a GPU machine, then "
               "`--report`. Each row: the ablation's best cell, seeds 0–2, test metric mean ± "
@@ -75,7 +76,8 @@ def report() -> None:
               "did.\n",
               "| variant | task | metric | CPU (2 cores) | GPU | GPU − CPU | GPU epoch s |",
               "|---|---|---|---|---|---|---|"]
-    write_section("device-agreement", "\n".join(header + rows(load_runs(), load_records(RUNS))))
+    body = "\n".join(header + rows(load_runs(), load_records(RUNS)))
+    write_section("device-agreement", body, results)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
+from pathlib import Path
 
 from bench.lib.ablation_tables import EXTERNAL
 from bench.lib.fits import (
@@ -25,7 +26,7 @@ from bench.lib.fits import (
     run_and_record,
 )
 from bench.lib.grid import SEEDS, VARIANTS, best_cell, load_runs, run_key
-from bench.lib.results import write_section
+from bench.lib.results import RESULTS, write_section
 
 RUNS = RECORDS / "more_seeds_runs.jsonl"
 EXTRA_SEEDS = tuple(range(len(SEEDS), 10))
@@ -81,7 +82,7 @@ def rows(recorded: dict, extra: dict) -> list[str]:
     return lines
 
 
-def report() -> None:
+def report(results: Path = RESULTS) -> None:
     header = ["## more-seeds: the headline rows over 10 seeds\n",
               "Command: `python -m bench.more_seeds --device cuda`, then `--report`. The "
               "ablation's best cell for each row, not re-tuned; seeds 0–2 are the ablation's "
@@ -92,7 +93,8 @@ def report() -> None:
               "| variant | task | metric | seeds | mean ± std | SE | best public | margin | "
               "margin / SE | seeds 3–9 on |",
               "|---|---|---|---|---|---|---|---|---|---|"]
-    write_section("more-seeds", "\n".join(header + rows(load_runs(), load_records(RUNS))))
+    body = "\n".join(header + rows(load_runs(), load_records(RUNS)))
+    write_section("more-seeds", body, results)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -38,19 +38,14 @@ def fit_with_leaky_negatives(options: dict[str, Any], out: Path) -> dict[str, An
 
     The product has no such option, so the pipeline's split is swapped for the leaky one for
     this one fit; a fit that never asked for the split fails rather than measure no leak."""
-    import numpy as np
-
     import training.pipeline as pipeline
-    from training.data.sampling import pair_keys
 
     original, swapped = pipeline.prepare, []
 
     def leaky_prepare(config):  # the pipeline's own split, then the leak
         data, split = original(config)
-        every = np.unique(pair_keys(data.users, data.items, data.n_items))
         swapped.append(True)
-        return data, dataclasses.replace(
-            split, sampler=dataclasses.replace(split.sampler, known=every))
+        return data, leaky_split(data, split)
 
     pipeline.prepare = leaky_prepare
     try:
@@ -60,6 +55,17 @@ def fit_with_leaky_negatives(options: dict[str, Any], out: Path) -> dict[str, An
     if not swapped:
         raise RuntimeError("fit_and_save no longer takes its split from pipeline.prepare")
     return metrics
+
+
+def leaky_split(data: Any, split: Any) -> Any:
+    """The split whose per-epoch negatives avoid every interaction of `data`, held-out ones
+    included, instead of the training positives alone."""
+    import numpy as np
+
+    from training.data.sampling import pair_keys
+
+    every = np.unique(pair_keys(data.users, data.items, data.n_items))
+    return dataclasses.replace(split, sampler=dataclasses.replace(split.sampler, known=every))
 
 
 def device_problem(name: str) -> str | None:
