@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from bench.lib import training_api
-from bench.lib.results import BENCH
+from bench.lib.results import BENCH, write_section
 
 RECORDS = BENCH / "records"
 
@@ -71,8 +71,9 @@ def run_and_record(todo: Sequence[tuple[str, dict]], jobs: int, path: Path, fold
 
 
 def rerun_main(argv: Sequence[str] | None, doc: str, rerun: Callable[[str, int], None],
-               report: Callable[[], None], jobs: int) -> None:
-    """The command line of a script that fits what its record lacks, then reports."""
+               name: str, section: Callable[[], str], jobs: int) -> None:
+    """The command line of a script that fits what its record lacks, then writes its section
+    `name` of RESULTS.md."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--device", type=device_arg, default="cpu",
                         help="cpu, cuda or cuda:N for every fit")
@@ -81,4 +82,4 @@ def rerun_main(argv: Sequence[str] | None, doc: str, rerun: Callable[[str, int],
     args = parser.parse_args(argv)
     if not args.report:
         rerun(args.device, args.jobs)
-    report()
+    write_section(name, section())

@@ -43,7 +43,7 @@ def test_every_fit_is_recorded_with_its_device_and_its_run_folder(tmp_path, monk
 @pytest.mark.parametrize("script", [more_seeds, device_agreement])
 def test_a_scripts_fits_go_under_runs_bench_and_its_own_name(script, monkeypatch):
     calls = []
-    monkeypatch.setattr(script, "run_and_record", lambda *args: calls.append(args))
+    monkeypatch.setattr(fits, "run_and_record", lambda *args: calls.append(args))
     script.rerun("cuda", 1)
     name = script.__name__.rpartition(".")[2]
     assert [(args[2:4]) for args in calls] == [(script.RUNS, Path("runs", "bench", name))]
