@@ -42,7 +42,7 @@ def fit_with_leaky_negatives(options: dict[str, Any], out: Path) -> dict[str, An
 
     original, swapped = pipeline.prepare, []
 
-    def leaky_prepare(config):  # the pipeline's own split, then the leak
+    def leaky_prepare(config: Any) -> tuple[Any, Any]:  # the pipeline's own split, then the leak
         data, split = original(config)
         swapped.append(True)
         return data, leaky_split(data, split)
