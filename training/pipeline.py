@@ -51,7 +51,8 @@ def fit_and_save(config: FitConfig, progress: bool = True) -> dict[str, Any]:
         "valid": result.history[result.best_epoch - 1].valid,
         "test": test_report(model, split, config.seed),
     }
-    save_run(Path(config.out), config, data.schema, model, result, metrics)
+    save_run(Path(config.out), config, data.schema, model, result, metrics,
+             split.train.slot_field)
     return metrics
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,15 @@ from training.trainer import FitResult
 CONFIG, METRICS, HISTORY, WEIGHTS, SCHEMA, CURVE = (
     "config.toml", "metrics.json", "history.json", "model.pt", "schema.json",
     "learning_curve.png")
+COLUMNS = "columns.json"  # the field of each input column: what a model's constructor needs
 
 
 def save_run(out: Path, config: FitConfig, schema: FeatureSchema, model: torch.nn.Module,
-             result: FitResult, metrics: dict[str, Any]) -> None:
+             result: FitResult, metrics: dict[str, Any],
+             slot_field: Sequence[int] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    if slot_field is not None:
+        (out / COLUMNS).write_text(json.dumps({"slot_field": [int(f) for f in slot_field]}))
     write_toml(config, out / CONFIG)
     (out / SCHEMA).write_text(json.dumps(schema.to_dict()))
     (out / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
@@ -37,6 +42,12 @@ def load_run(run: Path) -> tuple[FitConfig, FeatureSchema, dict[str, torch.Tenso
     config = resolve(read_toml(run / CONFIG), {})
     schema = FeatureSchema.from_dict(json.loads((run / SCHEMA).read_text()))
     return config, schema, torch.load(run / WEIGHTS, weights_only=True)
+
+
+def load_slot_field(run: Path) -> list[int] | None:
+    """The field of each input column as fit saw it; None for runs saved before it was kept."""
+    path = run / COLUMNS
+    return json.loads(path.read_text())["slot_field"] if path.is_file() else None
 
 
 def plot_learning_curve(result: FitResult, path: Path) -> None:
