@@ -1,0 +1,48 @@
+"""`python -m training export`: a finished run folder -> a servable, torch-free bundle.
+
+    rebuild.py       run folder -> trained model (the one place that rebuilds it)
+    catalog.py       data + split -> users, items, training interactions, feature sides
+    tables.py        model -> numpy tables and the scoring record of its family
+    onnx_graphs.py   tables -> model.onnx (graph_builder.py: onnx.helper with external data)
+    writer.py        all of it -> models/<name>/<version>/ with its manifest
+    replay.py        the run's top-n test protocol replayed through a bundle
+The bundle's format and reader live in service/bundle, which this package imports and never
+the reverse.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from training.errors import ConfigError
+from training.export.catalog import serving_data
+from training.export.rebuild import rebuild_model
+from training.export.writer import Provenance, write_bundle
+from training.runs import load_run
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+__all__ = ["export_run"]
+
+
+def export_run(run: Path, models_dir: Path, name: str | None = None) -> Path:
+    """Write the bundle of a finished run; returns its version folder."""
+    from training.pipeline import prepare
+
+    run = Path(run)
+    config = load_run(run)[0]
+    name = name or config.model
+    if not NAME.fullmatch(name):
+        raise ConfigError(f"--name {name!r}: use letters, digits, '.', '_' or '-'")
+    data, split = prepare(config)  # the catalog, the users and their training interactions
+    rebuilt = rebuild_model(run, split.train.slot_field)
+    trained_on = rebuilt.metrics.get("data_fingerprint")
+    if trained_on and data.fingerprint != trained_on:
+        raise ConfigError(f"data '{rebuilt.config.data}' has changed since {run} was trained "
+                          f"(fingerprint {data.fingerprint}, trained on {trained_on})")
+    serving = serving_data(data, split, rebuilt.slot_field)
+    provenance = Provenance(rebuilt.config.model, str(run), rebuilt.config.data,
+                            data.fingerprint, rebuilt.metrics)
+    return write_bundle(rebuilt.model, data.schema, rebuilt.slot_field, serving, provenance,
+                        models_dir, name)
