@@ -35,6 +35,9 @@ def export_run(run: Path, models_dir: Path, name: str | None = None) -> Path:
     name = name or config.model
     if not NAME.fullmatch(name):
         raise ConfigError(f"--name {name!r}: use letters, digits, '.', '_' or '-'")
+    models_dir = Path(models_dir)
+    if models_dir.exists() and not models_dir.is_dir():
+        raise ConfigError(f"--models-dir {models_dir}: not a folder")
     data, split = prepare(config)  # the catalog, the users and their training interactions
     rebuilt = rebuild_model(run, split.train.slot_field)
     trained_on = rebuilt.metrics.get("data_fingerprint")
@@ -44,5 +47,9 @@ def export_run(run: Path, models_dir: Path, name: str | None = None) -> Path:
     serving = serving_data(data, split, rebuilt.slot_field)
     provenance = Provenance(rebuilt.config.model, str(run), rebuilt.config.data,
                             data.fingerprint, rebuilt.metrics)
-    return write_bundle(rebuilt.model, data.schema, rebuilt.slot_field, serving, provenance,
-                        models_dir, name)
+    try:
+        return write_bundle(rebuilt.model, data.schema, rebuilt.slot_field, serving,
+                            provenance, models_dir, name)
+    except OSError as err:
+        raise ConfigError(f"--models-dir {models_dir}: cannot write the bundle "
+                          f"({err.strerror or err})") from None
