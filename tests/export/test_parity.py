@@ -102,13 +102,19 @@ def test_item_tables_stay_linear_in_k(tmp_path, data):
     assert bundle.scoring["family"] == fmt.FEATURE_PAIRS
 
 
-def test_top_n_pads_when_few_items_remain(tmp_path, data):
+def test_top_n_leaves_out_ragged_exclusions_and_pads(tmp_path, data):
     data, split = data
     bundle = load_bundle(export(random_model(data, split, "fm"), data, split, tmp_path))
     state = reference_scorer(bundle).user_state(*known_rows(bundle, data, USERS[:2]))
     keep = np.array([3, 40, 77])
-    exclude = [np.setdiff1d(np.arange(data.n_items), keep)] * 2
+    best = np.argsort(-reference_scorer(bundle).catalog_scores(state)[1], kind="stable")
+    exclude = [np.setdiff1d(np.arange(data.n_items), keep), best[[0, 2]]]  # ragged: -1 pads
     for scorer in (reference_scorer(bundle), OnnxScorer(bundle, threads=1)):
         items, scores = scorer.top_n(state, 5, exclude)
-        assert (np.sort(items[:, :3], 1) == keep).all() and (items[:, 3:] == -1).all()
-        assert np.isneginf(scores[:, 3:]).all() and np.isfinite(scores[:, :3]).all()
+        assert (np.sort(items[0, :3]) == keep).all() and (items[0, 3:] == -1).all()
+        assert np.isneginf(scores[0, 3:]).all() and np.isfinite(scores[0, :3]).all()
+        assert items[1].tolist() == best[[1, 3, 4, 5, 6]].tolist()
+        everything, _ = scorer.top_n(state, data.n_items, [np.array([5, 0]), np.array([0])])
+        assert 5 not in everything[0] and 5 in everything[1]
+        for row, left in zip(everything, (data.n_items - 2, data.n_items - 1)):
+            assert 0 not in row and (row[left:] == -1).all() and (row[:left] >= 0).all()

@@ -33,13 +33,13 @@ def build_graph(bundle_dir: Path, scoring: dict[str, Any]) -> onnx.ModelProto:
         whole_scores(b, scoring, layout, name=fmt.SCORES)
         return b.model([state, candidates],
                        [tensor_input(fmt.SCORES, TensorProto.FLOAT, "batch", "candidates")])
-    family = {fmt.LINEAR: linear_cross, fmt.FEATURE_PAIRS: feature_pair_cross,
-              fmt.NFM: nfm_cross}[scoring["family"]]
-    part = b.slice(fmt.STATE, *layout.span("part"), 1)  # (B, 1)
-    catalog = b.op("Add", b.op("Add", family(b, scoring, layout), part),
-                   b.table(fmt.ITEM_CONST))  # (B, N)
-    b.op("GatherElements", catalog, fmt.CANDIDATES, axis=1, name=fmt.SCORES)
-    top_n(b, catalog, scoring)
+    family = {fmt.LINEAR: linear_items, fmt.FEATURE_PAIRS: feature_pair_items,
+              fmt.NFM: nfm_items}[scoring["family"]]
+    items = family(b, scoring, layout)  # (B, N): const_I + cross(U, I)
+    part = b.slice(fmt.STATE, *layout.span("part"), 1)  # (B, 1): the same for every item, so
+    b.op("Add", b.op("GatherElements", items, fmt.CANDIDATES, axis=1), part,  # added after
+         name=fmt.SCORES)  # selecting, not to all N
+    top_n(b, items, part)
     inputs = [state, candidates, tensor_input(fmt.EXCLUDE, TensorProto.INT64, "batch", "exclude"),
               tensor_input(fmt.TOP_N, TensorProto.INT64, 1)]
     outputs = [tensor_input(fmt.SCORES, TensorProto.FLOAT, "batch", "candidates"),
@@ -48,30 +48,29 @@ def build_graph(bundle_dir: Path, scoring: dict[str, Any]) -> onnx.ModelProto:
     return b.model(inputs, outputs)
 
 
-def top_n(b: GraphBuilder, catalog: str, scoring: dict[str, Any]) -> None:
-    """TopK over the catalog with `exclude` set to -inf. A pad column at position N takes the
-    -1 paddings of `exclude` (a negative index would wrap to the last item) and is cut off."""
-    n_items = scoring["items"]
-    pad = b.op("Mul", b.slice(catalog, 0, 1, 1), b.const(0.0))  # (B, 1) zeros
-    padded = b.op("Concat", catalog, pad, axis=1)  # (B, N + 1)
-    exclude = b.op("Where", b.op("Less", fmt.EXCLUDE, b.const(0, dtype=np.int64)),
-                   b.const(n_items, dtype=np.int64), fmt.EXCLUDE)
-    minus_inf = b.op("Expand", b.const(-np.inf), b.op("Shape", fmt.EXCLUDE))
-    masked = b.slice(b.op("ScatterElements", padded, exclude, minus_inf, axis=1), 0, n_items, 1)
+def top_n(b: GraphBuilder, catalog: str, part: str) -> None:
+    """TopK over the catalog with `exclude` set to -inf. The scatter takes the minimum of the
+    old and the new value: a real position gets -inf, a -1 padding (sent to position 0) +inf,
+    which leaves the score as it was, even where position 0 is also excluded."""
+    padding = b.op("Less", fmt.EXCLUDE, b.const(0, dtype=np.int64))
+    positions = b.op("Max", fmt.EXCLUDE, b.const(0, dtype=np.int64))
+    bounds = b.op("Where", padding, b.const(np.inf), b.const(-np.inf))  # (B, E)
+    masked = b.op("ScatterElements", catalog, positions, bounds, axis=1, reduction="min")
     values, items = b.op("TopK", masked, fmt.TOP_N, outputs=2, axis=1, largest=1, sorted=1)
-    b.op("Identity", values, name=fmt.TOP_SCORES)
+    b.op("Add", values, part, name=fmt.TOP_SCORES)
     gone = b.op("Equal", values, b.const(-np.inf))
     b.op("Where", gone, b.const(-1, dtype=np.int64), items, name=fmt.TOP_ITEMS)
 
 
-def linear_cross(b: GraphBuilder, scoring: dict[str, Any], layout: StateLayout) -> str:
-    """query_U · matrix_I for every item: (B, m) x (N, m)ᵀ -> (B, N)."""
+def linear_items(b: GraphBuilder, scoring: dict[str, Any], layout: StateLayout) -> str:
+    """const_I + query_U · matrix_I for every item: one Gemm, (B, m) x (N, m)ᵀ + (N,)."""
     query = b.slice(fmt.STATE, *layout.span("query"), 1)
-    return b.op("Gemm", query, b.table(fmt.item_table_file("matrix")), transB=1)
+    return b.op("Gemm", query, b.table(fmt.item_table_file("matrix")),
+                b.table(fmt.ITEM_CONST), transB=1)
 
 
-def feature_pair_cross(b: GraphBuilder, scoring: dict[str, Any], layout: StateLayout) -> str:
-    """Gains g_l of every item-side feature, gathered and weighted by each item's row."""
+def feature_pair_items(b: GraphBuilder, scoring: dict[str, Any], layout: StateLayout) -> str:
+    """const_I + the gains g_l of the item's features, weighted by its row: (B, N)."""
     k, width, distance = scoring["dim"], scoring["user_width"], scoring["distance"]
     features = scoring["item_features"]
     x = b.unsqueeze(b.slice(fmt.STATE, *layout.span("x"), 1), 2)  # (B, R, 1)
@@ -80,7 +79,7 @@ def feature_pair_cross(b: GraphBuilder, scoring: dict[str, Any], layout: StateLa
     if distance in PAIRWISE_ONLY:
         diff = b.op("Abs", b.op("Sub", b.reshape(t, 0, width, 1, k), item_t))  # (B, R, M, k')
         pair = (b.sum(diff, -1) if distance == "manhattan"
-                else b.op("ReduceMax", diff, axes=[-1], keepdims=0))  # (B, R, M)
+                else b.op("ReduceMax", diff, b.ints(-1), keepdims=0))  # (B, R, M)
     else:
         pair = b.reshape(b.op("Gemm", b.reshape(t, -1, k), item_t, transB=1),
                          -1, width, features)
@@ -99,17 +98,19 @@ def feature_pair_cross(b: GraphBuilder, scoring: dict[str, Any], layout: StateLa
         spread = b.op("Add", spread, b.reshape(b.slice(products, 1, 2, 1), 0, -1))
         gains = b.op("Sub", spread, b.op("Mul", gains, b.const(2.0)))
     per_item = b.op("Gather", gains, b.table(fmt.ITEM_IDX), axis=1)  # (B, N, W_i)
-    return b.sum(b.op("Mul", per_item, b.table(fmt.ITEM_VAL)), 2)
+    return b.op("Add", b.sum(b.op("Mul", per_item, b.table(fmt.ITEM_VAL)), 2),
+                b.table(fmt.ITEM_CONST))
 
 
-def nfm_cross(b: GraphBuilder, scoring: dict[str, Any], layout: StateLayout) -> str:
-    """The MLP of ½((S_U + S_I)² − (Q_U + Q_I)) for every item: (B, N)."""
+def nfm_items(b: GraphBuilder, scoring: dict[str, Any], layout: StateLayout) -> str:
+    """const_I + the MLP of ½((S_U + S_I)² − (Q_U + Q_I)) for every item: (B, N)."""
     s = b.op("Add", b.unsqueeze(b.slice(fmt.STATE, *layout.span("s"), 1), 1),
              b.table(fmt.item_table_file("s")))  # (B, N, k)
     q = b.op("Add", b.unsqueeze(b.slice(fmt.STATE, *layout.span("q"), 1), 1),
              b.table(fmt.item_table_file("q")))
     bi = b.op("Mul", b.op("Sub", b.op("Mul", s, s), q), b.const(0.5))
-    return b.sum(dense_tower(b, bi, scoring["dense_layers"]), -1)
+    return b.op("Add", b.sum(dense_tower(b, bi, scoring["dense_layers"]), -1),
+                b.table(fmt.ITEM_CONST))
 
 
 def dense_tower(b: GraphBuilder, x: str, layers: int) -> str:
