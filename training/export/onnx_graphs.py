@@ -21,6 +21,7 @@ from onnx import TensorProto
 
 from service.bundle import format as fmt
 from service.bundle.layout import PAIRWISE_ONLY, SQUARED, StateLayout
+from service.bundle.whole import field_onehot
 from training.export.graph_builder import GraphBuilder, tensor_input
 
 
@@ -152,13 +153,6 @@ def whole_scores(b: GraphBuilder, scoring: dict[str, Any], layout: StateLayout,
     head = {"deepfm": deepfm_head, "xdeepfm": xdeepfm_head, "afm": afm_head}[scoring["kind"]]
     total = b.op("Add", linear, head(b, scoring, xv, e))
     return b.op("Add", total, b.table(fmt.table_file("w0")), name=name)
-
-
-def field_onehot(scoring: dict[str, Any]) -> np.ndarray:
-    columns = list(scoring["user_fields"]) + list(scoring["item_fields"])
-    onehot = np.zeros((len(columns), scoring["n_fields"]), np.float32)
-    onehot[np.arange(len(columns)), columns] = 1.0
-    return onehot
 
 
 def deep_part(b: GraphBuilder, scoring: dict[str, Any], e: str) -> str:
