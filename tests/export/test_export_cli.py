@@ -1,6 +1,7 @@
-"""`python -m training export` end to end: fit -> export -> the run's top-n test protocol
-replayed through the bundle's ONNX graph gives the metrics of metrics.json; bad input is one
-line and exit status 2; libFM data exports with its user, item and context columns."""
+"""`python -m training export` end to end: fit (GML-FM with GEM) -> export -> the run's top-n
+test protocol replayed through the bundle's ONNX graph gives the metrics of metrics.json; bad
+input is one line and exit status 2; libFM data exports with its user, item and context
+columns."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ SMALL = "synthetic:users=100,items=300,interactions=2500,seed=3"
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("run") / "gmlfm"
-    done = cli("fit", "--data", SMALL, "--model", "gmlfm", "--epochs", "1", "--dim", "8",
-               "--out", str(run), "--quiet")
+    done = cli("fit", "--data", SMALL, "--model", "gmlfm", "--embedding", "gcn", "--epochs",
+               "1", "--dim", "8", "--out", str(run), "--quiet")  # GEM: its table is exported
     assert done.returncode == 0, done.stderr
     return run
 
