@@ -1,4 +1,4 @@
-"""`python -m training fit|evaluate|export`: the contract of CONTRACT.md.
+"""`python -m training fit|evaluate|export|bootstrap`: the contract of CONTRACT.md.
 
 Every user error (bad data, bad option) ends as one line on stderr and exit status 2.
 """
@@ -42,6 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--models-dir", type=Path, default=Path("models"),
                         help="where bundles go: MODELS_DIR/NAME/VERSION (default models)")
     export.add_argument("--name", help="bundle name (default: the model, e.g. gmlfm)")
+    boot = commands.add_parser("bootstrap", help="fit and export the default model unless a "
+                               "bundle is already there")
+    boot.add_argument("--models-dir", type=Path, default=Path("models"),
+                      help="where bundles live (default models)")
+    boot.add_argument("--runs-dir", type=Path, default=Path("runs"),
+                      help="where the default model's run folder goes (default runs)")
+    boot.add_argument("--force", action="store_true",
+                      help="fit and export afresh even if a bundle exists (or GMLREC_RETRAIN=1)")
+    boot.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     return parser
 
 
@@ -81,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "export":
             print(run_export(args.run, args.models_dir, args.name))
             return 0
+        elif args.command == "bootstrap":
+            print(run_bootstrap(args.models_dir, args.runs_dir, args.force, not args.quiet))
+            return 0
         else:
             metrics = run_evaluate(args.run, args.data)
     except GmlrecError as err:
@@ -104,6 +116,12 @@ def run_export(run: Path, models_dir: Path, name: str | None) -> Path:
     from training.export import export_run
 
     return export_run(run, models_dir, name)
+
+
+def run_bootstrap(models_dir: Path, runs_dir: Path, force: bool, progress: bool) -> Path:
+    from training.bootstrap import bootstrap
+
+    return bootstrap(models_dir, runs_dir, force, progress)
 
 
 def run_evaluate(run: Path, data: str | None) -> dict[str, Any]:
