@@ -1,0 +1,64 @@
+"""The bundle format: every name the writer (`training.export`) and the reader share.
+
+A bundle is a folder `models/<name>/<version>/`:
+
+    manifest.json       what the bundle is, and every other file with its sha256 and shape
+    model.onnx          the scoring graph; its large initializers live in the npy files below
+    tables/*.npy        per-feature tables of the user side, and the model's weights
+    items/*.npy         the catalog: ids, feature rows, precomputed item tables, display text
+    users/*.npy         the known users: ids, feature rows, training interactions
+
+Feature indices are local to a side: user rows index the user-side tables (user and context
+fields), item rows the item-side ones, so neither side's tables carry the other's features.
+Every array is a plain npy (no pickles) that `np.load(mmap_mode="r")` maps.
+"""
+
+from __future__ import annotations
+
+FORMAT = "gmlrec-bundle"
+FORMAT_VERSION = 1  # a reader refuses a bundle whose format_version is larger
+MANIFEST = "manifest.json"
+ONNX_MODEL = "model.onnx"
+OPSET = 17  # ai.onnx opset of model.onnx
+IR_VERSION = 8
+
+# scoring paths (manifest["scoring"]["path"]) and, within them, families of state and tables
+SPLIT, WHOLE = "split", "whole"
+LINEAR = "linear"  # score = part_U + const_I + item_matrix_I · query_U   (fm, transfm, ...)
+FEATURE_PAIRS = "feature_pairs"  # per-item-feature gains gathered per item (weighted gmlfm)
+NFM = "nfm"  # additive (S, Q) per item, then the MLP over every candidate
+FAMILIES = {SPLIT: (LINEAR, FEATURE_PAIRS, NFM), WHOLE: (WHOLE,)}
+
+# sides of a field; context fields join the user side at request time
+USER_SIDE, ITEM_SIDE = "user", "item"
+
+# model.onnx inputs and outputs
+STATE = "state"  # (B, D) float32: one user state per row
+CANDIDATES = "candidates"  # (B, C) int64: catalog positions to score
+EXCLUDE = "exclude"  # (B, E) int64: catalog positions left out of the top n, -1 pads
+TOP_N = "n"  # (1,) int64: how many items the top-n outputs hold
+SCORES = "scores"  # (B, C) float32
+TOP_ITEMS = "top_items"  # (B, n) int64, -1 where fewer than n items remain
+TOP_SCORES = "top_scores"  # (B, n) float32, -inf where fewer than n items remain
+
+# files of the catalog and the known users
+ITEM_IDS = "items/ids.npy"  # (N,) str
+ITEM_IDX = "items/idx.npy"  # (N, W_i) int32 item-side feature indices
+ITEM_VAL = "items/val.npy"  # (N, W_i) float32, 0 pads
+ITEM_CONST = "items/const.npy"  # (N,) float32: w0 + the item's own linear and pair terms
+ITEM_ATTRIBUTE = "items/attr_{}.npy"  # (N,) str: a display attribute such as the title
+USER_IDS = "users/ids.npy"  # (U,) str
+USER_IDX = "users/idx.npy"  # (U, W_u) int32 user-side feature indices
+USER_VAL = "users/val.npy"  # (U, W_u) float32
+SEEN_OFFSETS = "users/seen_offsets.npy"  # (U + 1,) int64: user u's items are seen[o[u]:o[u+1]]
+SEEN_ITEMS = "users/seen_items.npy"  # (P,) int32 catalog positions, training interactions
+
+
+def table_file(name: str) -> str:
+    """Where a named table lives, e.g. `user_v` -> tables/user_v.npy."""
+    return f"tables/{name}.npy"
+
+
+def item_table_file(name: str) -> str:
+    """A per-item or per-item-feature table, e.g. `matrix` -> items/matrix.npy."""
+    return f"items/{name}.npy"

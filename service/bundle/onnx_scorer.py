@@ -1,0 +1,87 @@
+"""Score through model.onnx with onnxruntime; the same answers as the numpy reference.
+
+User states stay in numpy: a state is a gather of a few table rows and some sums (measured in
+bench/export_serving.py at a few microseconds, below one onnxruntime call's overhead), and
+the service caches it anyway. Split bundles rank the whole catalog inside the graph (scores,
+exclusion mask and TopK in one call); whole-model bundles score candidate rows, so their
+catalog is ranked in chunks of rows here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from service.bundle import format as fmt
+from service.bundle.reader import Bundle
+from service.bundle.reference import (
+    ReferenceScorer,
+    chunked_catalog_scores,
+    reference_scorer,
+    top_n_of,
+)
+
+WHOLE_CHUNK_ROWS = 4096  # (user, item) rows per call of a whole-model graph
+
+
+class OnnxScorer:
+    """One onnxruntime session over a bundle's model.onnx, with explicit intra-op threads."""
+
+    def __init__(self, bundle: Bundle, threads: int = 1):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3  # warnings about unused initializers are not news
+        self.session = ort.InferenceSession(str(bundle.onnx_path), options,
+                                            providers=["CPUExecutionProvider"])
+        self.reference: ReferenceScorer = reference_scorer(bundle)
+        self.whole = bundle.scoring["path"] == fmt.WHOLE
+        self.n_items = bundle.n_items
+
+    @property
+    def state_size(self) -> int:
+        return self.reference.state_size
+
+    def user_state(self, idx: np.ndarray, val: np.ndarray) -> np.ndarray:
+        """User-side rows (B, W_u) -> states (B, D) float32 (numpy: see the module doc)."""
+        return self.reference.user_state(idx, val)
+
+    def score(self, state: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """States (B, D), catalog positions (B, C) -> scores (B, C)."""
+        feed = {fmt.STATE: np.ascontiguousarray(state, np.float32),
+                fmt.CANDIDATES: np.ascontiguousarray(candidates, np.int64)}
+        if not self.whole:
+            feed |= {fmt.EXCLUDE: np.full((len(state), 1), -1, np.int64),
+                     fmt.TOP_N: np.ones(1, np.int64)}
+        return self.session.run([fmt.SCORES], feed)[0]
+
+    def top_n(self, state: np.ndarray, n: int, exclude: Sequence[np.ndarray] | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """The n best catalog positions per user, best first, leaving out `exclude[b]`;
+        -1 / -inf where fewer than n remain."""
+        if self.whole:
+            scores = chunked_catalog_scores(self.score, state, self.n_items, WHOLE_CHUNK_ROWS)
+            return top_n_of(scores, n, exclude)
+        take = min(n, self.n_items)
+        feed = {fmt.STATE: np.ascontiguousarray(state, np.float32),
+                fmt.CANDIDATES: np.zeros((len(state), 1), np.int64),
+                fmt.EXCLUDE: pad_rows(exclude, len(state)),
+                fmt.TOP_N: np.array([take], np.int64)}
+        items, scores = self.session.run([fmt.TOP_ITEMS, fmt.TOP_SCORES], feed)
+        if take < n:
+            items = np.pad(items, ((0, 0), (0, n - take)), constant_values=-1)
+            scores = np.pad(scores, ((0, 0), (0, n - take)), constant_values=-np.inf)
+        return items, scores
+
+
+def pad_rows(rows: Sequence[np.ndarray] | None, batch: int) -> np.ndarray:
+    """Ragged per-user position lists as one (B, E) int64 array padded with -1 (E >= 1)."""
+    rows = list(rows or [])
+    width = max([1, *(len(r) for r in rows)])
+    out = np.full((batch, width), -1, np.int64)
+    for b, r in enumerate(rows):
+        out[b, :len(r)] = r
+    return out

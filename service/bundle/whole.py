@@ -1,0 +1,89 @@
+"""DeepFM, xDeepFM and AFM in numpy, over (user row, candidate item row) pairs.
+
+Their deep parts are not additive over features, so every candidate is scored through the
+whole model. A row is the user's columns followed by the item's: the models pool columns by
+field (e_f = Σ_{columns j of f} x_j v_j) and sum over pairs, so the order of columns within
+the row does not change a score, only the field each column belongs to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.bundle import format as fmt
+from service.bundle.mlp import Layers, dense_layers, mlp
+from service.bundle.reader import Bundle
+
+WHOLE_KINDS = ("deepfm", "xdeepfm", "afm")
+
+
+@dataclass(frozen=True)
+class WholeModel:
+    kind: str
+    w0: float
+    user_bias: np.ndarray  # (n_u,)
+    user_v: np.ndarray  # (n_u, k)
+    item_bias: np.ndarray  # (n_i,)
+    item_v: np.ndarray  # (n_i, k)
+    item_idx: np.ndarray  # (N, W_i) catalog rows
+    item_val: np.ndarray  # (N, W_i)
+    onehot: np.ndarray  # (W_u + W_i, F): the field of each column of a joined row
+    dense: Layers  # DeepFM / xDeepFM tower
+    weights: dict[str, np.ndarray]  # the head's own tables: cin*, att_*, afm_p
+
+    @staticmethod
+    def from_bundle(bundle: Bundle) -> WholeModel:
+        scoring = bundle.scoring
+        columns = list(scoring["user_fields"]) + list(scoring["item_fields"])
+        onehot = np.zeros((len(columns), scoring["n_fields"]), np.float32)
+        onehot[np.arange(len(columns)), columns] = 1.0
+        return WholeModel(
+            scoring["kind"], float(bundle.table("w0")[0]), bundle.table("user_bias"),
+            bundle.table("user_v"), bundle.item_table("feature_bias"),
+            bundle.item_table("feature_v"), bundle.array(fmt.ITEM_IDX),
+            bundle.array(fmt.ITEM_VAL), onehot,
+            dense_layers(bundle) if scoring["dense_layers"] else [],
+            {n: bundle.table(n) for n in scoring["head_tables"]})
+
+    def __call__(self, idx: np.ndarray, val: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """User rows idx, val (B, W_u) and catalog positions (B, C) -> scores (B, C)."""
+        shape = (*candidates.shape, idx.shape[1])
+        user_x = np.broadcast_to(val[:, None], shape)
+        x = np.concatenate([user_x, self.item_val[candidates]], -1)  # (B, C, W)
+        item_idx = self.item_idx[candidates]
+        user_v = self.user_v[idx][:, None]  # (B, 1, W_u, k)
+        v = np.concatenate([np.broadcast_to(user_v, (*shape, user_v.shape[-1])),
+                            self.item_v[item_idx]], 2)  # (B, C, W, k)
+        bias = np.concatenate([np.broadcast_to(self.user_bias[idx][:, None], shape),
+                               self.item_bias[item_idx]], -1)
+        xv = v * x[..., None]
+        e = np.einsum("bcwk,wf->bcfk", xv, self.onehot)  # (B, C, F, k)
+        return self.w0 + (bias * x).sum(-1) + getattr(self, f"_{self.kind}")(xv, e)
+
+    def _deep(self, e: np.ndarray) -> np.ndarray:
+        return mlp(e.reshape(*e.shape[:2], -1), self.dense)[..., 0]
+
+    def _deepfm(self, xv: np.ndarray, e: np.ndarray) -> np.ndarray:
+        pair = 0.5 * (np.square(xv.sum(2)) - np.square(xv).sum(2)).sum(-1)
+        return pair + self._deep(e)
+
+    def _xdeepfm(self, xv: np.ndarray, e: np.ndarray) -> np.ndarray:
+        hidden, pooled, layer = e, [], 0
+        while f"cin{layer}" in self.weights:
+            products = hidden[:, :, :, None] * e[:, :, None]  # (B, C, H, F, k)
+            products = products.reshape(*e.shape[:2], -1, e.shape[-1])  # (B, C, H·F, k)
+            hidden = np.einsum("on,bcnk->bcok", self.weights[f"cin{layer}"], products)
+            pooled.append(hidden.sum(-1))
+            layer += 1
+        return np.concatenate(pooled, -1) @ self.weights["cin_out"] + self._deep(e)
+
+    def _afm(self, xv: np.ndarray, e: np.ndarray) -> np.ndarray:
+        rows, cols = np.triu_indices(e.shape[2], 1)
+        products = e[:, :, rows] * e[:, :, cols]  # (B, C, P, k)
+        hidden = np.maximum(products @ self.weights["att_w"] + self.weights["att_b"], 0.0)
+        logits = hidden @ self.weights["att_h"]  # (B, C, P)
+        weights = np.exp(logits - logits.max(-1, keepdims=True))
+        weights /= weights.sum(-1, keepdims=True)
+        return (weights[..., None] * products).sum(2) @ self.weights["afm_p"]
