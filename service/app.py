@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings, app.state.store, app.state.host = settings, store, host
         app.state.users = Users(store, settings.cache_ttl_s)
         app.state.ranker = Ranker()
+        app.state.gate = asyncio.Semaphore(settings.max_active)
         with contextlib.suppress(errors.ReloadRefused):  # logged; /ready says not_ready
             await host.reload()
         watcher = asyncio.create_task(host.watch(settings.reload_interval_s)) \

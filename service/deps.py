@@ -7,6 +7,8 @@ change the version that answers it.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -40,6 +42,13 @@ def _store(request: Request) -> GuardedStore:
 
 def _settings(request: Request) -> Settings:
     return request.app.state.settings
+
+
+async def admitted(request: Request) -> AsyncIterator[None]:
+    """At most GMLREC_MAX_ACTIVE requests of a worker past this point at once."""
+    gate: asyncio.Semaphore = request.app.state.gate
+    async with gate:
+        yield
 
 
 Host = Annotated[ModelHost, Depends(_host)]

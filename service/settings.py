@@ -29,7 +29,10 @@ class Settings(BaseSettings):
     cache_ttl_s: int = Field(86_400, gt=0)  # state blobs expire this long after each write
     # short timeouts, no retries: a slow Redis costs a request this much, once, then the
     # store is skipped for redis_cooldown_s while requests are served from the bundle
-    redis_timeout_s: float = Field(0.1, gt=0)
+    redis_timeout_s: float = Field(0.25, gt=0)
+    # waiting for a free pooled connection is queueing in this process, not a Redis fault:
+    # under a burst it can take longer than one command may
+    redis_pool_timeout_s: float = Field(2.0, gt=0)
     redis_cooldown_s: float = Field(1.0, ge=0)
     redis_max_connections: int = Field(64, ge=1)
 
@@ -40,6 +43,10 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # onnxruntime intra-op threads per worker; unset -> the cores divided among the workers
     ort_threads: int | None = Field(None, ge=1, le=64)
+    # requests doing work at once per worker; the rest queue before touching the store, so
+    # a burst cannot keep the event loop busy past the store's timeouts (which would read as
+    # a Redis fault)
+    max_active: int = Field(16, ge=1)
     graceful_timeout_s: float = Field(10.0, ge=0)  # in-flight requests get this long at stop
 
     # request limits: anything beyond is a 413 or a 422 naming the limit

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
-from service.deps import Model, RankerDep, UsersDep
+from service.deps import Model, RankerDep, UsersDep, admitted
 from service.errors import UnknownItems
 from service.routes.common import NOT_FOUND, PathId, scored_items
 from service.schemas import (
@@ -20,7 +20,7 @@ from service.schemas import (
 )
 from service.users import ResolvedUser, Users
 
-router = APIRouter(tags=["scoring"])
+router = APIRouter(tags=["scoring"], dependencies=[Depends(admitted)])
 
 
 async def _who(users: Users, model: Model, body: UserFeatures, seen: bool) -> ResolvedUser:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
-from service.deps import Model, UsersDep
+from service.deps import Model, UsersDep, admitted
 from service.routes.common import NOT_FOUND, PathId
 from service.schemas import (
     InteractionsAnswer,
@@ -14,7 +14,7 @@ from service.schemas import (
     as_text,
 )
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], dependencies=[Depends(admitted)])
 STORE_DOWN = {503: {"description": "the user store is unavailable; nothing was saved"}}
 
 

@@ -26,7 +26,7 @@ def open_store(settings: Settings, on_failure: Callable[[], None]) -> GuardedSto
     """The store the settings name, guarded; `on_failure` counts each failed call."""
     if settings.redis_url:
         client = connect(settings.redis_url, settings.redis_timeout_s,
-                         settings.redis_max_connections)
+                         settings.redis_pool_timeout_s, settings.redis_max_connections)
         store: UserStore = RedisStore(client, settings.redis_prefix)
     else:
         store = MemoryStore(settings.redis_prefix)

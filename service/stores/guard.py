@@ -9,6 +9,7 @@ guard. /ready reads `degraded`.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
@@ -16,6 +17,7 @@ from typing import TypeVar
 from service.stores.base import StoredUser, StoreUnavailable, UserStore
 
 T = TypeVar("T")
+log = logging.getLogger("service.store")
 
 
 class GuardedStore:
@@ -62,6 +64,9 @@ class GuardedStore:
         try:
             result = await operation()
         except StoreUnavailable as err:
+            if self._open_until is None:
+                log.warning("store failed; serving from the bundle alone", extra={
+                    "problem": str(err), "cooldown_s": self.cooldown_s})
             self._open_until = self._clock() + self.cooldown_s
             self.last_error = str(err)
             self._on_failure()
@@ -69,5 +74,7 @@ class GuardedStore:
         finally:
             if probe:
                 self._probing = False
+        if self._open_until is not None:
+            log.warning("store answers again")
         self._open_until, self.last_error = None, None
         return result

@@ -48,11 +48,11 @@ class MemoryStore:
     async def close(self) -> None:
         return None
 
-    def ttl(self, key: str) -> float | None:
-        """Seconds left on a key, None for a key without TTL or absent (as tests inspect)."""
-        if key not in self._expires:
-            return None
-        return self._expires[key] - self._clock()
+    def ttl(self, key: str) -> float:
+        """Seconds left on a key; as Redis' TTL, -1 for a key without one, -2 for none."""
+        if key in self._expires and self._live(key) is not None:
+            return self._expires[key] - self._clock()
+        return -1 if key in self._values or key in self._sets else -2
 
     def _set_expiring(self, key: str, blob: bytes, ttl_s: int) -> None:
         self._values[key] = blob

@@ -25,7 +25,8 @@ CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 
 
-def connect(url: str, timeout_s: float, max_connections: int) -> aioredis.Redis | RedisCluster:
+def connect(url: str, timeout_s: float, pool_timeout_s: float, max_connections: int
+            ) -> aioredis.Redis | RedisCluster:
     """A client for `url`; `redis+cluster://host:port` asks for Redis Cluster."""
     scheme, sep, rest = url.partition("://")
     options = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s,
@@ -34,7 +35,7 @@ def connect(url: str, timeout_s: float, max_connections: int) -> aioredis.Redis 
         return RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme]}{sep}{rest}",
                                      max_connections=max_connections, **options)
     pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections,
-                                                    timeout=timeout_s, **options)
+                                                    timeout=pool_timeout_s, **options)
     return aioredis.Redis(connection_pool=pool)
 
 
