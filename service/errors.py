@@ -128,6 +128,10 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 400 and exc.__cause__ is not None:  # FastAPI could not read the
+        problem = f"body is not JSON text: {exc.__cause__}"  # body (bytes that are not UTF-8)
+        return SafeJSONResponse({"detail": [{"loc": ["body"], "msg": problem,
+                                             "type": "json_invalid"}]}, 422)
     return SafeJSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
 
 

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 # attributes of a LogRecord that are not extra fields passed by the caller
-STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName",
+                                                      "color_message"}  # uvicorn: ANSI copy
 
 
 class JSONFormatter(logging.Formatter):
@@ -38,10 +39,11 @@ def configure(level: str) -> None:
     request middleware writes one line per request with the id, route and status). Called by
     `python -m service` and again by each worker's startup, so `uvicorn service.app:app`
     logs the same way."""
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JSONFormatter())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    if not any(isinstance(h.formatter, JSONFormatter) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(JSONFormatter())
+        root.addHandler(handler)
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []

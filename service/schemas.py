@@ -43,6 +43,10 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# what the validator below enforces, in the schema too (pydantic cannot derive it)
+USER_ID_OR_USER = {"anyOf": [{"required": ["user_id"]}, {"required": ["user"]}]}
+
+
 class UserFeatures(Body):
     """Who to score: a known user, features of one, or both (features override the profile)."""
 
@@ -61,7 +65,7 @@ class UserFeatures(Body):
 class ScoreRequest(UserFeatures):
     item_ids: ItemIds
     details: bool = Field(False, description="add each item's display attributes")
-    model_config = ConfigDict(json_schema_extra={"examples": [
+    model_config = ConfigDict(json_schema_extra={**USER_ID_OR_USER, "examples": [
         {"user_id": "196", "item_ids": ["242", "302"]},
         {"user": {"gender": "F", "age": "25", "occupation": "writer"},
          "item_ids": ["50", "181"], "details": True}]})
@@ -71,7 +75,7 @@ class RecommendRequest(UserFeatures):
     n: int = Field(10, ge=1, le=MAX_N)
     exclude_seen: bool = Field(True, description="leave out the known user's interactions")
     details: bool = False
-    model_config = ConfigDict(json_schema_extra={"examples": [
+    model_config = ConfigDict(json_schema_extra={**USER_ID_OR_USER, "examples": [
         {"user": {"gender": "M", "age": "35", "occupation": "engineer"}, "n": 5}]})
 
 

@@ -10,7 +10,7 @@ from fastapi import Path
 from service.model_host import ServedModel
 from service.schemas import MAX_ID, PRINTABLE, ItemScore
 
-# ids sit in the path as one segment, or several: `{user_id:path}` lets an id hold a '/'
+# ids sit in the path as one segment, or several: `{user_id}` lets an id hold a '/'
 PathId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=PRINTABLE,
                              examples=["196"])]
 NOT_FOUND = {404: {"description": "unknown user or item ids, named in `detail`"}}

@@ -12,7 +12,7 @@ from service.schemas import ItemAnswer, ModelAnswer
 router = APIRouter(tags=["catalog"])
 
 
-@router.get("/items/{item_id:path}", response_model=ItemAnswer, responses=NOT_FOUND)
+@router.get("/items/{item_id}", response_model=ItemAnswer, responses=NOT_FOUND)
 async def item(item_id: PathId, model: Model) -> ItemAnswer:
     """An item's features and display attributes (title, ...)."""
     positions, unknown = model.item_positions([item_id])

@@ -43,7 +43,7 @@ async def score(body: ScoreRequest, model: Model, users: UsersDep) -> ScoreAnswe
                        ignored=who.ignored)
 
 
-@router.get("/recommend/{user_id:path}", response_model=RecommendAnswer,
+@router.get("/recommend/{user_id}", response_model=RecommendAnswer,
             responses=NOT_FOUND)
 async def recommend_known(user_id: PathId, model: Model, users: UsersDep, ranker: RankerDep,
                           n: Annotated[int, Query(ge=1, le=MAX_N)] = 10,

@@ -18,7 +18,7 @@ router = APIRouter(prefix="/users", tags=["users"], dependencies=[Depends(admitt
 STORE_DOWN = {503: {"description": "the user store is unavailable; nothing was saved"}}
 
 
-@router.put("/{user_id:path}", response_model=ProfileAnswer, responses=STORE_DOWN)
+@router.put("/{user_id}", response_model=ProfileAnswer, responses=STORE_DOWN)
 async def put_profile(user_id: PathId, body: ProfileRequest, model: Model, users: UsersDep
                       ) -> ProfileAnswer:
     """Create or replace a user's profile; the next request sees it."""
@@ -28,7 +28,7 @@ async def put_profile(user_id: PathId, body: ProfileRequest, model: Model, users
                          ignored=ignored)
 
 
-@router.post("/{user_id:path}/interactions", response_model=InteractionsAnswer,
+@router.post("/{user_id}/interactions", response_model=InteractionsAnswer,
              responses=NOT_FOUND | STORE_DOWN)
 async def record_interactions(user_id: PathId, body: InteractionsRequest, model: Model,
                               users: UsersDep) -> InteractionsAnswer:

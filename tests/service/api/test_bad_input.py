@@ -78,7 +78,7 @@ async def test_unknown_ids_are_404s_naming_them(client):
 
 
 @pytest.mark.parametrize("user", ["ünïcödé ✓", "😀" * 5, "a b", "{user:7}", "x%7By", "é:é",
-                                  "a/b?c#d"])
+                                  "a?b#c"])
 async def test_odd_unicode_ids_round_trip(client, user):
     path = quote(user, safe="")
     r = await client.put(f"/users/{path}", json={"features": {"segment": "1"}})
@@ -113,7 +113,8 @@ async def test_oversized_bodies_are_413s(client):
 async def test_wrong_methods_and_paths(client):
     assert (await client.delete("/score")).status_code == 405
     assert (await client.get("/nowhere")).status_code == 404
-    assert named(await client.get("/recommend/"), "path", "user_id")
+    assert (await client.get("/recommend/")).status_code == 404
+    assert (await client.put("/users/a/b", json={"features": {}})).status_code == 404
 
 
 async def test_request_ids_go_in_and_out(client):
