@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         host = ModelHost(settings.models_dir, settings.model, settings.intra_op_threads())
         app.state.settings, app.state.store, app.state.host = settings, store, host
         app.state.users = Users(store, settings.cache_ttl_s)
-        app.state.ranker = Ranker()
+        app.state.ranker = Ranker(settings.ranking)
         app.state.gate = asyncio.Semaphore(settings.max_active)
         with contextlib.suppress(errors.ReloadRefused):  # logged; /ready says not_ready
             await host.reload()
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
             await store.close()
+            app.state.ranker.close()
 
     app = FastAPI(title="gmlrec", version="1", description=DESCRIPTION, lifespan=lifespan,
                   default_response_class=errors.SafeJSONResponse)

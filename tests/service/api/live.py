@@ -10,9 +10,9 @@ from contextlib import contextmanager
 import httpx
 import uvicorn
 
+from bench.local_redis import free_port
 from service.app import create_app
 from service.settings import Settings
-from tests.service.api.redis_server import free_port
 
 
 @contextmanager

@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.local_redis import free_port
 from tests.service.api.conftest import REDIS_URL, redis_is_up
-from tests.service.api.redis_server import free_port
 
 ROOT = Path(__file__).parents[3]
 WORKERS = 2

@@ -1,5 +1,5 @@
-"""A redis-server of a test's own, on a free port, that the test may stop and restart (the
-shared one at 6379 is never touched)."""
+"""A redis-server of one's own, on a free port, that a test or benchmark may stop, slow down
+(DEBUG SLEEP) and restart; a shared Redis is never touched."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import socket
 import subprocess
 import time
 
-import pytest
 import redis
+
+
+class NoRedisServer(RuntimeError):
+    """This machine has no redis-server binary."""
 
 
 def free_port() -> int:
@@ -21,7 +24,7 @@ def free_port() -> int:
 class RedisServer:
     def __init__(self, port: int | None = None):
         if shutil.which("redis-server") is None:
-            pytest.skip("redis-server is not installed")
+            raise NoRedisServer("redis-server is not installed")
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen | None = None
