@@ -10,7 +10,7 @@ with bench/http_load.py (closed loop, keep-alive connections):
 1. state cache: /recommend (n = 10) for users never asked for (a miss: the state is computed
    and written to Redis), then for the same users again (a hit), concurrency 1;
 2. GET /recommend/{user} (n = 10) and POST /score (100 items) at concurrency 1, 8, 32;
-3. /recommend again with each GMLREC_RANKING mode (inline, thread, batch);
+3. /recommend with each GMLREC_RANKING mode (inline, thread, batch), taking turns;
 4. the server's RSS after loading and at its peak;
 5. in this process, from the same bundle: the bare onnxruntime top 10 and /score call, the
    read-once time of the item tables (bench/export_serving.py's floor), and one Redis
@@ -51,7 +51,8 @@ CONCURRENCY = (1, 8, 32)
 DEFAULT_MODE = "inline"
 CACHE_USERS = 400  # users of the miss and hit passes
 SCORE_ITEMS = 100
-ROUNDS = 60
+ROUNDS = 60  # of the interleaved in-process timings
+MODE_ROUNDS = 3  # turns each ranking mode takes at /recommend
 
 
 @dataclass
@@ -136,24 +137,42 @@ def score_requests(users: list[str], items: list[str], seed: int = 0
 
 
 def measure(bundle: Path, limits: Limits, threads: int) -> dict:
-    """Everything the module doc lists, for one bundle."""
+    """Everything the module doc lists, for one bundle. The three ranking modes run side by
+    side (one server each) and take turns, MODE_ROUNDS times, so a busy stretch of this
+    shared machine falls on all of them alike."""
     model = ServedModel(bundle, threads)
     users = model.bundle.array("users/ids.npy").tolist()
     cache_users = [str(u) for u in users[:CACHE_USERS]]
-    rows: dict = {"name": bundle.parent.name, "items": model.n_items, "modes": {}}
+    rows: dict = {"name": bundle.parent.name, "items": model.n_items,
+                  "load": [os.getloadavg()[0]]}
+    share = Limits(limits.requests // MODE_ROUNDS, limits.seconds / MODE_ROUNDS)
     redis = RedisServer().start()
     try:
-        for mode in (DEFAULT_MODE, *(m for m in MODES if m != DEFAULT_MODE)):
-            redis.client().flushall()  # this Redis is the benchmark's own
-            with serving(bundle, redis.url, mode, threads) as server:
-                if mode == DEFAULT_MODE:
-                    rows |= default_mode(server, model, cache_users, limits)
-                rows["modes"][mode] = {c: drive(server, recommend_requests(cache_users), c,
-                                                limits) for c in CONCURRENCY}
+        with contextlib.ExitStack() as stack:
+            servers = {mode: stack.enter_context(serving(bundle, redis.url, mode, threads))
+                       for mode in MODES}
+            rows |= default_mode(servers[DEFAULT_MODE], model, cache_users, limits)
+            runs: dict[str, dict[int, list[LoadResult]]] = {
+                mode: {c: [] for c in CONCURRENCY} for mode in MODES}
+            for _ in range(MODE_ROUNDS):
+                for mode, server in servers.items():
+                    for c in CONCURRENCY:
+                        runs[mode][c].append(drive(server, recommend_requests(cache_users),
+                                                   c, share))
+            rows["modes"] = {mode: {c: merged(r) for c, r in by_c.items()}
+                             for mode, by_c in runs.items()}
+            rows["rss_peak"] = servers[DEFAULT_MODE].rss_mb()[1]
         rows["bare"] = bare_times(model, redis.url)
+        rows["load"].append(os.getloadavg()[0])
     finally:
         redis.stop()
     return rows
+
+
+def merged(results: list[LoadResult]) -> LoadResult:
+    return LoadResult(results[0].concurrency,
+                      np.concatenate([r.latencies_ms for r in results]),
+                      sum(r.failures for r in results), sum(r.seconds for r in results))
 
 
 def default_mode(server: Server, model: ServedModel, users: list[str], limits: Limits
@@ -163,8 +182,7 @@ def default_mode(server: Server, model: ServedModel, users: list[str], limits: L
     hit = drive(server, recommend_requests(users), 1, limits, len(users))
     score = {c: drive(server, score_requests(users, model.item_ids), c, limits)
              for c in CONCURRENCY}
-    return {"rss_loaded": rss_loaded, "miss": miss, "hit": hit, "score": score,
-            "rss_peak": server.rss_mb()[1]}
+    return {"rss_loaded": rss_loaded, "miss": miss, "hit": hit, "score": score}
 
 
 def bare_times(model: ServedModel, redis_url: str) -> dict[str, Timing]:
@@ -215,7 +233,8 @@ def report(results: list[dict], limits: Limits, threads: int, command: str) -> s
                   f"call {bare['score100']} ms, read-once of the item tables "
                   f"{bare['read_once']} ms, one Redis read (profile, state, seen) "
                   f"{bare['redis_read']} ms (median (best)). RSS {r['rss_loaded']:.0f} MB "
-                  f"loaded, {r['rss_peak']:.0f} MB peak.", "",
+                  f"loaded, {r['rss_peak']:.0f} MB peak. Load average {r['load'][0]:.1f} at "
+                  f"the start, {r['load'][1]:.1f} at the end.", "",
                   "/recommend by GMLREC_RANKING (req/s at concurrency 1 / 8 / 32; p99 ms):",
                   "", "| mode | req/s | p99 ms |", "|---|---|---|"]
         for mode, runs in r["modes"].items():
