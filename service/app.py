@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from service import errors, logs, metrics
+from service.gate import Gate
 from service.middleware import BodyLimit, RequestContext
 from service.model_host import ModelHost
 from service.ranking import Ranker
@@ -41,8 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         host = ModelHost(settings.models_dir, settings.model, settings.intra_op_threads())
         app.state.settings, app.state.store, app.state.host = settings, store, host
         app.state.users = Users(store, settings.cache_ttl_s)
-        app.state.ranker = Ranker(settings.ranking)
-        app.state.gate = asyncio.Semaphore(settings.max_active)
+        app.state.gate = gate = Gate(settings.max_active)
+        app.state.ranker = Ranker(settings.ranking, alone=lambda: gate.present <= 1)
         with contextlib.suppress(errors.ReloadRefused):  # logged; /ready says not_ready
             await host.reload()
         watcher = asyncio.create_task(host.watch(settings.reload_interval_s)) \
@@ -60,7 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.ranker.close()
 
     app = FastAPI(title="gmlrec", version="1", description=DESCRIPTION, lifespan=lifespan,
-                  default_response_class=errors.SafeJSONResponse)
+                  default_response_class=errors.SafeJSONResponse,
+                  redirect_slashes=False)  # /recommend/ is no way to say POST /recommend
     for module in (scoring, users, items, ops):
         app.include_router(module.router)
     errors.install(app)

@@ -7,12 +7,12 @@ change the version that answers it.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.gate import Gate
 from service.model_host import ModelHost, ServedModel
 from service.ranking import Ranker
 from service.settings import Settings
@@ -45,9 +45,11 @@ def _settings(request: Request) -> Settings:
 
 
 async def admitted(request: Request) -> AsyncIterator[None]:
-    """At most GMLREC_MAX_ACTIVE requests of a worker past this point at once."""
-    gate: asyncio.Semaphore = request.app.state.gate
-    async with gate:
+    """At most GMLREC_MAX_ACTIVE requests of a worker past this point at once (routes use it
+    with scope="function": a request leaves when its handler returns, not once its answer
+    is sent, so the ranker sees a lone request as alone)."""
+    gate: Gate = request.app.state.gate
+    async with gate.admit():
         yield
 
 

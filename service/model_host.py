@@ -52,8 +52,8 @@ class EncodedUser:
 class ServedModel:
     """One bundle version, ready to score (see the module doc)."""
 
-    def __init__(self, path: Path, threads: int, verify: bool = True):
-        self.bundle = load_bundle(path, verify=verify)
+    def __init__(self, path: Path, threads: int):
+        self.bundle = load_bundle(path)
         self.scorer = OnnxScorer(self.bundle, threads)
         self.name, self.version = self.bundle.name, self.bundle.version
         self.key = f"{self.name}:{self.version}"  # namespaces cached states in the store

@@ -4,7 +4,9 @@
     thread   it runs in a worker thread (onnxruntime releases the GIL), so the loop parses
              and answers other requests meanwhile
     batch    like thread, and the users that arrive while a call runs are stacked into the
-             next call's state matrix: one (B, D) x catalog product instead of B
+             next call's state matrix: one (B, D) x catalog product instead of B; a request
+             alone in the worker runs inline (nobody could share its call, and the hop to a
+             thread would only add to its latency)
 
 bench/serve.py measures all three; the README's Serving section says which is the default
 and why.
@@ -13,6 +15,7 @@ and why.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -25,8 +28,9 @@ MAX_BATCH = 64  # users per stacked call: bounds the (B, N) score matrix
 
 
 class Ranker:
-    def __init__(self, mode: str = "inline", threads: int = 1):
-        self.mode = mode
+    def __init__(self, mode: str = "inline", alone: Callable[[], bool] = lambda: False,
+                 threads: int = 1):
+        self.mode, self.alone = mode, alone
         self.pool = ThreadPoolExecutor(threads, "gmlrec-rank") if mode != "inline" else None
         self.pending: list[_Wanted] = []
         self.draining = False
@@ -35,7 +39,8 @@ class Ranker:
                   ) -> tuple[np.ndarray, np.ndarray]:
         """The n best catalog positions for one state (D,), best first, leaving out
         `exclude`; fewer where fewer remain."""
-        if self.mode == "inline":
+        if self.mode == "inline" or (self.mode == "batch" and self.alone()
+                                     and not self.draining):
             return model.top_n(state[None], n, [exclude])[0]
         loop = asyncio.get_running_loop()
         if self.mode == "thread":

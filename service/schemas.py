@@ -82,7 +82,7 @@ class RecommendRequest(UserFeatures):
 class ProfileRequest(Body):
     features: Features
     model_config = ConfigDict(json_schema_extra={"examples": [
-        {"features": {"gender": "F", "age": "25", "occupation": "artist", "zip": "94110"}}]})
+        {"features": {"gender": "F", "age": "25", "occupation": "artist"}}]})
 
 
 class InteractionsRequest(Body):

@@ -20,7 +20,7 @@ from service.schemas import (
 )
 from service.users import ResolvedUser, Users
 
-router = APIRouter(tags=["scoring"], dependencies=[Depends(admitted)])
+router = APIRouter(tags=["scoring"], dependencies=[Depends(admitted, scope="function")])
 
 
 async def _who(users: Users, model: Model, body: UserFeatures, seen: bool) -> ResolvedUser:

@@ -14,7 +14,8 @@ from service.schemas import (
     as_text,
 )
 
-router = APIRouter(prefix="/users", tags=["users"], dependencies=[Depends(admitted)])
+router = APIRouter(prefix="/users", tags=["users"],
+                   dependencies=[Depends(admitted, scope="function")])
 STORE_DOWN = {503: {"description": "the user store is unavailable; nothing was saved"}}
 
 

@@ -7,7 +7,6 @@ import threading
 import time
 from contextlib import contextmanager
 
-import httpx
 import uvicorn
 
 from bench.local_redis import free_port
@@ -36,6 +35,3 @@ def live_server(settings: Settings):
         server.should_exit = True
         thread.join(30)
 
-
-def wait_ready(base: str) -> None:
-    httpx.get(f"{base}/ready", timeout=10).raise_for_status()
