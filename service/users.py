@@ -84,7 +84,7 @@ class Users:
     async def put_profile(self, model: ServedModel, user_id: str, features: Features
                           ) -> dict[str, list[str]]:
         """Create or replace a profile, with its state for the served model in the same
-        transaction (read-your-writes); returns the values the model will ignore."""
+        round trip (read-your-writes); returns the values the model will ignore."""
         ignored = model.check_features(features, "features")
         profile = state_blob.canonical_profile(features)
         state = model.states([model.encode(user_id, dict(features))])[0]

@@ -31,8 +31,8 @@ class UserStore(Protocol):
 
     async def write_profile(self, user_id: str, profile: bytes,
                             state: tuple[str, bytes] | None, ttl_s: int) -> None:
-        """Replace the profile and, in the same transaction, the state of one model
-        (`(model, blob)`), so no reader sees the new profile with the old state."""
+        """Replace the profile and, in the same round trip, the state of one model
+        (`(model, blob)`), so the next reader finds both."""
 
     async def write_state(self, user_id: str, model: str, blob: bytes, ttl_s: int) -> None:
         """Cache a state blob; its TTL restarts with every write."""

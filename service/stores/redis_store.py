@@ -1,7 +1,9 @@
 """The Redis store (redis.asyncio, one pooled client per worker).
 
-Every call is one round trip: a user's keys share a hash tag, so reads go in one pipeline
-and a profile with its state in one MULTI, on a single Redis or a Redis Cluster alike.
+Every call is one round trip: a user's keys share a hash tag, so a read, or a profile with
+its state, goes in one pipeline to one node, on a single Redis or a Redis Cluster alike. No
+MULTI is needed: a state carries the tag of the profile it came from (state_blob), so a
+reader that meets the new profile with the old state recomputes rather than trusting it.
 Timeouts are short and nothing is retried here: a failure becomes StoreUnavailable at once
 and the caller decides (StoreGuard stops calling for a cool-down instead of retrying).
 """
@@ -55,7 +57,7 @@ class RedisStore:
 
     async def write_profile(self, user_id: str, profile: bytes,
                             state: tuple[str, bytes] | None, ttl_s: int) -> None:
-        pipe = self.client.pipeline(transaction=True)
+        pipe = self.client.pipeline(transaction=False)
         pipe.set(self.keys.profile(user_id), profile)
         if state is not None:
             pipe.set(self.keys.state(user_id, state[0]), state[1], ex=ttl_s)
