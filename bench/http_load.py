@@ -34,6 +34,7 @@ class LoadResult:
     latencies_ms: np.ndarray  # one per completed request
     failures: int  # answers other than 200, and broken connections
     seconds: float
+    server_cpu_s: float = 0.0  # CPU the server spent meanwhile, where the caller measured it
 
     @property
     def requests(self) -> int:
@@ -42,6 +43,11 @@ class LoadResult:
     @property
     def per_second(self) -> float:
         return self.requests / self.seconds
+
+    @property
+    def server_busy(self) -> float:
+        """Server CPU seconds per second of the run (above 1 with onnxruntime threads)."""
+        return self.server_cpu_s / self.seconds
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q))

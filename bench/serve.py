@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import subprocess
 import sys
@@ -73,6 +74,11 @@ class Server:
               if line.startswith(("VmRSS", "VmHWM"))}
         return kb["VmRSS"] / 1024, kb["VmHWM"] / 1024
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU of the server process so far (all its threads)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 @contextlib.contextmanager
 def serving(bundle: Path, redis_url: str, ranking: str, threads: int) -> Iterator[Server]:
@@ -83,7 +89,7 @@ def serving(bundle: Path, redis_url: str, ranking: str, threads: int) -> Iterato
         env = {**os.environ, "GMLREC_MODELS_DIR": models, "GMLREC_PORT": str(port),
                "GMLREC_WORKERS": "1", "GMLREC_REDIS_URL": redis_url,
                "GMLREC_RANKING": ranking, "GMLREC_ORT_THREADS": str(threads),
-               "GMLREC_LOG_LEVEL": "warning", "GMLREC_RELOAD_INTERVAL_S": "0"}
+               "GMLREC_RELOAD_INTERVAL_S": "0"}  # info: a JSON access line per request
         process = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         server = Server(process, f"http://127.0.0.1:{port}")
@@ -116,8 +122,10 @@ class Limits:
 
 def drive(server: Server, request: Callable[[int], bytes], concurrency: int,
           limits: Limits, total: int | None = None) -> LoadResult:
+    cpu = server.cpu_seconds()
     result = asyncio.run(load("127.0.0.1", server.port, request, concurrency,
                               total or limits.requests, limits.seconds))
+    result = dataclasses.replace(result, server_cpu_s=server.cpu_seconds() - cpu)
     if result.failures:
         raise RuntimeError(f"{result.failures} failed requests at concurrency {concurrency}")
     return result
@@ -172,7 +180,8 @@ def measure(bundle: Path, limits: Limits, threads: int) -> dict:
 def merged(results: list[LoadResult]) -> LoadResult:
     return LoadResult(results[0].concurrency,
                       np.concatenate([r.latencies_ms for r in results]),
-                      sum(r.failures for r in results), sum(r.seconds for r in results))
+                      sum(r.failures for r in results), sum(r.seconds for r in results),
+                      sum(r.server_cpu_s for r in results))
 
 
 def default_mode(server: Server, model: ServedModel, users: list[str], limits: Limits
@@ -210,7 +219,9 @@ def bare_times(model: ServedModel, redis_url: str) -> dict[str, Timing]:
 
 def latency_row(label: str, r: LoadResult) -> str:
     return (f"| {label} | {r.concurrency} | {r.percentile(50):.2f} | {r.percentile(95):.2f} | "
-            f"{r.percentile(99):.2f} | {r.per_second:.0f} | {r.requests} |")
+            f"{r.percentile(99):.2f} | {r.per_second:.0f} | "
+            f"{1e3 * r.server_cpu_s / r.requests:.2f} | {100 * r.server_busy:.0f}% | "
+            f"{r.requests} |")
 
 
 def report(results: list[dict], limits: Limits, threads: int, command: str) -> str:
@@ -220,8 +231,9 @@ def report(results: list[dict], limits: Limits, threads: int, command: str) -> s
              f"thread(s), Redis and the load generator on the same 2 cores).", ""]
     for r in results:
         lines += [f"### {r['name']} ({r['items']:,} items)", "",
-                  "| request | concurrency | p50 ms | p95 ms | p99 ms | req/s | requests |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| request | concurrency | p50 ms | p95 ms | p99 ms | req/s | server CPU "
+                  "ms/req | server busy | requests |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         lines += [latency_row("GET /recommend n=10", r["modes"][DEFAULT_MODE][c])
                   for c in CONCURRENCY]
         lines += [latency_row(f"POST /score {SCORE_ITEMS} items", r["score"][c])

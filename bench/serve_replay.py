@@ -20,12 +20,12 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from training.export.replay import held_out_groups
 
 from bench.export_serving import OUT as EXPORT_OUT
 from bench.local_redis import RedisServer
 from bench.results import write_section
 from bench.serve import newest, serving
-from training.export.replay import held_out_groups
 from training.loop.metrics import ranking_report
 
 CLIENTS = 4  # requests in flight

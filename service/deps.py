@@ -2,7 +2,8 @@
 tests can override any of them.
 
 `Model` is read once per request, at its start: a reload during the request does not
-change the version that answers it.
+change the version that answers it. Every dependency is `async def`: FastAPI runs a plain
+`def` dependency in a worker thread, a hop per dependency per request.
 """
 
 from __future__ import annotations
@@ -20,27 +21,27 @@ from service.stores import GuardedStore
 from service.users import Users
 
 
-def _host(request: Request) -> ModelHost:
+async def _host(request: Request) -> ModelHost:
     return request.app.state.host
 
 
-def _model(request: Request) -> ServedModel:
+async def _model(request: Request) -> ServedModel:
     return request.app.state.host.require()
 
 
-def _users(request: Request) -> Users:
+async def _users(request: Request) -> Users:
     return request.app.state.users
 
 
-def _ranker(request: Request) -> Ranker:
+async def _ranker(request: Request) -> Ranker:
     return request.app.state.ranker
 
 
-def _store(request: Request) -> GuardedStore:
+async def _store(request: Request) -> GuardedStore:
     return request.app.state.store
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 

@@ -54,7 +54,7 @@ class ServedModel:
 
     def __init__(self, path: Path, threads: int):
         self.bundle = load_bundle(path)
-        self.scorer = OnnxScorer(self.bundle, threads)
+        self.scorer = OnnxScorer(self.bundle, threads, spinning=False)
         self.name, self.version = self.bundle.name, self.bundle.version
         self.key = f"{self.name}:{self.version}"  # namespaces cached states in the store
         self.state_size = self.scorer.state_size

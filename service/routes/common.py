@@ -6,11 +6,14 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import Path
+from pydantic import BaseModel
+from starlette.responses import Response
 
 from service.model_host import ServedModel
 from service.schemas import MAX_ID, PRINTABLE, ItemScore
 
-# ids sit in the path as one segment, or several: `{user_id}` lets an id hold a '/'
+# an id in the path is one segment: an id holding '/' is reachable through the bodies of
+# POST /score and POST /recommend only
 PathId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=PRINTABLE,
                              examples=["196"])]
 NOT_FOUND = {404: {"description": "unknown user or item ids, named in `detail`"}}
@@ -22,3 +25,10 @@ def scored_items(model: ServedModel, positions: np.ndarray, scores: np.ndarray,
     return [ItemScore(item_id=model.item_ids[p], score=float(s),
                       **(model.display(p) if details else {}))
             for p, s in zip(positions.tolist(), scores.tolist())]
+
+
+def answer(body: BaseModel) -> Response:
+    """The answer as JSON, serialized once by pydantic: a route that returns the model
+    itself has FastAPI validate it against its response_model a second time (the routes
+    keep response_model for the OpenAPI schema)."""
+    return Response(body.model_dump_json().encode(), media_type="application/json")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from starlette.responses import Response
 
 from service.deps import Model, RankerDep, UsersDep, admitted
 from service.errors import UnknownItems
-from service.routes.common import NOT_FOUND, PathId, scored_items
+from service.routes.common import NOT_FOUND, PathId, answer, scored_items
 from service.schemas import (
     MAX_N,
     RecommendAnswer,
@@ -31,16 +32,16 @@ async def _who(users: Users, model: Model, body: UserFeatures, seen: bool) -> Re
 
 
 @router.post("/score", response_model=ScoreAnswer, responses=NOT_FOUND)
-async def score(body: ScoreRequest, model: Model, users: UsersDep) -> ScoreAnswer:
+async def score(body: ScoreRequest, model: Model, users: UsersDep) -> Response:
     """Scores of the given items for a user, in request order."""
     positions, unknown = model.item_positions(body.item_ids)
     if unknown:
         raise UnknownItems(unknown)
     who = await _who(users, model, body, seen=False)
     scores = model.score(who.state, positions)
-    return ScoreAnswer(model_version=model.version, user_id=body.user_id,
-                       scores=scored_items(model, positions, scores, body.details),
-                       ignored=who.ignored)
+    return answer(ScoreAnswer(model_version=model.version, user_id=body.user_id,
+                              scores=scored_items(model, positions, scores, body.details),
+                              ignored=who.ignored))
 
 
 @router.get("/recommend/{user_id}", response_model=RecommendAnswer,
@@ -48,7 +49,7 @@ async def score(body: ScoreRequest, model: Model, users: UsersDep) -> ScoreAnswe
 async def recommend_known(user_id: PathId, model: Model, users: UsersDep, ranker: RankerDep,
                           n: Annotated[int, Query(ge=1, le=MAX_N)] = 10,
                           exclude_seen: bool = True, details: bool = False
-                          ) -> RecommendAnswer:
+                          ) -> Response:
     """The n best items of the whole catalog for a known user, best first."""
     who = await users.resolve(model, user_id, seen=exclude_seen)
     return await _recommend(model, ranker, user_id, who, n, details)
@@ -56,7 +57,7 @@ async def recommend_known(user_id: PathId, model: Model, users: UsersDep, ranker
 
 @router.post("/recommend", response_model=RecommendAnswer, responses=NOT_FOUND)
 async def recommend(body: RecommendRequest, model: Model, users: UsersDep, ranker: RankerDep
-                    ) -> RecommendAnswer:
+                    ) -> Response:
     """The same for a user given by features (a user the service has never seen), or for a
     known user with this request's context or overrides."""
     who = await _who(users, model, body, seen=body.exclude_seen)
@@ -64,8 +65,8 @@ async def recommend(body: RecommendRequest, model: Model, users: UsersDep, ranke
 
 
 async def _recommend(model: Model, ranker: RankerDep, user_id: str | None, who: ResolvedUser,
-                     n: int, details: bool) -> RecommendAnswer:
+                     n: int, details: bool) -> Response:
     positions, scores = await ranker.top(model, who.state, n, who.seen)
-    return RecommendAnswer(model_version=model.version, user_id=user_id,
-                           items=scored_items(model, positions, scores, details),
-                           ignored=who.ignored)
+    return answer(RecommendAnswer(model_version=model.version, user_id=user_id,
+                                  items=scored_items(model, positions, scores, details),
+                                  ignored=who.ignored))
