@@ -84,9 +84,9 @@ class RedisClusterServers:
             wait_for_ping(redis.Redis(port=port, socket_timeout=0.2), port)
         subprocess.run(["redis-cli", "--cluster", "create",
                         *(f"127.0.0.1:{p}" for p in self.ports), "--cluster-replicas", "0",
-                        "--cluster-yes"], check=True, capture_output=True, timeout=30)
-        client = redis.Redis(port=self.ports[0], socket_timeout=1)
-        deadline = time.monotonic() + 20
+                        "--cluster-yes"], check=True, capture_output=True, timeout=120)
+        client = redis.Redis(port=self.ports[0], socket_timeout=5)
+        deadline = time.monotonic() + 120  # generous: a loaded machine is slow to gossip
         while b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
             if time.monotonic() > deadline:
                 raise RuntimeError("the cluster never reached cluster_state:ok")
