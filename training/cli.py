@@ -1,4 +1,4 @@
-"""`python -m training fit|evaluate`: the contract of CONTRACT.md.
+"""`python -m training fit|evaluate|export`: the contract of CONTRACT.md.
 
 Every user error (bad data, bad option) ends as one line on stderr and exit status 2.
 """
@@ -37,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="recompute a finished run's test metrics")
     evaluate.add_argument("--run", type=Path, required=True, help="run folder written by fit")
     evaluate.add_argument("--data", help="evaluate on this data spec instead of the run's")
+    export = commands.add_parser("export", help="write a finished run as a servable bundle")
+    export.add_argument("--run", type=Path, required=True, help="run folder written by fit")
+    export.add_argument("--models-dir", type=Path, default=Path("models"),
+                        help="where bundles go: MODELS_DIR/NAME/VERSION (default models)")
+    export.add_argument("--name", help="bundle name (default: the model, e.g. gmlfm)")
     return parser
 
 
@@ -73,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
                        if k not in ("command", "config", "quiet", "overwrite")}
             config = resolve(read_toml(args.config) if args.config else {}, options)
             metrics = run_fit(config, progress=not args.quiet, overwrite=args.overwrite)
+        elif args.command == "export":
+            print(run_export(args.run, args.models_dir, args.name))
+            return 0
         else:
             metrics = run_evaluate(args.run, args.data)
     except GmlrecError as err:
@@ -90,6 +98,12 @@ def run_fit(config: FitConfig, progress: bool = True, overwrite: bool = False
     from training.pipeline import fit_and_save
 
     return fit_and_save(config, progress, overwrite)
+
+
+def run_export(run: Path, models_dir: Path, name: str | None) -> Path:
+    from training.export import export_run
+
+    return export_run(run, models_dir, name)
 
 
 def run_evaluate(run: Path, data: str | None) -> dict[str, Any]:

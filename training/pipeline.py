@@ -50,7 +50,8 @@ def fit_and_save(config: FitConfig, progress: bool = True, overwrite: bool = Fal
         model.materialize_graph()  # from here on an ordinary table: what is saved and tested
         metrics = _run_metrics(config, data, split, result, graph)
         metrics["test"] = test_report(model, split, run.seed)
-        save_run(folder.staging, config, data.schema, model, result, metrics)
+        save_run(folder.staging, config, data.schema, model, result, metrics,
+                 split.train.slot_field)
         folder.commit()
     return metrics
 

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -26,6 +27,7 @@ from training.loop.trainer import FitResult
 CONFIG, METRICS, HISTORY, WEIGHTS, SCHEMA, CURVE, COMPLETE = (
     "config.toml", "metrics.json", "history.json", "model.pt", "schema.json",
     "learning_curve.png", "COMPLETE")
+COLUMNS = "columns.json"  # the field of each input column: what a model's constructor needs
 
 
 class RunFolder:
@@ -72,9 +74,10 @@ def is_finished_run(folder: Path) -> bool:
 
 
 def save_run(folder: Path, config: FitConfig, schema: FeatureSchema, model: torch.nn.Module,
-             result: FitResult, metrics: dict[str, Any]) -> None:
+             result: FitResult, metrics: dict[str, Any], slot_field: Sequence[int]) -> None:
     """Every file of a run into `folder` (a RunFolder's staging folder)."""
     write_toml(config, folder / CONFIG)
+    (folder / COLUMNS).write_text(json.dumps({"slot_field": [int(f) for f in slot_field]}))
     (folder / SCHEMA).write_text(json.dumps(schema.to_dict()))
     (folder / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
     (folder / HISTORY).write_text(json.dumps([vars(r) for r in result.history], indent=1)
@@ -93,6 +96,11 @@ def load_run(run: Path) -> tuple[FitConfig, FeatureSchema, dict[str, torch.Tenso
     config = resolve(read_toml(run / CONFIG), {})
     schema = FeatureSchema.from_dict(json.loads((run / SCHEMA).read_text()))
     return config, schema, torch.load(run / WEIGHTS, weights_only=True)
+
+
+def load_slot_field(run: Path) -> list[int]:
+    """The field of each input column as fit saw it (a finished run always has it)."""
+    return json.loads((run / COLUMNS).read_text())["slot_field"]
 
 
 def plot_learning_curve(result: FitResult, path: Path) -> None:

@@ -19,7 +19,7 @@ FORMAT = "gmlrec-bundle"
 FORMAT_VERSION = 1  # a reader refuses a bundle whose format_version is larger
 MANIFEST = "manifest.json"
 ONNX_MODEL = "model.onnx"
-OPSET = 17  # ai.onnx opset of model.onnx
+OPSET = 18  # ai.onnx opset of model.onnx (18: ScatterElements with reduction="min")
 IR_VERSION = 8
 
 # scoring paths (manifest["scoring"]["path"]) and, within them, families of state and tables

@@ -91,20 +91,29 @@ class Bundle:
 
     # ---- catalog and known users ---------------------------------------------------------
     @property
+    def item_ids(self) -> np.ndarray:
+        """(N,) str: the id of each catalog position (what top_n's positions map to)."""
+        return self.array(fmt.ITEM_IDS)
+
+    @property
+    def user_ids(self) -> np.ndarray:
+        return self.array(fmt.USER_IDS)
+
+    @property
     def n_items(self) -> int:
-        return len(self.array(fmt.ITEM_IDS))
+        return len(self.item_ids)
 
     @property
     def n_users(self) -> int:
-        return len(self.array(fmt.USER_IDS))
+        return len(self.user_ids)
 
     @cached_property
     def _item_position(self) -> dict[str, int]:
-        return {str(i): p for p, i in enumerate(self.array(fmt.ITEM_IDS).tolist())}
+        return {str(i): p for p, i in enumerate(self.item_ids.tolist())}
 
     @cached_property
     def _user_position(self) -> dict[str, int]:
-        return {str(u): p for p, u in enumerate(self.array(fmt.USER_IDS).tolist())}
+        return {str(u): p for p, u in enumerate(self.user_ids.tolist())}
 
     def item_positions(self, item_ids: list[str]) -> tuple[np.ndarray, list[str]]:
         """Catalog positions of the known ids, in order, and the ids the catalog lacks."""
@@ -132,7 +141,7 @@ class Bundle:
     def item_details(self, position: int) -> dict[str, Any]:
         """An item's id, raw feature values and display attributes."""
         idx, val = self.array(fmt.ITEM_IDX)[position], self.array(fmt.ITEM_VAL)[position]
-        details: dict[str, Any] = {"item_id": str(self.array(fmt.ITEM_IDS)[position]),
+        details: dict[str, Any] = {"item_id": str(self.item_ids[position]),
                                    "features": self._decode(idx, val, self.item_columns)}
         for name in self.manifest.get("display", []):
             details[name] = str(self.array(fmt.ITEM_ATTRIBUTE.format(name))[position])

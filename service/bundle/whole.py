@@ -8,7 +8,9 @@ the row does not change a score, only the field each column belongs to.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +18,14 @@ from service.bundle import format as fmt
 from service.bundle.mlp import Layers, dense_layers, mlp
 from service.bundle.reader import Bundle
 
-WHOLE_KINDS = ("deepfm", "xdeepfm", "afm")
+
+def field_onehot(scoring: Mapping[str, Any]) -> np.ndarray:
+    """(W_u + W_i, F): column j of a joined row belongs to field position f (FieldPool's
+    sorted order), as the manifest's user_fields and item_fields say."""
+    columns = list(scoring["user_fields"]) + list(scoring["item_fields"])
+    onehot = np.zeros((len(columns), scoring["n_fields"]), np.float32)
+    onehot[np.arange(len(columns)), columns] = 1.0
+    return onehot
 
 
 @dataclass(frozen=True)
@@ -36,15 +45,11 @@ class WholeModel:
     @staticmethod
     def from_bundle(bundle: Bundle) -> WholeModel:
         scoring = bundle.scoring
-        columns = list(scoring["user_fields"]) + list(scoring["item_fields"])
-        onehot = np.zeros((len(columns), scoring["n_fields"]), np.float32)
-        onehot[np.arange(len(columns)), columns] = 1.0
         return WholeModel(
             scoring["kind"], float(bundle.table("w0")[0]), bundle.table("user_bias"),
             bundle.table("user_v"), bundle.item_table("feature_bias"),
             bundle.item_table("feature_v"), bundle.array(fmt.ITEM_IDX),
-            bundle.array(fmt.ITEM_VAL), onehot,
-            dense_layers(bundle) if scoring["dense_layers"] else [],
+            bundle.array(fmt.ITEM_VAL), field_onehot(scoring), dense_layers(bundle),
             {n: bundle.table(n) for n in scoring["head_tables"]})
 
     def __call__(self, idx: np.ndarray, val: np.ndarray, candidates: np.ndarray) -> np.ndarray:

@@ -70,6 +70,8 @@ class Interactions:
     user_ids: tuple[str, ...]
     item_ids: tuple[str, ...]
     fingerprint: str = ""
+    # display text per item, in item order (MovieLens: title, genres); never a model feature
+    item_attributes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def n_users(self) -> int:

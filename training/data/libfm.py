@@ -4,12 +4,16 @@ The files do not say which field a feature belongs to. When every line has the s
 entries and each position draws its indices from its own contiguous range (the NFM / GEM
 preprocessing of Frappe and MovieLens-tag), each position becomes a field, so per-field models
 (DeepFM, AFM) get real fields; otherwise all features form one field.
+
+Positional fields are context unless the caller names which positions are user and which are
+item columns (`libfm:PATH:user=0:item=1,2`), which export and GEM's graph b need.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -33,8 +37,10 @@ class _Parsed:
     val: np.ndarray  # (E,) float32
 
 
-def load_libfm(path: Path) -> LibfmData:
-    """Read a folder of one *.train.libfm, one optional *.validation.libfm, one *.test.libfm."""
+def load_libfm(path: Path, user_columns: Sequence[int] = (),
+               item_columns: Sequence[int] = ()) -> LibfmData:
+    """Read a folder of one *.train.libfm, one optional *.validation.libfm, one *.test.libfm;
+    the positions in user_columns / item_columns become user / item fields."""
     folder = Path(path)
     if not folder.is_dir():
         raise DataError("no such folder", folder)
@@ -46,6 +52,8 @@ def load_libfm(path: Path) -> LibfmData:
     if n == 0:
         raise DataError("no features in any file", folder)
     schema, fielded = _schema(list(parsed.values()), n)
+    if user_columns or item_columns:
+        schema = _with_sides(schema, fielded, user_columns, item_columns, folder)
     sets = {split: _instances(p, fielded) for split, p in parsed.items()}
     notes = [] if files["validation"] else ["no validation file"]
     notes.append(f"{len(schema.fields)} positional fields inferred" if fielded else
@@ -138,6 +146,21 @@ def _schema(parsed: list[_Parsed], n: int) -> tuple[FeatureSchema, bool]:
                       tuple(str(i) for i in range(lo[j], hi[j] + 1))) for j in range(m)]), True
     vocab = tuple(str(i) for i in range(n))
     return FeatureSchema.build([Field("feature", "context", "multihot", vocab)]), False
+
+
+def _with_sides(schema: FeatureSchema, fielded: bool, user_columns: Sequence[int],
+                item_columns: Sequence[int], folder: Path) -> FeatureSchema:
+    if not fielded:
+        raise DataError("user and item columns need positional fields (every line the same "
+                        "length, each position its own index range)", folder)
+    named = [*user_columns, *item_columns]
+    if len(set(named)) < len(named) or not all(0 <= c < len(schema.fields) for c in named):
+        raise DataError(f"user columns {list(user_columns)} and item columns "
+                        f"{list(item_columns)} must be distinct positions below "
+                        f"{len(schema.fields)}", folder)
+    sides = {**{c: "user" for c in user_columns}, **{c: "item" for c in item_columns}}
+    return FeatureSchema(tuple(replace(f, side=sides.get(j, "context"))
+                               for j, f in enumerate(schema.fields)))
 
 
 def _instances(p: _Parsed, fielded: bool) -> InstanceSet:

@@ -63,7 +63,8 @@ def load_movielens_100k(data_dir: Path) -> Interactions:
     ages = AGE_CODES[np.digitize(users.numbers(1, np.int64, "age"), AGE_BOUNDS)]
     genres = [g.split() for g in items.rows[:, 3]]
     return _assemble("movielens-100k", ratings, users, (users.rows[:, 2], ages, users.rows[:, 3]),
-                     items, genres, _fingerprint(blobs.values()))
+                     items, genres, _fingerprint(blobs.values()),
+                     {"title": items.rows[:, 1], "year": items.rows[:, 2]})
 
 
 def load_movielens_1m(path: Path) -> Interactions:
@@ -75,14 +76,16 @@ def load_movielens_1m(path: Path) -> Interactions:
     items = _source(blobs["movies.dat"], folder / "movies.dat", 3, b"::", encoding="latin-1")
     genres = [[g for g in text.split("|") if g] for text in items.rows[:, 2]]
     return _assemble("movielens-1m", ratings, users, tuple(users.rows[:, 1:4].T), items, genres,
-                     _fingerprint(blobs.values()))
+                     _fingerprint(blobs.values()), {"title": items.rows[:, 1]})
 
 
 def _assemble(name: str, ratings: _Source, users: _Source, user_values: tuple[np.ndarray, ...],
-              items: _Source, genres: list[list[str]], fingerprint: str) -> Interactions:
+              items: _Source, genres: list[list[str]], fingerprint: str,
+              display: dict[str, np.ndarray]) -> Interactions:
     """Fields in the paper's order; tables in id order; ratings mapped to those rows.
 
-    user_values: gender, age and occupation per row of `users`, in file order.
+    user_values: gender, age and occupation per row of `users`, in file order; display: text
+    columns of `items` in file order, kept for serving (the genres are added to them).
     """
     user_order, user_ids = _id_order(users, "user id")
     item_order, item_ids = _id_order(items, "item id")
@@ -103,7 +106,9 @@ def _assemble(name: str, ratings: _Source, users: _Source, user_values: tuple[np
         items=_lookup(ratings, 1, item_ids, "item id", items.path),
         times=ratings.numbers(3, np.float64, "timestamp").astype(np.int64),
         user_table=user_table, item_table=item_table,
-        user_ids=schema.fields[0].vocab, item_ids=item_field.vocab, fingerprint=fingerprint)
+        user_ids=schema.fields[0].vocab, item_ids=item_field.vocab, fingerprint=fingerprint,
+        item_attributes={**{k: tuple(v[item_order].tolist()) for k, v in display.items()},
+                         "genres": tuple("|".join(genres[k]) for k in item_order)})
 
 
 def _categorical(name: str, side: str, values: np.ndarray) -> tuple[Field, np.ndarray]:

@@ -11,7 +11,8 @@ from training.data.movielens import load_movielens_1m, load_movielens_100k
 from training.data.synthetic import load_synthetic
 from training.errors import ConfigError
 
-VALID_FORMS = "movielens-100k, movielens-1m:PATH, libfm:PATH, synthetic[:key=value,...]"
+VALID_FORMS = ("movielens-100k, movielens-1m:PATH, libfm:PATH[:user=COLS][:item=COLS], "
+               "synthetic[:key=value,...]")
 
 
 def default_data_dir() -> Path:
@@ -30,6 +31,21 @@ def load_data(spec: str, data_dir: Path | None = None) -> Interactions | LibfmDa
     if kind in ("movielens-1m", "libfm"):
         if not arg.strip():
             raise ConfigError(f"--data {kind}: needs a folder, as in {kind}:PATH")
-        folder = Path(arg.strip()).expanduser()
-        return load_movielens_1m(folder) if kind == "movielens-1m" else load_libfm(folder)
+        if kind == "libfm":
+            return _libfm(arg)
+        return load_movielens_1m(Path(arg.strip()).expanduser())
     raise ConfigError(f"--data: unknown spec {spec!r}; valid forms: {VALID_FORMS}")
+
+
+def _libfm(arg: str) -> LibfmData:
+    """`PATH[:user=0,1][:item=2]`: the folder, then which column positions are user and item."""
+    path, *options = arg.strip().split(":")
+    columns: dict[str, list[int]] = {"user": [], "item": []}
+    for option in options:
+        key, _, values = option.partition("=")
+        positions = [v.strip() for v in values.split(",")]
+        if key not in columns or not all(v.isdigit() for v in positions):
+            raise ConfigError(f"--data libfm: bad option {option!r}; expected user=COLS or "
+                              "item=COLS, COLS comma-separated column positions")
+        columns[key] = [int(v) for v in positions]
+    return load_libfm(Path(path).expanduser(), columns["user"], columns["item"])

@@ -1,0 +1,107 @@
+"""`python -m training export` end to end: fit (GML-FM with GEM) -> export -> the run's top-n
+test protocol replayed through the bundle's ONNX graph gives the metrics of metrics.json; bad
+input is one line and exit status 2; libFM data exports with its user, item and context
+columns."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from service.bundle import OnnxScorer, load_bundle, reference_scorer
+from tests.export.helpers import assert_close, export, random_model
+from tests.training.test_cli import cli
+from tests.training.test_readers import write_libfm
+from training.cli import main
+from training.data.protocols import make_split
+from training.data.specs import load_data
+from training.export.replay import replay_topn
+
+SMALL = "synthetic:users=100,items=300,interactions=2500,seed=3"
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("run") / "gmlfm"
+    done = cli("fit", "--data", SMALL, "--model", "gmlfm", "--embedding", "gcn", "--epochs",
+               "1", "--dim", "8", "--out", str(run), "--quiet")  # GEM: its table is exported
+    assert done.returncode == 0, done.stderr
+    return run
+
+
+def test_export_prints_a_bundle_that_replays_the_runs_metrics(fitted, tmp_path):
+    done = cli("export", "--run", str(fitted), "--models-dir", str(tmp_path / "models"))
+    assert done.returncode == 0, done.stderr
+    bundle_dir = Path(done.stdout.strip())
+    assert bundle_dir.parent == tmp_path / "models" / "gmlfm"
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    metrics = json.loads((fitted / "metrics.json").read_text())
+    assert manifest["metrics"]["test"] == metrics["test"]
+    assert manifest["data"]["fingerprint"] == metrics["data_fingerprint"]
+    assert manifest["scoring"]["path"] == "split" and manifest["version"] == bundle_dir.name
+    replayed = replay_topn(fitted, bundle_dir)
+    for key in ("hr@10", "ndcg@10"):
+        assert round(replayed[key], 4) == round(metrics["test"][key], 4)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["export", "--run", "/no/run"], "/no/run"),
+    (["export"], "--run"),
+])
+def test_bad_export_input_is_one_clear_line(args, needle):
+    done = cli(*args)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], done.stderr
+
+
+def test_bad_name_and_models_dir_are_one_clear_line(fitted, tmp_path, capsys):
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    for args, needle in [(["--name", "../up"], "--name"),
+                         (["--models-dir", str(a_file)], str(a_file))]:
+        assert main(["export", "--run", str(fitted), *args]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0], lines
+
+
+LIBFM_LINES = 60
+
+
+def _libfm_folder(tmp_path: Path) -> Path:
+    """user (3 values), item (5), context (2): column 0, 1, 2 of every line."""
+    rng = np.random.default_rng(0)
+
+    def lines(n: int) -> str:
+        rows = zip(rng.choice([-1, 1], n), rng.integers(0, 3, n), rng.integers(3, 8, n),
+                   rng.integers(8, 10, n))
+        return "".join(f"{y} {u}:1 {i}:1 {c}:1\n" for y, u, i, c in rows)
+
+    return write_libfm(tmp_path / "d", train=lines(LIBFM_LINES), test=lines(20))
+
+
+@pytest.mark.parametrize("model", ["transfm", "gmlfm", "deepfm"])
+def test_libfm_context_joins_the_user_side(tmp_path, model):
+    """Context after the item column: TransFM's order-aware cross terms get it right too."""
+    data = load_data(f"libfm:{_libfm_folder(tmp_path)}:user=0:item=1")
+    assert [f.side for f in data.schema.fields] == ["user", "item", "context"]
+    split = make_split(data, "rating", seed=0)
+    net = random_model(data, split, model)
+    bundle = load_bundle(export(net, data, split, tmp_path / "models"))
+    assert bundle.n_users == 3 and bundle.n_items == 5
+    lines = data.test.tables[0]
+    for scorer in (reference_scorer(bundle), OnnxScorer(bundle, threads=1)):
+        for line in range(len(lines)):
+            idx, val = lines.idx[line], lines.val[line]
+            values = [data.schema.fields[f].vocab[i - data.schema.fields[f].offset]
+                      for f, i in enumerate(idx)]
+            row = bundle.encode_user({"field0": values[0]}, {"field2": values[2]})
+            item = bundle.item_positions([values[1]])[0]
+            got = scorer.score(scorer.user_state(row.idx[None], row.val[None]), item[None])
+            with torch.no_grad():  # the line as the model saw it: user, item, context
+                want = net(torch.from_numpy(idx[None]), torch.from_numpy(val[None])).numpy()
+            assert_close(got[0], want)

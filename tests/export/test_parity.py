@@ -1,0 +1,120 @@
+"""Every model kind, exported: the torch model's plain forward == the bundle's numpy reference
+== onnxruntime (float32, 1e-4), and the same top 10 over the whole catalog, for known users
+and for a user built from side features alone.
+
+Weights are random and large (N(0, 0.3²)) so that every term of a score matters; the data has
+a multi-hot item field, so item rows carry padding and shared features.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from service.bundle import OnnxScorer, load_bundle, reference_scorer
+from service.bundle import format as fmt
+from tests.export.helpers import (
+    GEM,
+    assert_close,
+    assert_same_top,
+    export,
+    known_rows,
+    random_model,
+    torch_scores,
+)
+from tests.factories import tiny_interactions
+from training.config import DISTANCES
+from training.data.protocols import make_split
+
+VARIANTS = [
+    *[(m, {}) for m in ("fm", "nfm", "transfm", "deepfm", "xdeepfm", "afm")],
+    *[("gmlfm", {"distance": d, "weight": w, "layers": 2}) for d in DISTANCES
+      for w in (True, False)],
+    *[(m, GEM) for m in ("fm", "nfm", "transfm")],
+    ("gmlfm", {**GEM, "distance": "dnn"}),
+    ("gmlfm", {**GEM, "distance": "cosine", "weight": False}),
+    ("gmlfm", {**GEM, "distance": "chebyshev"}),
+]
+USERS = np.array([0, 7, 13, 29])
+
+
+@pytest.fixture(scope="module")
+def data():
+    data = tiny_interactions()
+    return data, make_split(data, "topn", seed=0)
+
+
+def _id(variant):
+    model, options = variant
+    return "-".join([model, *(f"{k}_{v}" for k, v in options.items() if k != "gcn_layers")])
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=_id)
+def test_torch_reference_and_onnx_agree(tmp_path, data, variant):
+    data, split = data
+    model, options = variant
+    net = random_model(data, split, model, **options)
+    users = data.user_table
+    want = torch_scores(net, users.idx[USERS], users.val[USERS], data.item_table.idx,
+                        data.item_table.val)  # before GEM's table is materialised
+    bundle = load_bundle(export(net, data, split, tmp_path))
+    reference, onnx = reference_scorer(bundle), OnnxScorer(bundle, threads=1)
+    state = reference.user_state(*known_rows(bundle, data, USERS))
+    assert state.shape == (len(USERS), bundle.scoring["state_size"])
+    every = np.broadcast_to(np.arange(data.n_items), (len(USERS), data.n_items))
+    seen = [bundle.seen_items(bundle.user_position(data.user_ids[u])) for u in USERS]
+    for scorer in (reference, onnx):
+        assert_close(scorer.score(state, every), want)
+        items, scores = scorer.top_n(state, 10, seen)
+        for row in range(len(USERS)):
+            assert_same_top(items[row], want[row], seen[row])
+            assert_close(scores[row], want[row, items[row]])
+    assert_close(reference.catalog_scores(state), want)
+
+
+@pytest.mark.parametrize("variant", VARIANTS[:9], ids=_id)
+def test_a_user_known_only_by_side_features(tmp_path, data, variant):
+    """No user_id: the state comes from the profile alone, as for a user never seen."""
+    data, split = data
+    model, options = variant
+    net = random_model(data, split, model, seed=1, **options)
+    bundle = load_bundle(export(net, data, split, tmp_path))
+    encoded = bundle.encode_user({"group": "b", "user_id": "no such user"})
+    assert encoded.ignored == {"user_id": ["no such user"]}
+    idx, val = data.user_table.idx[:1].copy(), data.user_table.val[:1].copy()
+    val[0, 0] = 0.0  # the user_id column empty, as padding
+    idx[0, 1] = data.schema.field("group").offset + 1  # group "b"
+    want = torch_scores(net, idx, val, data.item_table.idx, data.item_table.val)
+    for scorer in (reference_scorer(bundle), OnnxScorer(bundle, threads=1)):
+        state = scorer.user_state(encoded.idx[None], encoded.val[None])
+        assert_close(scorer.score(state, np.arange(data.n_items)[None]), want)
+
+
+def test_item_tables_stay_linear_in_k(tmp_path, data):
+    """GML-FM with its weight: no k × k' matrix per item, only O(items · k) tables."""
+    data, split = data
+    net = random_model(data, split, "gmlfm", distance="dnn")
+    bundle = load_bundle(export(net, data, split, tmp_path))
+    k = bundle.scoring["dim"]
+    for name, entry in bundle.manifest["files"].items():
+        if name.startswith("items/"):
+            assert len(entry["shape"]) <= 2 and np.prod(entry["shape"][1:]) <= 2 * k + 2, name
+    assert bundle.scoring["family"] == fmt.FEATURE_PAIRS
+
+
+def test_top_n_leaves_out_ragged_exclusions_and_pads(tmp_path, data):
+    data, split = data
+    bundle = load_bundle(export(random_model(data, split, "fm"), data, split, tmp_path))
+    state = reference_scorer(bundle).user_state(*known_rows(bundle, data, USERS[:2]))
+    keep = np.array([3, 40, 77])
+    best = np.argsort(-reference_scorer(bundle).catalog_scores(state)[1], kind="stable")
+    exclude = [np.setdiff1d(np.arange(data.n_items), keep), best[[0, 2]]]  # ragged: -1 pads
+    for scorer in (reference_scorer(bundle), OnnxScorer(bundle, threads=1)):
+        items, scores = scorer.top_n(state, 5, exclude)
+        assert (np.sort(items[0, :3]) == keep).all() and (items[0, 3:] == -1).all()
+        assert np.isneginf(scores[0, 3:]).all() and np.isfinite(scores[0, :3]).all()
+        assert items[1].tolist() == best[[1, 3, 4, 5, 6]].tolist()
+        everything, _ = scorer.top_n(state, data.n_items, [np.array([5, 0]), np.array([0])])
+        assert 5 not in everything[0] and 5 in everything[1]
+        for row, left in zip(everything, (data.n_items - 2, data.n_items - 1)):
+            assert 0 not in row and (row[left:] == -1).all() and (row[:left] >= 0).all()

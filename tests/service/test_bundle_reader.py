@@ -1,0 +1,150 @@
+"""The torch-free reader: a bundle with a missing, truncated, corrupt or newer-format file is
+refused with one message naming that file; lookups and request encoding behave."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from service.bundle import BundleError, BundleInputError, find_bundle, load_bundle
+from service.bundle import format as fmt
+from tests.export.helpers import export, random_model
+from tests.factories import tiny_interactions
+from training.data.protocols import make_split
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    data = tiny_interactions()
+    split = make_split(data, "topn", seed=0)
+    bundle = export(random_model(data, split, "gmlfm"), data, split,
+                    tmp_path_factory.mktemp("models"))
+    return data, bundle
+
+
+@pytest.fixture
+def copy(exported, tmp_path):
+    target = tmp_path / "models" / "m" / exported[1].name
+    shutil.copytree(exported[1], target)
+    return target
+
+
+def refused(path: Path, culprit: str, match: str) -> None:
+    with pytest.raises(BundleError, match=match) as err:
+        load_bundle(path)
+    assert str(path / culprit) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_whole_bundle_loads(copy):
+    bundle = load_bundle(copy)
+    assert bundle.version == copy.name and bundle.n_items == 150 and bundle.n_users == 30
+
+
+@pytest.mark.parametrize("culprit", [fmt.table_file("user_t"), fmt.SEEN_ITEMS, fmt.ONNX_MODEL])
+def test_a_flipped_byte_is_refused(copy, culprit):
+    data = bytearray((copy / culprit).read_bytes())
+    data[-3] ^= 0x40
+    (copy / culprit).write_bytes(bytes(data))
+    refused(copy, culprit, "sha256 differs")
+
+
+@pytest.mark.parametrize("culprit", [fmt.ITEM_IDX, fmt.ONNX_MODEL])
+def test_a_truncated_file_is_refused(copy, culprit):
+    data = (copy / culprit).read_bytes()
+    (copy / culprit).write_bytes(data[:len(data) // 2])
+    refused(copy, culprit, "truncated")
+
+
+@pytest.mark.parametrize("culprit", [fmt.ITEM_CONST, fmt.ONNX_MODEL, fmt.MANIFEST])
+def test_a_missing_file_is_refused(copy, culprit):
+    (copy / culprit).unlink()
+    refused(copy, culprit, "missing")
+
+
+def test_a_newer_format_is_refused(copy):
+    manifest = json.loads((copy / fmt.MANIFEST).read_text())
+    manifest["format_version"] = fmt.FORMAT_VERSION + 1
+    (copy / fmt.MANIFEST).write_text(json.dumps(manifest))
+    refused(copy, fmt.MANIFEST, "newer than this reader")
+
+
+def test_a_broken_manifest_is_refused(copy):
+    (copy / fmt.MANIFEST).write_text('{"format": "gmlrec-bundle", ')
+    refused(copy, fmt.MANIFEST, "not valid JSON")
+
+
+def test_a_shape_other_than_the_manifest_is_refused(copy):
+    """Even with a matching checksum (a hand-edited manifest), shapes are checked."""
+    manifest = json.loads((copy / fmt.MANIFEST).read_text())
+    manifest["files"][fmt.ITEM_VAL]["shape"][0] += 1
+    (copy / fmt.MANIFEST).write_text(json.dumps(manifest))
+    refused(copy, fmt.ITEM_VAL, "the manifest says")
+
+
+def test_find_bundle_takes_the_newest_complete_version(copy):
+    home = copy.parent
+    older = home / "20000101T000000Z-00000000"
+    shutil.copytree(copy, older)
+    (home / ".export-unfinished").mkdir()
+    assert find_bundle(home.parent) == copy == find_bundle(home.parent, "m")
+    (home.parent / "other").mkdir()
+    with pytest.raises(BundleError, match="expected one model, found 2"):
+        find_bundle(home.parent)
+    with pytest.raises(BundleError, match="no bundle version"):
+        find_bundle(home.parent, "other")
+
+
+def test_profiles_items_and_interactions_round_trip(exported):
+    data, path = exported
+    bundle = load_bundle(path)
+    user = bundle.user_position("7")
+    assert bundle.profile(user) == {"user_id": "7", "group": "b"}
+    item = bundle.item_positions(["42", "nope"])
+    assert item[1] == ["nope"] and len(item[0]) == 1
+    details = bundle.item_details(int(item[0][0]))
+    genres = data.item_table.idx[42][data.item_table.val[42] > 0][1:]
+    assert details["item_id"] == "42" and details["features"]["item_id"] == "42"
+    offset = data.schema.field("genre").offset
+    assert details["features"]["genre"] == [data.schema.field("genre").vocab[g - offset]
+                                            for g in genres]
+    assert set(bundle.seen_items(user).tolist()) <= set(data.items[data.users == 7].tolist())
+
+
+def test_encoding_request_features(exported):
+    bundle = load_bundle(exported[1])
+    row = bundle.encode_user({"user_id": "3", "group": "zzz"})
+    assert row.ignored == {"group": ["zzz"]} and row.val.tolist() == [1.0, 0.0]
+    known = bundle.user_row(bundle.user_position("3"))
+    assert row.idx[0] == known[0][0]
+    for features, field in [({"colour": "red"}, "colour"), ({"genre": "x"}, "genre"),
+                            ({"group": ["a", "b"]}, "group")]:
+        with pytest.raises(BundleInputError) as err:
+            bundle.encode_user(features)
+        assert err.value.field == field
+
+
+def test_the_service_side_imports_neither_torch_nor_training(exported):
+    """Load and score in a fresh interpreter, then look at what it imported."""
+    code = f"""
+import sys
+import service, service.bundle
+from service.bundle import OnnxScorer, load_bundle, reference_scorer
+bundle = load_bundle({str(exported[1])!r})
+row = bundle.encode_user({{"group": "a"}})
+for scorer in (reference_scorer(bundle), OnnxScorer(bundle, threads=1)):
+    state = scorer.user_state(row.idx[None], row.val[None])
+    assert scorer.top_n(state, 5)[0].shape == (1, 5)
+bad = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "training"))
+print(",".join(bad))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
