@@ -20,13 +20,11 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from training.export.replay import held_out_groups
 
-from bench.export_serving import OUT as EXPORT_OUT
-from bench.local_redis import RedisServer
-from bench.results import write_section
-from bench.serve import newest, serving
-from training.loop.metrics import ranking_report
+from bench.lib.local_redis import RedisServer
+from bench.lib.results import write_section
+from bench.lib.training_api import held_out_groups, ranking_report
+from bench.serve import EXPORTED, newest, serving
 
 CLIENTS = 4  # requests in flight
 
@@ -51,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", type=Path, help="bundle version folder (MovieLens-100k)")
     args = parser.parse_args(argv)
-    bundle = args.bundle or newest(EXPORT_OUT / "models" / "gmlfm")
+    bundle = args.bundle or newest(EXPORTED / "gmlfm")
     manifest = json.loads((bundle / "manifest.json").read_text())
     run = Path(manifest["run"]["path"])
     trained = json.loads((run / "metrics.json").read_text())["test"]

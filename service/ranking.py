@@ -8,8 +8,9 @@
              alone in the worker runs inline (nobody could share its call, and the hop to a
              thread would only add to its latency)
 
-bench/serve.py measures all three; the README's Serving section says which is the default
-and why.
+bench/serve.py measures all three side by side (bench/RESULTS.md, section serve). batch is
+the default: it raised /recommend's requests/s at concurrency 8 and 32 on both benchmark
+bundles, and a lone request takes the inline path, so concurrency 1 is unchanged.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ MAX_BATCH = 64  # users per stacked call: bounds the (B, N) score matrix
 
 
 class Ranker:
-    def __init__(self, mode: str = "inline", alone: Callable[[], bool] = lambda: False,
+    def __init__(self, mode: str = "batch", alone: Callable[[], bool] = lambda: False,
                  threads: int = 1):
         self.mode, self.alone = mode, alone
         self.pool = ThreadPoolExecutor(threads, "gmlrec-rank") if mode != "inline" else None

@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     # a Redis fault)
     max_active: int = Field(16, ge=1)
     # how /recommend runs its whole-catalog top n (service/ranking.py; bench/serve.py)
-    ranking: Literal["inline", "thread", "batch"] = "inline"
+    ranking: Literal["inline", "thread", "batch"] = "batch"
     graceful_timeout_s: float = Field(10.0, ge=0)  # in-flight requests get this long at stop
 
     # request limits: anything beyond is a 413 or a 422 naming the limit

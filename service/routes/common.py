@@ -16,7 +16,9 @@ from service.schemas import MAX_ID, PRINTABLE, ItemScore
 # POST /score and POST /recommend only
 PathId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=PRINTABLE,
                              examples=["196"])]
-NOT_FOUND = {404: {"description": "unknown user or item ids, named in `detail`"}}
+LOOKUP_ERRORS = {404: {"description": "unknown user or item ids, named in `detail`"},
+             503: {"description": "no model loaded yet, or the user store is down and the "
+                                  "user is not one of the model's training users"}}
 
 
 def scored_items(model: ServedModel, positions: np.ndarray, scores: np.ndarray,

@@ -6,13 +6,13 @@ from fastapi import APIRouter
 
 from service.deps import Model
 from service.errors import UnknownItems
-from service.routes.common import NOT_FOUND, PathId
+from service.routes.common import LOOKUP_ERRORS, PathId
 from service.schemas import ItemAnswer, ModelAnswer
 
 router = APIRouter(tags=["catalog"])
 
 
-@router.get("/items/{item_id}", response_model=ItemAnswer, responses=NOT_FOUND)
+@router.get("/items/{item_id}", response_model=ItemAnswer, responses=LOOKUP_ERRORS)
 async def item(item_id: PathId, model: Model) -> ItemAnswer:
     """An item's features and display attributes (title, ...)."""
     positions, unknown = model.item_positions([item_id])

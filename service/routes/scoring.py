@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from service.deps import Model, RankerDep, UsersDep, admitted
 from service.errors import UnknownItems
-from service.routes.common import NOT_FOUND, PathId, answer, scored_items
+from service.routes.common import LOOKUP_ERRORS, PathId, answer, scored_items
 from service.schemas import (
     MAX_N,
     RecommendAnswer,
@@ -31,7 +31,7 @@ async def _who(users: Users, model: Model, body: UserFeatures, seen: bool) -> Re
     return await users.resolve(model, body.user_id, user, context, seen)
 
 
-@router.post("/score", response_model=ScoreAnswer, responses=NOT_FOUND)
+@router.post("/score", response_model=ScoreAnswer, responses=LOOKUP_ERRORS)
 async def score(body: ScoreRequest, model: Model, users: UsersDep) -> Response:
     """Scores of the given items for a user, in request order."""
     positions, unknown = model.item_positions(body.item_ids)
@@ -45,7 +45,7 @@ async def score(body: ScoreRequest, model: Model, users: UsersDep) -> Response:
 
 
 @router.get("/recommend/{user_id}", response_model=RecommendAnswer,
-            responses=NOT_FOUND)
+            responses=LOOKUP_ERRORS)
 async def recommend_known(user_id: PathId, model: Model, users: UsersDep, ranker: RankerDep,
                           n: Annotated[int, Query(ge=1, le=MAX_N)] = 10,
                           exclude_seen: bool = True, details: bool = False
@@ -55,7 +55,7 @@ async def recommend_known(user_id: PathId, model: Model, users: UsersDep, ranker
     return await _recommend(model, ranker, user_id, who, n, details)
 
 
-@router.post("/recommend", response_model=RecommendAnswer, responses=NOT_FOUND)
+@router.post("/recommend", response_model=RecommendAnswer, responses=LOOKUP_ERRORS)
 async def recommend(body: RecommendRequest, model: Model, users: UsersDep, ranker: RankerDep
                     ) -> Response:
     """The same for a user given by features (a user the service has never seen), or for a

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from service.deps import Model, UsersDep, admitted
-from service.routes.common import NOT_FOUND, PathId
+from service.routes.common import LOOKUP_ERRORS, PathId
 from service.schemas import (
     InteractionsAnswer,
     InteractionsRequest,
@@ -30,7 +30,7 @@ async def put_profile(user_id: PathId, body: ProfileRequest, model: Model, users
 
 
 @router.post("/{user_id}/interactions", response_model=InteractionsAnswer,
-             responses=NOT_FOUND | STORE_DOWN)
+             responses=LOOKUP_ERRORS | STORE_DOWN)
 async def record_interactions(user_id: PathId, body: InteractionsRequest, model: Model,
                               users: UsersDep) -> InteractionsAnswer:
     """Record items the user has seen: recommendations with exclude_seen leave them out."""

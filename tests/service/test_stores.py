@@ -11,7 +11,7 @@ import pytest
 import redis
 from redis.cluster import key_slot
 
-from bench.local_redis import free_port
+from bench.lib.local_redis import free_port
 from service.stores import GuardedStore, Keys, MemoryStore, StoreUnavailable
 from service.stores.redis_store import RedisStore, connect
 from tests.service.api.conftest import REDIS_URL, redis_is_up

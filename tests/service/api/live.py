@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from bench.local_redis import free_port
+from bench.lib.local_redis import free_port
 from service.app import create_app
 from service.settings import Settings
 

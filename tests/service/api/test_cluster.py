@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.local_redis import NoRedisServer, RedisClusterServers
+from bench.lib.local_redis import NoRedisServer, RedisClusterServers
 from service.stores.redis_store import RedisStore, connect
 from tests.service.api.conftest import serving, settings_for
 

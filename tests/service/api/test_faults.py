@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bench.local_redis import NoRedisServer, RedisServer
+from bench.lib.local_redis import NoRedisServer, RedisServer
 from service import metrics
 from tests.service.api.conftest import serving, settings_for
 

@@ -32,7 +32,7 @@ async def answers(client) -> list[dict]:
 
 @pytest.mark.parametrize("mode", ["thread", "batch"])
 async def test_every_ranking_mode_answers_as_inline(gmlfm, mode):
-    async with serving(settings_for(gmlfm.models_dir)) as client:
+    async with serving(settings_for(gmlfm.models_dir, ranking="inline")) as client:
         want = await answers(client)
     async with serving(settings_for(gmlfm.models_dir, ranking=mode)) as client:
         assert await answers(client) == want

@@ -28,7 +28,7 @@ def api_schema(request, gmlfm, redis_prefix):
     if request.param == "redis":
         if not redis_is_up():
             pytest.skip("no Redis")
-        store |= {"redis_url": REDIS_URL}
+        store |= {"redis_url": REDIS_URL, "redis_timeout_s": 2.0}  # see conftest.store
     with live_server(settings_for(gmlfm.models_dir, **store)) as base:
         yield schemathesis.openapi.from_url(f"{base}/openapi.json")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.local_redis import free_port
+from bench.lib.local_redis import free_port
 from tests.service.api.conftest import REDIS_URL, redis_is_up
 
 ROOT = Path(__file__).parents[3]
@@ -102,16 +102,22 @@ def test_sigterm_lets_requests_in_flight_finish(server):
     and fail at the transport, never halfway."""
     base, process, log = server
 
+    answered = []
+
     def call(k: int) -> int | str:
         try:
-            return httpx.get(f"{base}/recommend/7", params={"n": 100}, timeout=10,
-                             headers={"X-Request-ID": f"stop-{k}"}).status_code
+            status = httpx.get(f"{base}/recommend/7", params={"n": 100}, timeout=10,
+                               headers={"X-Request-ID": f"stop-{k}"}).status_code
         except httpx.TransportError as err:
             return type(err).__name__
+        answered.append(status)
+        return status
 
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         futures = {f"stop-{k}": pool.submit(call, k) for k in range(200)}
-        time.sleep(0.3)
+        deadline = time.monotonic() + 30
+        while len(answered) < 10 and time.monotonic() < deadline:  # stop it mid-load
+            time.sleep(0.01)
         process.send_signal(signal.SIGTERM)
         outcomes = {rid: f.result() for rid, f in futures.items()}
     assert process.wait(30) == 0

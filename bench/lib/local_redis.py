@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,15 +23,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_ping(client: redis.Redis, port: int) -> None:
-    deadline = time.monotonic() + 10
+def distinct_ports(n: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < n:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def launch(args: list[str], port: int, log: Path) -> subprocess.Popen:
+    """Start a redis-server and wait until it answers; its output goes to `log`, whose end
+    the error shows if it exits or stays silent (a loaded machine gets 30 s)."""
+    with open(log, "ab") as out:
+        process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                                    "--save", "", "--appendonly", "no", *args],
+                                   stdout=out, stderr=subprocess.STDOUT, cwd=log.parent)
+    client = redis.Redis(port=port, socket_timeout=0.5)
+    deadline = time.monotonic() + 30
     while True:
         try:
             client.ping()
-            return
+            return process
         except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server on {port} did not start") from None
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                tail = log.read_text(errors="replace")[-500:]
+                raise RuntimeError(f"redis-server on {port} did not start: {tail}") from None
             time.sleep(0.02)
 
 
@@ -41,13 +60,11 @@ class RedisServer:
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen | None = None
+        self.log = Path(tempfile.gettempdir()) / f"gmlrec-redis-{self.port}.log"
 
     def start(self) -> RedisServer:
-        self.process = subprocess.Popen(  # DEBUG SLEEP plays a slow Redis
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--enable-debug-command", "local"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_ping(redis.Redis(port=self.port, socket_timeout=0.2), self.port)
+        # DEBUG SLEEP plays a slow Redis
+        self.process = launch(["--enable-debug-command", "local"], self.port, self.log)
         return self
 
     def stop(self) -> None:
@@ -67,7 +84,7 @@ class RedisClusterServers:
     def __init__(self, folder: Path, nodes: int = 3):
         if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
             raise NoRedisServer("redis-server or redis-cli is not installed")
-        self.folder, self.ports = folder, [free_port() for _ in range(nodes)]
+        self.folder, self.ports = folder, distinct_ports(nodes)
         self.url = f"redis+cluster://127.0.0.1:{self.ports[0]}"
         self.processes: list[subprocess.Popen] = []
 
@@ -75,13 +92,8 @@ class RedisClusterServers:
         for port in self.ports:
             node = self.folder / str(port)
             node.mkdir(parents=True)
-            self.processes.append(subprocess.Popen(
-                ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--cluster-enabled", "yes",
-                 "--cluster-config-file", str(node / "nodes.conf")], cwd=node,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        for port in self.ports:
-            wait_for_ping(redis.Redis(port=port, socket_timeout=0.2), port)
+            self.processes.append(launch(["--cluster-enabled", "yes", "--cluster-config-file",
+                                          str(node / "nodes.conf")], port, node / "redis.log"))
         subprocess.run(["redis-cli", "--cluster", "create",
                         *(f"127.0.0.1:{p}" for p in self.ports), "--cluster-replicas", "0",
                         "--cluster-yes"], check=True, capture_output=True, timeout=120)
