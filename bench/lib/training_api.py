@@ -161,3 +161,18 @@ def gmlfm_dnn(n_features: int, dim: int) -> Any:
     from training.models.gmlfm import GMLFM
 
     return GMLFM(n_features, dim, "dnn", layers=1)
+
+
+def held_out_groups(run: Path) -> Any:
+    """A top-n run's test groups by raw id (users, and each one's candidates, the held-out
+    positive first), as the run's evaluation ranked them."""
+    from training.export.replay import held_out_groups as groups
+
+    return groups(run)
+
+
+def ranking_report(scores: Any) -> dict[str, float]:
+    """HR@10 / NDCG@10 of (groups, candidates) scores, the positive first, as a fit reports."""
+    from training.loop.metrics import ranking_report as report
+
+    return report(scores)

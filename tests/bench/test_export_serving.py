@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bench.export_serving import Timing, interleaved, report
+from bench.export_serving import report
+from bench.lib.timing import Timing, interleaved
 
 
 def _rows(ort_ms: float, naive_ms: float) -> list[dict]:

@@ -7,6 +7,7 @@ ranks it; equal metrics say the bundle serves the model that was measured.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,26 +21,40 @@ from training.runs import load_run
 GROUPS_PER_CALL = 64
 
 
-def replay_topn(run: Path, bundle_dir: Path, threads: int = 1) -> dict[str, float]:
-    """The test ranking metrics of `run`, with every score coming from the bundle's ONNX."""
+@dataclass(frozen=True)
+class HeldOut:
+    """A run's top-n test groups by raw id: what any scorer of them (the bundle here, the
+    HTTP API in bench/serve_replay.py) needs."""
+
+    user_ids: list[str]  # one per group
+    item_ids: list[list[str]]  # each group's candidates, the held-out positive first
+
+
+def held_out_groups(run: Path) -> HeldOut:
     from training.pipeline import prepare
 
-    config = load_run(run)[0]
-    data, split = prepare(config)
+    data, split = prepare(load_run(run)[0])
     if not isinstance(data, Interactions) or not isinstance(split.test, RankingGroups):
         raise ConfigError(f"{run}: replay needs a top-n run on interaction data")
-    bundle = load_bundle(bundle_dir)
-    scorer = OnnxScorer(bundle, threads)
     groups = split.test
     users = groups.instances.rows[0].reshape(groups.n_groups, -1)[:, 0]
     items = groups.instances.rows[1].reshape(groups.n_groups, -1)
-    positions = [bundle.user_position(data.user_ids[u]) for u in users]
-    candidates, unknown = bundle.item_positions([data.item_ids[i] for i in items.ravel()])
+    return HeldOut([data.user_ids[u] for u in users],
+                   [[data.item_ids[i] for i in row] for row in items.tolist()])
+
+
+def replay_topn(run: Path, bundle_dir: Path, threads: int = 1) -> dict[str, float]:
+    """The test ranking metrics of `run`, with every score coming from the bundle's ONNX."""
+    held_out = held_out_groups(run)
+    bundle = load_bundle(bundle_dir)
+    scorer = OnnxScorer(bundle, threads)
+    positions = [bundle.user_position(u) for u in held_out.user_ids]
+    candidates, unknown = bundle.item_positions([i for row in held_out.item_ids for i in row])
     if unknown or None in positions:
         raise ConfigError(f"{bundle_dir} lacks users or items of the run's test groups")
-    candidates = candidates.reshape(items.shape)
+    candidates = candidates.reshape(len(positions), -1)
     scores = []
-    for start in range(0, len(users), GROUPS_PER_CALL):
+    for start in range(0, len(positions), GROUPS_PER_CALL):
         rows = [bundle.user_row(p) for p in positions[start:start + GROUPS_PER_CALL]]
         state = scorer.user_state(np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows]))
         scores.append(scorer.score(state, candidates[start:start + GROUPS_PER_CALL]))

@@ -1,0 +1,36 @@
+"""What several routes share: the id path parameter, the 404 description, item answers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+from fastapi import Path
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from service.model_host import ServedModel
+from service.schemas import MAX_ID, PRINTABLE, ItemScore
+
+# an id in the path is one segment: an id holding '/' is reachable through the bodies of
+# POST /score and POST /recommend only
+PathId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=PRINTABLE,
+                             examples=["196"])]
+LOOKUP_ERRORS = {404: {"description": "unknown user or item ids, named in `detail`"},
+             503: {"description": "no model loaded yet, or the user store is down and the "
+                                  "user is not one of the model's training users"}}
+
+
+def scored_items(model: ServedModel, positions: np.ndarray, scores: np.ndarray,
+                 details: bool) -> list[ItemScore]:
+    """Items with their scores, in the given order; with details, display attributes too."""
+    return [ItemScore(item_id=model.item_ids[p], score=float(s),
+                      **(model.display(p) if details else {}))
+            for p, s in zip(positions.tolist(), scores.tolist())]
+
+
+def answer(body: BaseModel) -> Response:
+    """The answer as JSON, serialized once by pydantic: a route that returns the model
+    itself has FastAPI validate it against its response_model a second time (the routes
+    keep response_model for the OpenAPI schema)."""
+    return Response(body.model_dump_json().encode(), media_type="application/json")
