@@ -1,0 +1,56 @@
+"""`python -m service`: uvicorn with GMLREC_WORKERS workers, settings from GMLREC_* env.
+
+Each worker is a fresh process that imports the app and runs its lifespan, so the bundle,
+its onnxruntime session (GMLREC_ORT_THREADS intra-op threads, by default the cores shared
+out among the workers) and the Redis pool are made after the fork, never shared. SIGTERM or
+SIGINT stops accepting, lets requests in flight finish (GMLREC_GRACEFUL_TIMEOUT_S), then
+closes the store.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+
+import uvicorn
+from pydantic import ValidationError
+
+from service import logs
+from service.settings import Settings
+
+# service.metrics reads this too; not imported from there because prometheus_client must
+# not be imported before the variable is set
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def main() -> int:
+    try:
+        settings = Settings()
+    except ValidationError as err:
+        first = err.errors()[0]
+        print(f"python -m service: GMLREC_{str(first['loc'][0]).upper()}: {first['msg']}",
+              file=sys.stderr)
+        return 2
+    if settings.workers > 1 and not settings.redis_url:
+        print("python -m service: GMLREC_WORKERS > 1 needs GMLREC_REDIS_URL (each worker "
+              "would keep its own in-process store, and a PUT on one would be missed by the "
+              "others)", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level)
+    own_metrics_dir = MULTIPROC_ENV not in os.environ
+    if own_metrics_dir:  # set before any worker imports prometheus_client
+        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="gmlrec-metrics-")
+    try:
+        uvicorn.run("service.app:app", host=settings.host, port=settings.port,
+                    workers=settings.workers, log_config=None, access_log=False,
+                    lifespan="on", timeout_graceful_shutdown=settings.graceful_timeout_s)
+    finally:
+        if own_metrics_dir:
+            shutil.rmtree(os.environ[MULTIPROC_ENV], ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""The FastAPI app: wiring only. `uvicorn service.app:app` or `python -m service`.
+
+Everything heavy happens in the lifespan, i.e. in each worker after it has started: the
+store's connection pool, the bundle and its onnxruntime session (so no session is shared
+across a fork), and the task that watches the models folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from service import errors, logs, metrics
+from service.gate import Gate
+from service.middleware import BodyLimit, RequestContext
+from service.model_host import ModelHost
+from service.ranking import Ranker
+from service.routes import items, ops, scoring, users
+from service.settings import Settings
+from service.stores import open_store
+from service.users import Users
+
+log = logging.getLogger("service")
+
+DESCRIPTION = """Recommendations from an exported gmlrec model bundle: exact scores over the
+whole catalog with the decomposed formula, user states cached in Redis.
+Every answer names the `model_version` that computed it."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logs.configure(settings.log_level)
+        metrics.forget_dead_workers()
+        store = open_store(settings, metrics.STORE_ERRORS.inc)
+        host = ModelHost(settings.models_dir, settings.model, settings.intra_op_threads())
+        app.state.settings, app.state.store, app.state.host = settings, store, host
+        app.state.users = Users(store, settings.cache_ttl_s)
+        app.state.gate = gate = Gate(settings.max_active)
+        app.state.ranker = Ranker(settings.ranking, alone=lambda: gate.present <= 1)
+        with contextlib.suppress(errors.ReloadRefused):  # logged; /ready says not_ready
+            await host.reload()
+        watcher = asyncio.create_task(host.watch(settings.reload_interval_s)) \
+            if settings.reload_interval_s > 0 else None
+        log.info("ready", extra={"model": host.current.key if host.current else None,
+                                 "store": "redis" if settings.redis_url else "memory"})
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            await store.close()
+            app.state.ranker.close()
+
+    app = FastAPI(title="gmlrec", version="1", description=DESCRIPTION, lifespan=lifespan,
+                  default_response_class=errors.SafeJSONResponse,
+                  redirect_slashes=False)  # /recommend/ is no way to say POST /recommend
+    for module in (scoring, users, items, ops):
+        app.include_router(module.router)
+    errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext)  # added last: outermost, so it times and logs all
+    return app
+
+
+app = create_app()

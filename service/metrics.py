@@ -1,0 +1,85 @@
+"""Prometheus metrics, correct with several uvicorn workers.
+
+`python -m service` points PROMETHEUS_MULTIPROC_DIR at a fresh folder before any worker
+starts; prometheus-client then keeps every value in a per-process file there and /metrics
+adds them up across workers (the model gauge keeps one series per live worker, labelled
+by pid, because during a reload two workers can serve different versions). Without that
+variable (tests, `uvicorn service.app:app`) the ordinary in-process registry answers.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+LATENCY_BUCKETS = (.001, .0025, .005, .0075, .01, .015, .02, .03, .05, .075, .1, .25, .5, 1, 2.5)
+
+REQUEST_SECONDS = Histogram("gmlrec_http_request_duration_seconds",
+                            "Time from request to the last byte of the answer, by route.",
+                            ["method", "route"], buckets=LATENCY_BUCKETS)
+REQUESTS = Counter("gmlrec_http_requests_total", "Answers by route and status code.",
+                   ["method", "route", "status"])
+STATE_CACHE = Counter("gmlrec_state_cache_total",
+                      "User states: hit (read from the store), miss (computed and written), "
+                      "bypass (request-specific features or a store outage: computed only).",
+                      ["result"])
+STORE_ERRORS = Counter("gmlrec_store_errors_total",
+                       "Store calls that failed (timeout, refused, error reply).")
+STORE_FALLBACKS = Counter("gmlrec_store_fallbacks_total",
+                          "Requests answered without the store, from the bundle alone.")
+SCORING_SECONDS = Histogram("gmlrec_scoring_seconds",
+                            "Time in the model per call: score (given items) or top_n "
+                            "(the whole catalog).", ["op"], buckets=LATENCY_BUCKETS)
+MODEL_INFO = Gauge("gmlrec_model_info", "1 for the model version a worker serves.",
+                   ["name", "version"], multiprocess_mode="liveall")
+MODEL_RELOADS = Counter("gmlrec_model_reloads_total",
+                        "Bundle versions loaded or refused after startup.", ["result"])
+
+
+def model_served(name: str, version: str, previous: tuple[str, str] | None) -> None:
+    if previous is not None:
+        MODEL_INFO.labels(*previous).set(0)
+    MODEL_INFO.labels(name, version).set(1)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text /metrics answers, summed over workers when there are several."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def forget_dead_workers() -> None:
+    """Drop the live gauges of workers that have exited (uvicorn restarts a dead worker
+    without telling anyone; each new worker sweeps up after its predecessors)."""
+    folder = os.environ.get(MULTIPROC_ENV)
+    if not folder:
+        return
+    for path in Path(folder).glob("gauge_live*_*.db"):
+        pid = int(path.stem.rsplit("_", 1)[1])
+        if not _alive(pid):
+            multiprocess.mark_process_dead(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

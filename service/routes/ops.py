@@ -1,0 +1,61 @@
+"""GET /health, GET /ready, GET /metrics, POST /admin/reload."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from service import metrics
+from service.deps import Host, SettingsDep, Store
+from service.errors import SafeJSONResponse
+from service.schemas import HealthAnswer, ReadyAnswer, ReloadAnswer
+from service.stores import StoreUnavailable
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", response_model=HealthAnswer)
+async def health() -> HealthAnswer:
+    """The process answers. Touches neither the store nor the model."""
+    return HealthAnswer(status="ok")
+
+
+@router.get("/ready", response_model=ReadyAnswer,
+            responses={503: {"model": ReadyAnswer, "description": "no model loaded"}})
+async def ready(host: Host, store: Store, settings: SettingsDep) -> Response:
+    """200 `ready`: a model is loaded and the store answers; 200 `degraded`: a model is
+    loaded but the store does not answer (requests are served from the bundle alone);
+    503 `not_ready`: no model."""
+    kind = "redis" if settings.redis_url else "memory"
+    model = host.current
+    if model is None:
+        body = ReadyAnswer(status="not_ready", model_version=None, store=kind,
+                           detail=host.last_error or "loading")
+        return SafeJSONResponse(body.model_dump(), 503)
+    try:
+        await asyncio.wait_for(store.ping(), settings.redis_timeout_s * 2)
+        body = ReadyAnswer(status="ready", model_version=model.version, store=kind)
+    except (StoreUnavailable, TimeoutError) as err:
+        body = ReadyAnswer(status="degraded", model_version=model.version, store=kind,
+                           detail=str(err) or "store timed out")
+    return SafeJSONResponse(body.model_dump())
+
+
+@router.get("/metrics", response_class=Response)
+async def prometheus() -> Response:
+    """Prometheus text format, summed over workers."""
+    data, content_type = metrics.exposition()
+    return Response(data, media_type=content_type)
+
+
+@router.post("/admin/reload", response_model=ReloadAnswer,
+             responses={409: {"description": "the newest bundle was refused; the old one "
+                                             "serves on"}})
+async def reload(host: Host) -> ReloadAnswer:
+    """Load the newest bundle now (this worker; the others find it within
+    GMLREC_RELOAD_INTERVAL_S)."""
+    result = await host.reload()
+    return ReloadAnswer(model_version=result.current, previous_version=result.previous,
+                        changed=result.changed)

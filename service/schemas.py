@@ -1,0 +1,157 @@
+"""Request and answer bodies (pydantic), with the limits every client input is held to.
+
+The limits live in the types, so they show in the OpenAPI schema at /docs and a request
+beyond them is a 422 naming the field before any work is done. Unknown body fields are
+422s too (extra="forbid"): a misspelt `exclude_seen` must not pass unnoticed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+
+MAX_N = 1000  # items per recommendation answer
+MAX_ITEMS = 1000  # item ids per /score or interactions body
+MAX_FIELDS = 64  # fields per feature map
+MAX_VALUES = 64  # values per multi-valued field
+MAX_ID = 256  # characters per id or value
+
+# a non-empty string of printable characters (no NUL or other control characters; pydantic
+# itself refuses lone surrogates, which no store or log could encode)
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID, pattern=PRINTABLE)]
+Value = Annotated[Id | StrictInt, Field(description="a categorical value; numbers are read "
+                                                    "as their decimal text")]
+FeatureValue = Value | Annotated[list[Value], Field(min_length=1, max_length=MAX_VALUES)]
+Features = Annotated[dict[Id, FeatureValue], Field(max_length=MAX_FIELDS)]
+ItemIds = Annotated[list[Id], Field(min_length=1, max_length=MAX_ITEMS)]
+Ignored = Annotated[dict[str, list[str]], Field(
+    description="values of the request's features the model has never seen (an FM ignores "
+                "them), by field")]
+
+
+def as_text(features: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Feature values as the model's vocabularies spell them: numbers as decimal text."""
+    if features is None:
+        return None
+    return {f: [str(x) for x in v] if isinstance(v, list) else str(v)
+            for f, v in features.items()}
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# what the validator below enforces, in the schema too (pydantic cannot derive it)
+USER_ID_OR_USER = {"anyOf": [{"required": ["user_id"]}, {"required": ["user"]}]}
+
+
+class UserFeatures(Body):
+    """Who to score: a known user, features of one, or both (features override the profile)."""
+
+    user_id: Id | None = Field(None, description="a user the service knows")
+    user: Features | None = Field(None, description="user features: a cold-start profile, or "
+                                                    "overrides of the known user's")
+    context: Features | None = Field(None, description="context features of this request")
+
+    @model_validator(mode="after")
+    def _someone(self) -> UserFeatures:
+        if self.user_id is None and self.user is None:
+            raise ValueError("give user_id, user, or both")
+        return self
+
+
+class ScoreRequest(UserFeatures):
+    item_ids: ItemIds
+    details: bool = Field(False, description="add each item's display attributes")
+    model_config = ConfigDict(json_schema_extra={**USER_ID_OR_USER, "examples": [
+        {"user_id": "196", "item_ids": ["242", "302"]},
+        {"user": {"gender": "F", "age": "25", "occupation": "writer"},
+         "item_ids": ["50", "181"], "details": True}]})
+
+
+class RecommendRequest(UserFeatures):
+    n: int = Field(10, ge=1, le=MAX_N)
+    exclude_seen: bool = Field(True, description="leave out the known user's interactions")
+    details: bool = False
+    model_config = ConfigDict(json_schema_extra={**USER_ID_OR_USER, "examples": [
+        {"user": {"gender": "M", "age": "35", "occupation": "engineer"}, "n": 5}]})
+
+
+class ProfileRequest(Body):
+    features: Features
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"features": {"gender": "F", "age": "25", "occupation": "artist"}}]})
+
+
+class InteractionsRequest(Body):
+    item_ids: ItemIds
+    model_config = ConfigDict(json_schema_extra={"examples": [{"item_ids": ["50", "172"]}]})
+
+
+class ItemScore(BaseModel):
+    """An item and its score; with details=true also its display attributes (title, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+    item_id: str
+    score: float
+
+
+class Answer(BaseModel):
+    model_version: str = Field(description="the bundle version that computed the answer")
+
+
+class ScoreAnswer(Answer):
+    user_id: str | None
+    scores: list[ItemScore] = Field(description="in request order")
+    ignored: Ignored
+
+
+class RecommendAnswer(Answer):
+    user_id: str | None
+    items: list[ItemScore] = Field(description="best first, ranked over the whole catalog")
+    ignored: Ignored
+
+
+class ProfileAnswer(Answer):
+    user_id: str
+    features: dict[str, Any]
+    ignored: Ignored
+
+
+class InteractionsAnswer(Answer):
+    user_id: str
+    recorded: int = Field(description="distinct item ids in this request")
+
+
+class ItemAnswer(Answer):
+    model_config = ConfigDict(extra="allow")
+    item_id: str
+    features: dict[str, Any]
+
+
+class HealthAnswer(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyAnswer(BaseModel):
+    status: Literal["ready", "degraded", "not_ready"]
+    model_version: str | None
+    store: Literal["redis", "memory"]
+    detail: str | None = None
+
+
+class ModelAnswer(Answer):
+    name: str
+    kind: str
+    created_at: str | None
+    items: int
+    users: int
+    user_fields: list[str]
+    metrics: dict[str, Any]
+
+
+class ReloadAnswer(Answer):
+    previous_version: str | None
+    changed: bool

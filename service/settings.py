@@ -1,0 +1,68 @@
+"""Every knob of the service, read once from `GMLREC_*` environment variables.
+
+The names of CONTRACT.md ("Environment") are the public ones; the rest have defaults chosen
+for one small machine and are listed in the README's Serving section.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GMLREC_", extra="ignore", frozen=True)
+
+    # the model: the newest version of `model` (or of the only model) under models_dir
+    models_dir: Path = Path("models")
+    model: str | None = None
+    reload_interval_s: float = Field(5.0, ge=0)  # poll models_dir this often; 0 = never
+
+    # the user store: unset -> in-process; redis:// or rediss:// -> Redis; a URL whose scheme
+    # is redis+cluster:// (or rediss+cluster://) -> Redis Cluster
+    redis_url: str | None = None
+    redis_prefix: str = Field("gmlrec", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    cache_ttl_s: int = Field(86_400, gt=0)  # state blobs expire this long after each write
+    # short timeouts, no retries: a slow Redis costs a request this much, once, then the
+    # store is skipped for redis_cooldown_s while requests are served from the bundle
+    redis_timeout_s: float = Field(0.25, gt=0)
+    # waiting for a free pooled connection is queueing in this process, not a Redis fault:
+    # under a burst it can take longer than one command may
+    redis_pool_timeout_s: float = Field(2.0, gt=0)
+    redis_cooldown_s: float = Field(1.0, ge=0)
+    redis_max_connections: int = Field(64, ge=1)
+
+    # the HTTP server (python -m service)
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # onnxruntime intra-op threads per worker; unset -> the cores divided among the workers
+    ort_threads: int | None = Field(None, ge=1, le=64)
+    # requests doing work at once per worker; the rest queue before touching the store, so
+    # a burst cannot keep the event loop busy past the store's timeouts (which would read as
+    # a Redis fault)
+    max_active: int = Field(16, ge=1)
+    # how /recommend runs its whole-catalog top n (service/ranking.py; bench/serve.py)
+    ranking: Literal["inline", "thread", "batch"] = "inline"
+    graceful_timeout_s: float = Field(10.0, ge=0)  # in-flight requests get this long at stop
+
+    # request limits: anything beyond is a 413 or a 422 naming the limit
+    max_body_bytes: int = Field(1 << 20, ge=1024)
+    max_n: int = Field(1000, ge=1)  # items per /recommend answer
+    max_score_items: int = Field(1000, ge=1)  # item ids per /score or interactions body
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    def intra_op_threads(self) -> int:
+        """Explicit onnxruntime threads: never more than this worker's share of the cores."""
+        if self.ort_threads is not None:
+            return self.ort_threads
+        return max(1, len(os.sched_getaffinity(0)) // self.workers)

@@ -1,0 +1,41 @@
+"""A cached user state as bytes: a 16-byte tag of the profile it was computed from, then the
+state itself as little-endian float32.
+
+The tag makes read-your-writes hold under races: a request that read the old profile and
+writes its state after a PUT has written the new one leaves a blob whose tag no longer
+matches the stored profile, so every later reader recomputes instead of trusting it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+TAG_BYTES = 16
+FLOAT = np.dtype("<f4")
+
+
+def canonical_profile(features: Mapping[str, Any]) -> bytes:
+    """The one byte string of a profile: what the store keeps and what the tag hashes."""
+    return json.dumps(features, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=True).encode("ascii")
+
+
+def profile_tag(profile: bytes) -> bytes:
+    return hashlib.blake2b(profile, digest_size=TAG_BYTES).digest()
+
+
+def pack(tag: bytes, state: np.ndarray) -> bytes:
+    return tag + np.ascontiguousarray(state, FLOAT).tobytes()
+
+
+def unpack(blob: bytes | None, tag: bytes, size: int) -> np.ndarray | None:
+    """The state (size,) if the blob is whole and was computed from the profile tagged
+    `tag`; None (recompute) otherwise."""
+    if blob is None or len(blob) != TAG_BYTES + 4 * size or blob[:TAG_BYTES] != tag:
+        return None
+    return np.frombuffer(blob, FLOAT, offset=TAG_BYTES)

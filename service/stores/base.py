@@ -1,0 +1,47 @@
+"""The user store: one interface, an in-process and a Redis implementation.
+
+The store knows keys and bytes, nothing of models: profiles are JSON written by the caller,
+states are opaque blobs. Every method that fails for a reason outside the request (Redis down,
+slow, refusing) raises StoreUnavailable and nothing else, so the caller has one thing to catch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class StoreUnavailable(Exception):
+    """The store could not answer in time; the message says why."""
+
+
+@dataclass(frozen=True)
+class StoredUser:
+    """What one round trip returns for a user."""
+
+    profile: bytes | None  # the JSON last written by write_profile, None if never
+    seen: frozenset[str]  # item ids recorded by add_seen (empty unless asked for)
+    state: bytes | None  # the blob under the given state key, None if absent or expired
+
+
+class UserStore(Protocol):
+    async def read(self, user_id: str, model: str, seen: bool = False) -> StoredUser:
+        """Profile, optionally the seen set, and the state blob of `model` ("name:version")."""
+
+    async def write_profile(self, user_id: str, profile: bytes,
+                            state: tuple[str, bytes] | None, ttl_s: int) -> None:
+        """Replace the profile and, in the same round trip, the state of one model
+        (`(model, blob)`), so the next reader finds both."""
+
+    async def write_state(self, user_id: str, model: str, blob: bytes, ttl_s: int) -> None:
+        """Cache a state blob; its TTL restarts with every write."""
+
+    async def add_seen(self, user_id: str, item_ids: Sequence[str]) -> None:
+        """Add item ids to the user's seen set (kept forever, like the profile)."""
+
+    async def ping(self) -> None:
+        """Return if the store answers, raise StoreUnavailable if not."""
+
+    async def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,80 @@
+"""GuardedStore: after a store failure, stop calling it for a cool-down instead of retrying.
+
+Without it every request would wait out a socket timeout while Redis is down, and all of
+them would hammer it the moment it came back. With it one request pays the timeout, the
+rest skip the store at once (StoreUnavailable, no wait) until the cool-down ends; then one
+call is let through as the probe (the others keep skipping), and its success closes the
+guard. /ready reads `degraded`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from service.stores.base import StoredUser, StoreUnavailable, UserStore
+
+T = TypeVar("T")
+log = logging.getLogger("service.store")
+
+
+class GuardedStore:
+    """The UserStore interface over another store, guarded as the module doc says."""
+
+    def __init__(self, store: UserStore, cooldown_s: float,
+                 on_failure: Callable[[], None] = lambda: None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.store, self.cooldown_s = store, cooldown_s
+        self._on_failure, self._clock = on_failure, clock
+        self._open_until: float | None = None  # None: closed (the store is trusted)
+        self._probing = False
+        self.last_error: str | None = None
+
+    @property
+    def degraded(self) -> bool:
+        return self._open_until is not None
+
+    async def read(self, user_id: str, model: str, seen: bool = False) -> StoredUser:
+        return await self._call(lambda: self.store.read(user_id, model, seen))
+
+    async def write_profile(self, user_id: str, profile: bytes,
+                            state: tuple[str, bytes] | None, ttl_s: int) -> None:
+        await self._call(lambda: self.store.write_profile(user_id, profile, state, ttl_s))
+
+    async def write_state(self, user_id: str, model: str, blob: bytes, ttl_s: int) -> None:
+        await self._call(lambda: self.store.write_state(user_id, model, blob, ttl_s))
+
+    async def add_seen(self, user_id: str, item_ids: Sequence[str]) -> None:
+        await self._call(lambda: self.store.add_seen(user_id, item_ids))
+
+    async def ping(self) -> None:
+        await self._call(self.store.ping)
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run `operation` unless the guard is open; a failure opens (or re-opens) it."""
+        probe = self._open_until is not None
+        if probe and (self._probing or self._clock() < self._open_until):
+            raise StoreUnavailable(f"store skipped after a failure: {self.last_error}")
+        self._probing = probe
+        try:
+            result = await operation()
+        except StoreUnavailable as err:
+            if self._open_until is None:
+                log.warning("store failed; serving from the bundle alone", extra={
+                    "problem": str(err), "cooldown_s": self.cooldown_s})
+            self._open_until = self._clock() + self.cooldown_s
+            self.last_error = str(err)
+            self._on_failure()
+            raise
+        finally:
+            if probe:
+                self._probing = False
+        if self._open_until is not None:
+            log.warning("store answers again")
+        self._open_until, self.last_error = None, None
+        return result

@@ -1,0 +1,87 @@
+"""The Redis store (redis.asyncio, one pooled client per worker).
+
+Every call is one round trip: a user's keys share a hash tag, so a read, or a profile with
+its state, goes in one pipeline to one node, on a single Redis or a Redis Cluster alike. No
+MULTI is needed: a state carries the tag of the profile it came from (state_blob), so a
+reader that meets the new profile with the old state recomputes rather than trusting it.
+Timeouts are short and nothing is retried here: a failure becomes StoreUnavailable at once
+and the caller decides (StoreGuard stops calling for a cool-down instead of retrying).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+from redis import asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from service.stores.base import StoredUser, StoreUnavailable
+from service.stores.keys import Keys
+
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+
+
+def connect(url: str, timeout_s: float, pool_timeout_s: float, max_connections: int
+            ) -> aioredis.Redis | RedisCluster:
+    """A client for `url`; `redis+cluster://host:port` asks for Redis Cluster."""
+    scheme, sep, rest = url.partition("://")
+    options = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s,
+               "retry": Retry(NoBackoff(), 0), "health_check_interval": 0}
+    if scheme in CLUSTER_SCHEMES:
+        return RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme]}{sep}{rest}",
+                                     max_connections=max_connections, **options)
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections,
+                                                    timeout=pool_timeout_s, **options)
+    return aioredis.Redis(connection_pool=pool)
+
+
+class RedisStore:
+    def __init__(self, client: aioredis.Redis | RedisCluster, prefix: str = "gmlrec"):
+        self.client, self.keys = client, Keys(prefix)
+
+    async def read(self, user_id: str, model: str, seen: bool = False) -> StoredUser:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(self.keys.profile(user_id))
+        pipe.get(self.keys.state(user_id, model))
+        if seen:
+            pipe.smembers(self.keys.seen(user_id))
+        replies = await self._run(pipe)
+        items = frozenset(i.decode() for i in replies[2]) if seen else frozenset()
+        return StoredUser(replies[0], items, replies[1])
+
+    async def write_profile(self, user_id: str, profile: bytes,
+                            state: tuple[str, bytes] | None, ttl_s: int) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self.keys.profile(user_id), profile)
+        if state is not None:
+            pipe.set(self.keys.state(user_id, state[0]), state[1], ex=ttl_s)
+        await self._run(pipe)
+
+    async def write_state(self, user_id: str, model: str, blob: bytes, ttl_s: int) -> None:
+        await self._call(self.client.set(self.keys.state(user_id, model), blob, ex=ttl_s))
+
+    async def add_seen(self, user_id: str, item_ids: Sequence[str]) -> None:
+        await self._call(self.client.sadd(self.keys.seen(user_id), *item_ids))
+
+    async def ping(self) -> None:
+        await self._call(self.client.ping())
+
+    async def close(self) -> None:
+        with contextlib.suppress(*FAILURES):  # a dead connection at shutdown is not news
+            await self.client.aclose()
+
+    async def _run(self, pipe) -> list:
+        return await self._call(pipe.execute())
+
+    @staticmethod
+    async def _call(awaitable):
+        try:
+            return await awaitable
+        except FAILURES as err:
+            raise StoreUnavailable(f"redis: {type(err).__name__}: {err}") from None

@@ -1,0 +1,130 @@
+"""Users: where a request's user state comes from, and where profile and interaction writes go.
+
+A user's profile is the one in the store (written by PUT) or else the bundle's (a user of the
+training data). Its state is read from the store in the same round trip as the profile and
+used if it was computed from that very profile (state_blob's tag); otherwise it is computed
+and written back with a fresh TTL. Requests with their own features (overrides, context, an
+anonymous user) compute their state and cache nothing.
+
+When the store fails, reads carry on from the bundle alone (counted, flagged `degraded`):
+a training user is scored from its bundle profile and training interactions. A user known
+only to the store cannot be, and writes cannot be kept; those are 503s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from service import metrics, state_blob
+from service.errors import StoreDown, UnknownItems, UnknownUser
+from service.model_host import Features, ServedModel
+from service.stores import StoredUser, StoreUnavailable, UserStore
+
+NO_ITEMS = np.zeros(0, np.int64)
+
+
+@dataclass(frozen=True)
+class ResolvedUser:
+    state: np.ndarray  # (D,) float32
+    ignored: dict[str, list[str]]  # values of the request's own features the model ignores
+    seen: np.ndarray  # catalog positions the user has interacted with (if asked for)
+    degraded: bool  # answered without the store
+
+
+class Users:
+    def __init__(self, store: UserStore, ttl_s: int):
+        self.store, self.ttl_s = store, ttl_s
+
+    async def resolve(self, model: ServedModel, user_id: str, overrides: Features | None = None,
+                      context: Features | None = None, seen: bool = False) -> ResolvedUser:
+        """The state of a user the service knows (store or bundle), with the request's
+        overrides and context on top of its profile."""
+        record, degraded = await self._read(model, user_id, seen)
+        position = model.known_user(user_id)
+        if record.profile is not None:
+            profile: dict[str, Any] = json.loads(record.profile)
+            stored = record.profile
+        elif position is not None:
+            profile = model.bundle_profile(position)
+            stored = state_blob.canonical_profile(profile)
+        elif degraded:
+            raise StoreDown(f"user {user_id!r} is not in the model's training data")
+        else:
+            raise UnknownUser(user_id)
+        seen_positions = self._seen(model, position, record.seen) if seen else NO_ITEMS
+        if overrides or context:
+            row = model.encode(user_id, profile, overrides, context)
+            metrics.STATE_CACHE.labels("bypass").inc()
+            return ResolvedUser(model.states([row])[0], row.ignored, seen_positions, degraded)
+        tag = state_blob.profile_tag(stored)
+        state = state_blob.unpack(record.state, tag, model.state_size)
+        if state is not None:
+            metrics.STATE_CACHE.labels("hit").inc()
+        else:
+            state = model.states([model.encode(user_id, profile)])[0]
+            metrics.STATE_CACHE.labels("bypass" if degraded else "miss").inc()
+            if not degraded:
+                await self._write_state(model, user_id, state_blob.pack(tag, state))
+        return ResolvedUser(state, {}, seen_positions, degraded)
+
+    @staticmethod
+    def anonymous(model: ServedModel, user: Features, context: Features | None
+                  ) -> ResolvedUser:
+        """A user the service has never seen: features from the request only."""
+        row = model.encode(None, {}, user, context)
+        metrics.STATE_CACHE.labels("bypass").inc()
+        return ResolvedUser(model.states([row])[0], row.ignored, NO_ITEMS, False)
+
+    async def put_profile(self, model: ServedModel, user_id: str, features: Features
+                          ) -> dict[str, list[str]]:
+        """Create or replace a profile, with its state for the served model in the same
+        round trip (read-your-writes); returns the values the model will ignore."""
+        ignored = model.check_features(features, "features")
+        profile = state_blob.canonical_profile(features)
+        state = model.states([model.encode(user_id, dict(features))])[0]
+        blob = state_blob.pack(state_blob.profile_tag(profile), state)
+        try:
+            await self.store.write_profile(user_id, profile, (model.key, blob), self.ttl_s)
+        except StoreUnavailable:
+            raise StoreDown(f"profile of {user_id!r} not saved") from None
+        return ignored
+
+    async def record(self, model: ServedModel, user_id: str, item_ids: Sequence[str]) -> None:
+        """Add interactions of a known user; unknown items are a 404 naming them."""
+        _, unknown = model.item_positions(item_ids)
+        if unknown:
+            raise UnknownItems(unknown)
+        try:
+            record = await self.store.read(user_id, model.key)
+            if record.profile is None and model.known_user(user_id) is None:
+                raise UnknownUser(user_id)
+            await self.store.add_seen(user_id, list(dict.fromkeys(item_ids)))
+        except StoreUnavailable:
+            raise StoreDown(f"interactions of {user_id!r} not saved") from None
+
+    async def _read(self, model: ServedModel, user_id: str, seen: bool
+                    ) -> tuple[StoredUser, bool]:
+        try:
+            return await self.store.read(user_id, model.key, seen), False
+        except StoreUnavailable:
+            metrics.STORE_FALLBACKS.inc()
+            return StoredUser(None, frozenset(), None), True
+
+    async def _write_state(self, model: ServedModel, user_id: str, blob: bytes) -> None:
+        with contextlib.suppress(StoreUnavailable):  # counted by the guard; the answer
+            await self.store.write_state(user_id, model.key, blob, self.ttl_s)  # stands
+
+    @staticmethod
+    def _seen(model: ServedModel, position: int | None, stored: frozenset[str]) -> np.ndarray:
+        """Training interactions from the bundle plus those recorded since (ids the catalog
+        no longer has are skipped)."""
+        recorded, _ = model.item_positions(sorted(stored)) if stored else (NO_ITEMS, [])
+        trained = model.training_seen(position) if position is not None else NO_ITEMS
+        return np.union1d(trained, recorded).astype(np.int64)
+

@@ -1,0 +1,133 @@
+"""Fixtures of the HTTP tests: small trained bundles, both stores, an app per test.
+
+Bundles come from the real pipeline (`python -m training fit` then `export`, in process) on a
+small synthetic dataset, once per session. Every test that takes `client` runs twice: with
+the in-process store and with the Redis at 127.0.0.1:6379 under a key prefix of its own,
+deleted afterwards (never FLUSHALL: the Redis is shared).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from service.app import create_app
+from service.settings import Settings
+from training.cli import main as training_cli
+
+SYNTHETIC = "synthetic:users=60,items=200,interactions=2000,categories=5,segments=3"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+STORES = ("memory", "redis")
+
+
+@dataclass(frozen=True)
+class Trained:
+    run: Path  # the run folder fit wrote
+    bundle: Path  # its exported version folder, models/<name>/<version>
+
+    @property
+    def models_dir(self) -> Path:
+        return self.bundle.parents[1]
+
+    @property
+    def version(self) -> str:
+        return self.bundle.name
+
+
+def fit_and_export(root: Path, model: str, seed: int = 0, *options: str,
+                   data: str = SYNTHETIC, name: str = "rec") -> Trained:
+    run, models = root / f"run-{model}-{seed}", root / "models"
+    assert training_cli(["fit", "--data", data, "--task", "topn", "--model", model,
+                         "--epochs", "1", "--dim", "8", "--seed", str(seed), "--quiet",
+                         "--out", str(run), *options]) == 0
+    before = set((models / name).glob("*")) if (models / name).is_dir() else set()
+    assert training_cli(["export", "--run", str(run), "--models-dir", str(models),
+                         "--name", name]) == 0
+    (bundle,) = set((models / name).glob("*")) - before
+    return Trained(run, bundle)
+
+
+@pytest.fixture(scope="session")
+def gmlfm(tmp_path_factory) -> Trained:
+    """GML-FM with a one-layer DNN distance and the transformation weight: the model the
+    service exists for (its state is the largest of the split families)."""
+    return fit_and_export(tmp_path_factory.mktemp("gmlfm"), "gmlfm", 0, "--distance", "dnn",
+                          "--layers", "1")
+
+
+@pytest.fixture(scope="session")
+def gmlfm_next(tmp_path_factory) -> Trained:
+    """Another version of the same model (another seed), in a folder of its own, for
+    reload tests to move into place."""
+    return fit_and_export(tmp_path_factory.mktemp("gmlfm-next"), "gmlfm", 1, "--distance",
+                          "dnn", "--layers", "1")
+
+
+@pytest.fixture(scope="session")
+def redis_prefix() -> str:
+    """A key prefix of this session on the shared Redis; its keys go at the end."""
+    prefix = f"gmlrec-test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    with contextlib.suppress(redis.RedisError):
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(f"{prefix}*", count=1000):
+            client.delete(key)
+
+
+def redis_is_up() -> bool:
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture(params=STORES)
+def store(request, redis_prefix) -> dict[str, str]:
+    """Settings of one store: the in-process one, or Redis under a prefix of this test."""
+    if request.param == "memory":
+        return {"redis_prefix": f"{redis_prefix}-mem"}
+    if not redis_is_up():
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    return {"redis_url": REDIS_URL, "redis_prefix": f"{redis_prefix}-{uuid.uuid4().hex[:8]}"}
+
+
+def settings_for(models_dir: Path, **overrides) -> Settings:
+    """Settings for a test app: no folder polling unless asked, small limits stay default."""
+    return Settings(**{"models_dir": models_dir, "reload_interval_s": 0, **overrides})
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings):
+    """An app with its lifespan run, and an httpx client talking to it in process."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            client.app = app  # tests reach the host and store through it
+            yield client
+
+
+@pytest.fixture
+async def client(gmlfm, store):
+    async with serving(settings_for(gmlfm.models_dir, **store)) as client:
+        yield client
+
+
+@pytest.fixture
+def models_copy(gmlfm, tmp_path) -> Path:
+    """A models folder of this test's own, holding the gmlfm bundle: tests may add to it."""
+    target = tmp_path / "models"
+    shutil.copytree(gmlfm.models_dir, target)
+    return target
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

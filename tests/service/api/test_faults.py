@@ -1,0 +1,149 @@
+"""Redis stopped, slow or restarted under load: every read is answered (200), from the bundle
+while the store is away; /ready says degraded, then ready again by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from bench.local_redis import NoRedisServer, RedisServer
+from service import metrics
+from tests.service.api.conftest import serving, settings_for
+
+pytestmark = pytest.mark.anyio
+
+
+def own_server() -> RedisServer:
+    try:
+        return RedisServer()
+    except NoRedisServer as err:
+        pytest.skip(str(err))
+
+
+@pytest.fixture
+def own_redis():
+    server = own_server().start()
+    yield server
+    server.stop()
+
+
+def fault_settings(models_dir, server: RedisServer):
+    return settings_for(models_dir, redis_url=server.url, redis_cooldown_s=0.2,
+                        redis_timeout_s=0.2)
+
+
+class Load:
+    """Known users' /recommend and /score, and cold /recommend, from 8 tasks until stopped;
+    every status is kept."""
+
+    def __init__(self, client):
+        self.client, self.statuses, self.running = client, [], True
+
+    async def one(self, k: int) -> None:
+        user = str(k % 60)
+        if k % 3 == 0:
+            r = await self.client.get(f"/recommend/{user}", params={"n": 5})
+        elif k % 3 == 1:
+            r = await self.client.post("/score", json={"user_id": user, "item_ids": ["1", "9"]})
+        else:
+            r = await self.client.post("/recommend", json={"user": {"segment": "1"}, "n": 3})
+        self.statuses.append(r.status_code)
+
+    async def run(self, worker: int) -> None:
+        k = worker
+        while self.running:
+            await self.one(k)
+            k += 8
+
+    def failed(self) -> list[int]:
+        return [s for s in self.statuses if s != 200]
+
+
+async def ready_status(client) -> str:
+    r = await client.get("/ready")
+    assert r.status_code == 200
+    return r.json()["status"]
+
+
+async def wait_for(client, status: str, within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    while await ready_status(client) != status:
+        assert time.monotonic() < deadline, f"/ready never said {status}"
+        await asyncio.sleep(0.05)
+
+
+async def test_redis_stopped_mid_load_and_restarted(gmlfm, own_redis):
+    async with serving(fault_settings(gmlfm.models_dir, own_redis)) as client:
+        await client.put("/users/7", json={"features": {"segment": "1"}})
+        fallbacks = metrics.STORE_FALLBACKS._value.get()
+        errors = metrics.STORE_ERRORS._value.get()
+        load = Load(client)
+        tasks = [asyncio.create_task(load.run(w)) for w in range(8)]
+        await asyncio.sleep(0.5)
+        assert await ready_status(client) == "ready"
+        own_redis.stop()
+        await wait_for(client, "degraded", 5)
+        served_down = len(load.statuses)
+        await asyncio.sleep(1.0)
+        assert len(load.statuses) > served_down  # requests went on while Redis was down
+        own_redis.start()
+        await wait_for(client, "ready", 5)
+        await asyncio.sleep(0.5)
+        load.running = False
+        await asyncio.gather(*tasks)
+        assert load.failed() == [] and len(load.statuses) > 100
+        assert metrics.STORE_FALLBACKS._value.get() > fallbacks
+        assert metrics.STORE_ERRORS._value.get() > errors
+        r = await client.put("/users/7", json={"features": {"segment": "2"}})
+        assert r.status_code == 200  # writes work again: the store recovered by itself
+
+
+async def test_a_slow_redis_is_skipped_not_waited_for(gmlfm, own_redis):
+    async with serving(fault_settings(gmlfm.models_dir, own_redis)) as client:
+        load = Load(client)
+        tasks = [asyncio.create_task(load.run(w)) for w in range(8)]
+        await asyncio.sleep(0.3)
+        sleeper = threading.Thread(target=lambda: own_redis.client().execute_command(
+            "DEBUG", "SLEEP", "1.5"))
+        sleeper.start()  # Redis answers nothing for 1.5 s
+        await asyncio.sleep(0.3)
+        assert await ready_status(client) == "degraded"
+        started, before = time.monotonic(), len(load.statuses)
+        await asyncio.sleep(0.5)
+        assert len(load.statuses) - before > 20, "requests waited on the slow store"
+        sleeper.join()
+        await wait_for(client, "ready", 5)
+        load.running = False
+        await asyncio.gather(*tasks)
+        assert load.failed() == [] and time.monotonic() - started < 10
+
+
+async def test_writes_and_store_only_users_are_503s_while_redis_is_down(gmlfm, own_redis):
+    async with serving(fault_settings(gmlfm.models_dir, own_redis)) as client:
+        assert (await client.put("/users/only-in-redis",
+                                 json={"features": {"segment": "1"}})).status_code == 200
+        own_redis.stop()
+        r = await client.put("/users/7", json={"features": {"segment": "1"}})
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert "store" in r.json()["detail"]
+        r = await client.post("/users/7/interactions", json={"item_ids": ["1"]})
+        assert r.status_code == 503
+        r = await client.get("/recommend/only-in-redis")
+        assert r.status_code == 503 and "only-in-redis" in r.json()["detail"]
+        assert (await client.get("/recommend/7")).status_code == 200  # from the bundle
+        assert (await client.get("/health")).json() == {"status": "ok"}
+
+
+async def test_redis_down_at_startup(gmlfm):
+    server = own_server()  # not started: nothing listens on its port yet
+    async with serving(fault_settings(gmlfm.models_dir, server)) as client:
+        assert (await client.get("/recommend/7")).status_code == 200
+        assert await ready_status(client) == "degraded"
+        server.start()
+        try:
+            await wait_for(client, "ready", 5)
+        finally:
+            server.stop()

@@ -1,0 +1,137 @@
+"""Hot reload: a new bundle version is loaded beside the old one and swapped in under load,
+with no failed request and no answer mixing versions; a broken bundle is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.service.api.conftest import serving, settings_for
+
+pytestmark = pytest.mark.anyio
+REQUEST = {"user_id": "7", "item_ids": ["1", "20", "77", "150"]}
+NEWER = "29991231T235959Z-00000000"  # sorts after any version exported today
+
+
+def place(bundle: Path, models_dir: Path, version: str = NEWER) -> Path:
+    """Move a copy of a bundle into a models folder the way export does: write it under a
+    hidden name, then rename it into place in one step."""
+    tmp = models_dir / "rec" / f".incoming-{version}"
+    shutil.copytree(bundle, tmp)
+    target = tmp.with_name(version)
+    tmp.rename(target)
+    return target
+
+
+async def answers_of(trained, store) -> dict:
+    """/score and /recommend answers of a bundle served alone."""
+    async with serving(settings_for(trained.models_dir, **store)) as client:
+        score = (await client.post("/score", json=REQUEST)).json()
+        top = (await client.get("/recommend/7", params={"n": 5})).json()
+        return {"score": score["scores"], "top": top["items"]}
+
+
+async def test_reload_under_load_never_fails_or_mixes_versions(gmlfm, gmlfm_next, store,
+                                                               models_copy):
+    expected = {gmlfm.version: await answers_of(gmlfm, store),
+                gmlfm_next.version: await answers_of(gmlfm_next, store)}
+    assert expected[gmlfm.version] != expected[gmlfm_next.version]
+    seen: list[tuple[str, str, object]] = []
+    running = True
+
+    async with serving(settings_for(models_copy, **store)) as client:
+        async def load(worker: int) -> None:
+            while running:
+                if worker % 2:
+                    r = await client.post("/score", json=REQUEST)
+                    seen.append((r.status_code, r.json()["model_version"], r.json()["scores"]))
+                else:
+                    r = await client.get("/recommend/7", params={"n": 5})
+                    seen.append((r.status_code, r.json()["model_version"], r.json()["items"]))
+
+        tasks = [asyncio.create_task(load(w)) for w in range(8)]
+        await asyncio.sleep(0.3)
+        place(gmlfm_next.bundle, models_copy)
+        r = await client.post("/admin/reload")
+        assert r.status_code == 200, r.text
+        assert r.json() == {"model_version": gmlfm_next.version, "changed": True,
+                            "previous_version": gmlfm.version}
+        await asyncio.sleep(0.3)
+        running = False
+        await asyncio.gather(*tasks)
+
+    assert {status for status, _, _ in seen} == {200}
+    versions = [version for _, version, _ in seen]
+    assert set(versions) == {gmlfm.version, gmlfm_next.version}
+    switch = versions.index(gmlfm_next.version)
+    assert gmlfm.version not in versions[switch + 8:]  # only requests already in flight
+    for _, version, answer in seen:
+        assert answer in (expected[version]["score"], expected[version]["top"])
+
+
+async def test_the_watcher_finds_a_new_version(gmlfm, gmlfm_next, models_copy):
+    async with serving(settings_for(models_copy, reload_interval_s=0.05)) as client:
+        assert (await client.get("/model")).json()["model_version"] == gmlfm.version
+        place(gmlfm_next.bundle, models_copy)
+        deadline = time.monotonic() + 10
+        while (await client.get("/model")).json()["model_version"] != gmlfm_next.version:
+            assert time.monotonic() < deadline, "the new version was never served"
+            await asyncio.sleep(0.05)
+        r = await client.post("/admin/reload")
+        assert r.json()["changed"] is False
+
+
+@pytest.mark.parametrize("damage", ["flip a byte", "truncate", "delete"])
+async def test_a_broken_bundle_is_refused_and_the_old_one_serves_on(gmlfm, gmlfm_next,
+                                                                    models_copy, damage,
+                                                                    caplog):
+    async with serving(settings_for(models_copy)) as client:
+        before = (await client.post("/score", json=REQUEST)).json()
+        broken = place(gmlfm_next.bundle, models_copy)
+        culprit = broken / "items" / "const.npy"
+        if damage == "delete":
+            culprit.unlink()
+        else:
+            data = bytearray(culprit.read_bytes())
+            if damage == "truncate":
+                del data[-8:]
+            else:
+                data[-3] ^= 0xFF
+            culprit.write_bytes(bytes(data))
+        with caplog.at_level(logging.ERROR, logger="service.model"):
+            r = await client.post("/admin/reload")
+        assert r.status_code == 409
+        assert "items/const.npy" in r.json()["detail"]
+        assert r.json()["serving"] == gmlfm.version
+        assert any("items/const.npy" in str(getattr(rec, "problem", ""))
+                   for rec in caplog.records)
+        after = await client.post("/score", json=REQUEST)
+        assert after.json() == before
+        assert (await client.get("/ready")).json()["status"] == "ready"
+
+
+async def test_states_of_one_version_are_never_read_by_another(gmlfm, gmlfm_next,
+                                                               models_copy):
+    async with serving(settings_for(models_copy)) as client:
+        await client.get("/recommend/7")
+        place(gmlfm_next.bundle, models_copy)
+        await client.post("/admin/reload")
+        await client.get("/recommend/7")
+        store = client.app.state.store.store
+        keys = [k for k in store._values if "{user:7}:state" in k]
+        assert sorted(keys) == sorted(store.keys.state("7", f"rec:{v}")
+                                      for v in (gmlfm.version, gmlfm_next.version))
+
+
+async def test_no_model_is_not_ready_and_503(tmp_path):
+    async with serving(settings_for(tmp_path / "empty")) as client:
+        r = await client.get("/ready")
+        assert r.status_code == 503 and r.json()["status"] == "not_ready"
+        r = await client.get("/recommend/7")
+        assert r.status_code == 503 and "no model loaded" in r.json()["detail"]
+        assert (await client.get("/health")).status_code == 200

@@ -1,0 +1,132 @@
+"""The user stores: the same behaviour in process and in Redis; keys that keep a user in
+one cluster slot; the guard that turns a failing store into a short cool-down."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+import redis
+from redis.cluster import key_slot
+
+from bench.local_redis import free_port
+from service.stores import GuardedStore, Keys, MemoryStore, StoreUnavailable
+from service.stores.redis_store import RedisStore, connect
+from tests.service.api.conftest import REDIS_URL, redis_is_up
+
+pytestmark = pytest.mark.anyio
+TRICKY = ["7", "a}b", "a", "{user:a}", "a}:profile", "x%7By", "x{y", "é", "😀", "a:b", ""]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def test_a_users_keys_share_one_cluster_slot():
+    keys = Keys("gmlrec")
+    for user in TRICKY:
+        slots = {key_slot(k.encode()) for k in (keys.profile(user), keys.seen(user),
+                                               keys.state(user, "m:v1"),
+                                               keys.state(user, "m:v2"))}
+        assert len(slots) == 1, user
+
+
+def test_ids_cannot_spell_each_others_keys():
+    keys = Keys("gmlrec")
+    every = [k for u in TRICKY for k in (keys.profile(u), keys.seen(u), keys.state(u, "m:v"))]
+    assert len(set(every)) == len(every)
+    assert keys.user("a}b") == "gmlrec:{user:a%7Db}"
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request):
+    prefix = f"gmlrec-test-{uuid.uuid4().hex[:12]}"
+    if request.param == "memory":
+        yield MemoryStore(prefix)
+        return
+    if not redis_is_up():
+        pytest.skip("no Redis")
+    store = RedisStore(connect(REDIS_URL, 1.0, 1.0, 8), prefix)
+    yield store
+    cleanup = redis.Redis.from_url(REDIS_URL)
+    for key in cleanup.scan_iter(f"{prefix}:*"):
+        cleanup.delete(key)
+    await store.close()
+
+
+async def ttl(store, key: str) -> float:
+    return await store.client.ttl(key) if isinstance(store, RedisStore) else store.ttl(key)
+
+
+async def test_profiles_and_interactions_last_states_expire(store):
+    await store.write_profile("u", b'{"a":"1"}', ("m:v1", b"state-1"), ttl_s=60)
+    await store.add_seen("u", ["i1", "i2"])
+    await store.add_seen("u", ["i2", "i3"])
+    got = await store.read("u", "m:v1", seen=True)
+    assert (got.profile, got.seen, got.state) == (b'{"a":"1"}', {"i1", "i2", "i3"}, b"state-1")
+    assert (await store.read("u", "m:v2")).state is None  # another version reads nothing
+    assert (await store.read("u", "m:v1")).seen == frozenset()  # not asked for
+    assert await ttl(store, store.keys.profile("u")) == -1
+    assert await ttl(store, store.keys.seen("u")) == -1
+    assert 0 < await ttl(store, store.keys.state("u", "m:v1")) <= 60
+    await store.write_state("u", "m:v1", b"state-2", ttl_s=30)
+    assert 0 < await ttl(store, store.keys.state("u", "m:v1")) <= 30  # reset on every write
+    assert (await store.read("u", "m:v1")).state == b"state-2"
+    nobody = await store.read("nobody", "m:v1", seen=True)
+    assert (nobody.profile, nobody.seen, nobody.state) == (None, frozenset(), None)
+
+
+async def test_in_process_states_expire_on_time():
+    now = [0.0]
+    store = MemoryStore(clock=lambda: now[0])
+    await store.write_state("u", "m:v", b"s", ttl_s=10)
+    now[0] = 9.9
+    assert (await store.read("u", "m:v")).state == b"s"
+    now[0] = 10.0
+    assert (await store.read("u", "m:v")).state is None
+    assert store.ttl(store.keys.state("u", "m:v")) == -2
+
+
+async def test_a_dead_redis_fails_fast_as_store_unavailable():
+    store = RedisStore(connect(f"redis://127.0.0.1:{free_port()}/0", 0.2, 0.2, 4))
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="redis"):
+        await store.read("u", "m:v")
+    assert time.monotonic() - started < 2
+
+
+class Flaky:
+    """A store whose every call fails until `healthy` is set, counting calls."""
+
+    def __init__(self):
+        self.healthy, self.calls = False, 0
+
+    async def ping(self) -> None:
+        self.calls += 1
+        await asyncio.sleep(0.01)
+        if not self.healthy:
+            raise StoreUnavailable("down")
+
+
+async def test_the_guard_skips_a_failing_store_then_probes_it_once():
+    now, failures = [0.0], []
+    flaky = Flaky()
+    guard = GuardedStore(flaky, cooldown_s=1.0, on_failure=lambda: failures.append(1),
+                         clock=lambda: now[0])
+    with pytest.raises(StoreUnavailable):
+        await guard.ping()
+    assert guard.degraded and flaky.calls == 1 and failures == [1]
+    for _ in range(5):  # within the cool-down: skipped, the store is not called
+        with pytest.raises(StoreUnavailable, match="skipped"):
+            await guard.ping()
+    assert flaky.calls == 1
+    now[0] = 1.5
+    flaky.healthy = True
+    results = await asyncio.gather(*(guard.ping() for _ in range(10)), return_exceptions=True)
+    assert flaky.calls == 2  # one probe; the nine others were skipped meanwhile
+    assert sum(r is None for r in results) == 1 and not guard.degraded
+    await guard.ping()
+    assert flaky.calls == 3 and len(failures) == 1
