@@ -64,7 +64,7 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def server(movies, browser):  # the browser first: no server is started where it is missing
+def server(browser, movies):  # the browser first: nothing is fit where it is missing
     with live_server(settings_for(movies.models_dir)) as base:
         yield base
 
