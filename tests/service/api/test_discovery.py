@@ -90,3 +90,10 @@ async def test_the_explorer_page_and_its_files(client):
     openapi = (await client.get("/openapi.json")).json()["paths"]
     assert "/" not in openapi and {"/users", "/users/{user_id}", "/model"} <= set(openapi)
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_a_wrong_method_names_every_method_of_the_path(client):
+    r = await client.delete("/users/12")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, PUT"
+    r = await client.get("/users/12/interactions")
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
