@@ -72,4 +72,5 @@ def test_a_row_is_within_one_seed_std_or_not(monkeypatch, shift, verdict):
            f"{verdict} |" in text
     assert "| fm | ndcg@10 | 0.3000 ± 0.0500 | 0.3000 ± 0.0500 | +0.0000 | yes |" in text
     assert "| gmlfm-dnn | 3.00 | 3.00 | 2.00 | 1.50× | identical |" in text
+    assert f"| 10 / 10 | {shift:.1e} |" in text  # the largest gap of any metric
     assert "Not run yet" not in text
