@@ -3,12 +3,15 @@ two-process gloo fit on loopback that must land where one process lands."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -176,3 +179,39 @@ def test_two_gloo_processes_train_as_one_and_rank_0_writes_the_run(tmp_path):
     weights = [torch.load(runs / run / "model.pt") for run in ("one", "two")]
     for name, value in weights[0].items():
         torch.testing.assert_close(weights[1][name], value, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("to", ["torchrun", "one rank"])
+def test_ctrl_c_under_torchrun_stops_every_rank_and_rank_0_saves_the_best_epoch(tmp_path, to):
+    """SIGINT to torchrun (which passes it to each process), or to one process alone: the
+    ranks agree to stop after the same batch (none left waiting in a collective) and rank 0
+    saves the best epoch so far, as one process does."""
+    out = tmp_path / "run"
+    args = [shutil.which("torchrun"), "--nproc-per-node", "2", "--master-port", str(free_port()),
+            "--shutdown-timeout", "120", "-m", "training", "fit", "--out", str(out), "--data",
+            SMALL, "--dim", "4", "--epochs", "100000", "--patience", "100000", "--task",
+            "rating"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+    seen = 0
+    for line in proc.stdout:  # rank 0's epoch lines
+        seen += line.startswith("epoch")
+        if seen >= 2:
+            break
+    workers = [int(pid) for pid in
+               Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    os.kill(proc.pid if to == "torchrun" else workers[-1], signal.SIGINT)
+    try:
+        _, stderr = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:  # hung: end it (torchrun starts its workers apart)
+        for pid in [*workers, proc.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        raise
+    assert seen >= 2 and len(workers) == 2, stderr
+    assert to == "torchrun" or proc.returncode == 0, stderr  # torchrun reports its own signal
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["interrupted"] is True and metrics["world_size"] == 2
+    assert metrics["epochs"] >= 2 and 1 <= metrics["best_epoch"] <= metrics["epochs"]
+    assert (out / "COMPLETE").is_file() and "rmse" in metrics["test"]
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
