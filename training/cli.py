@@ -13,6 +13,7 @@ from typing import Any
 
 from training.config import FitConfig, all_specs, models_taking, read_toml, resolve
 from training.errors import ConfigError, GmlrecError
+from training.loop.distributed import speaks_for_the_fit
 from training.models import MODELS
 from training.options import Spec, specs
 
@@ -96,12 +97,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             metrics = run_evaluate(args.run, args.data)
     except GmlrecError as err:
-        print(f"error: {err}", file=sys.stderr)
+        if speaks_for_the_fit():
+            print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    print(json.dumps(metrics.get("test", metrics), indent=2))
+    if speaks_for_the_fit():
+        print(json.dumps(metrics.get("test", metrics), indent=2))
     return 0
 
 
