@@ -34,7 +34,7 @@ async def list_users(model: Model, limit: Annotated[int, Query(ge=1, le=MAX_LIST
                        user_ids=model.user_ids(prefix, limit))
 
 
-@router.get("/{user_id}", response_model=UserAnswer, responses=NOT_FOUND | STORE_DOWN)
+@router.get("/{user_id}", response_model=UserAnswer, responses=LOOKUP_ERRORS | STORE_DOWN)
 async def get_profile(user_id: PathId, model: Model, users: UsersDep) -> UserAnswer:
     """A known user's profile: the one PUT stored, else the training data's."""
     features, source = await users.profile(model, user_id)
