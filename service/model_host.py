@@ -161,6 +161,12 @@ class ServedModel:
         return {name: str(self.bundle.array(fmt.ITEM_ATTRIBUTE.format(name))[position])
                 for name in self.display_names}
 
+    def title(self, position: int) -> dict[str, str]:
+        """{"title": …} where the catalog has titles, else nothing."""
+        if "title" not in self.display_names:
+            return {}
+        return {"title": str(self.bundle.array(fmt.ITEM_ATTRIBUTE.format("title"))[position])}
+
     def item_details(self, position: int) -> dict[str, Any]:
         return self.bundle.item_details(position)
 

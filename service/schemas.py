@@ -91,7 +91,8 @@ class InteractionsRequest(Body):
 
 
 class ItemScore(BaseModel):
-    """An item and its score; with details=true also its display attributes (title, ...)."""
+    """An item, its score and its title (where the catalog has titles); with details=true
+    every display attribute (title, year, genres, ...)."""
 
     model_config = ConfigDict(extra="allow")
     item_id: str
