@@ -27,7 +27,7 @@ from training.runs import RunFolder, load_run, save_run
 
 
 def prepare(config: FitConfig) -> tuple[Interactions | LibfmData, Split]:
-    data = load_data(config.run.data)
+    data = load_data(config.run.data, libfm_fields=config.run.libfm_fields)
     return data, make_split(data, config.run.task, config.run.seed, config.run.group_size)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.data.libfm import load_libfm
+from training.data.libfm import load_libfm, parse_field_names
 from training.data.movielens import ML100K_SHA256, load_movielens_1m, load_movielens_100k
 from training.data.specs import default_data_dir, load_data
 from training.data.synthetic import load_synthetic
@@ -189,6 +189,62 @@ def test_libfm_overlapping_positions_are_one_field(tmp_path):
     folder = write_libfm(tmp_path / "d", train="1 0:1 2:1\n1 2:1 3:1\n", test="0 1:1 3:1\n")
     data = load_libfm(folder)
     assert [f.name for f in data.schema.fields] == ["feature"]
+    assert "columns 0 (0–2) and 1 (2–3) overlap" in data.notes[-1]
+
+
+# Columns whose indices have gaps, as any subset of a libFM file has: column 0 uses 0 and 3
+# (1, 2 unused), column 1 lives above column 2, and nothing uses 6–9.
+GAPPED = {"train": "1 0:1 14:1 10:1\n-1 3:1 12:1 11:1\n1 3:1 14:1 5:1\n",
+          "test": "1 0:1 12:1 5:1\n"}
+
+
+def test_libfm_gapped_columns_are_positional_fields(tmp_path):
+    data = load_libfm(write_libfm(tmp_path / "d", **GAPPED))
+    fields = data.schema.fields
+    assert [(f.name, f.side, f.kind, f.vocab) for f in fields] == [
+        ("field0", "context", "categorical", ("0", "3")),
+        ("field1", "context", "categorical", ("12", "14")),
+        ("field2", "context", "categorical", ("5", "10", "11"))]
+    assert data.schema.n_features == 7  # dense: the unused indices are no features
+    table = data.train.tables[0]
+    assert table.idx.tolist() == [[0, 3, 5], [1, 2, 6], [1, 3, 4]]
+    assert table.slot_field.tolist() == [0, 1, 2]
+    assert data.test.tables[0].idx.tolist() == [[0, 2, 4]]
+    assert "3 positional fields inferred" in data.notes[-1]
+    assert "field1 (context): 2 values in 12–14" in data.notes[-1]
+    assert "--libfm-fields" in data.notes[-1]  # says how to name them
+
+
+def test_libfm_fields_name_the_columns_and_give_their_sides(tmp_path):
+    folder = write_libfm(tmp_path / "d", **GAPPED)
+    data = load_libfm(folder, parse_field_names("user,item,hour"))
+    assert [(f.name, f.side) for f in data.schema.fields] == [
+        ("user", "user"), ("item", "item"), ("hour", "context")]
+    assert "user (user): 2 values in 0–3" in data.notes[-1]
+    explicit = load_libfm(folder, parse_field_names("uid:user, mid : item,place:context"))
+    assert [(f.name, f.side) for f in explicit.schema.fields] == [
+        ("uid", "user"), ("mid", "item"), ("place", "context")]
+    assert load_data(f"libfm:{folder}", libfm_fields="a:user,b:item,c").schema.fields[1].side \
+        == "item"
+
+
+def test_libfm_fields_that_do_not_fit_the_files(tmp_path):
+    with pytest.raises(ConfigError, match=r"--libfm-fields: 2 names for 3 columns"):
+        load_libfm(write_libfm(tmp_path / "a", **GAPPED), parse_field_names("user,item"))
+    unfielded = write_libfm(tmp_path / "b", train="1 0:1 7:2\n0 3:1\n", test="1 5:1\n")
+    with pytest.raises(ConfigError, match=r"--libfm-fields: 2 names given, but the files have "
+                                          r"no positional fields \(lines differ in length"):
+        load_libfm(unfielded, parse_field_names("user,item"))
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("user,,item", "bad name ''"), ("user:seller", "bad side 'seller'"),
+    ("user,item,user", "field 'user' named twice"), ("user id,item", "bad name 'user id'"),
+])
+def test_libfm_field_names_refused(text, problem):
+    with pytest.raises(ConfigError, match=f"invalid value for --libfm-fields: '{text}' "
+                                          f"\\({problem}"):
+        parse_field_names(text)
 
 
 @pytest.mark.parametrize("train, line, problem", [

@@ -7,12 +7,14 @@ value arrays; padding has value 0, so it adds nothing to any model that weights 
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 Side = Literal["user", "item", "context"]
+SIDES: tuple[Side, ...] = typing.get_args(Side)
 Kind = Literal["categorical", "multihot", "numeric"]
 
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from training.data.instances import Interactions, LibfmData
-from training.data.libfm import load_libfm
+from training.data.libfm import load_libfm, parse_field_names
 from training.data.movielens import load_movielens_1m, load_movielens_100k
 from training.data.synthetic import load_synthetic
 from training.errors import ConfigError
@@ -20,8 +20,10 @@ def default_data_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "gmlrec"
 
 
-def load_data(spec: str, data_dir: Path | None = None) -> Interactions | LibfmData:
-    """Load the dataset a spec names; data_dir (default: default_data_dir()) caches fetches."""
+def load_data(spec: str, data_dir: Path | None = None, libfm_fields: str = ""
+              ) -> Interactions | LibfmData:
+    """Load the dataset a spec names; data_dir (default: default_data_dir()) caches fetches;
+    libfm_fields (`--libfm-fields`) names a libFM folder's columns."""
     kind, sep, arg = spec.strip().partition(":")
     if kind == "movielens-100k" and not sep:
         return load_movielens_100k(data_dir or default_data_dir())
@@ -31,5 +33,7 @@ def load_data(spec: str, data_dir: Path | None = None) -> Interactions | LibfmDa
         if not arg.strip():
             raise ConfigError(f"--data {kind}: needs a folder, as in {kind}:PATH")
         folder = Path(arg.strip()).expanduser()
-        return load_movielens_1m(folder) if kind == "movielens-1m" else load_libfm(folder)
+        if kind == "movielens-1m":
+            return load_movielens_1m(folder)
+        return load_libfm(folder, parse_field_names(libfm_fields))
     raise ConfigError(f"--data: unknown spec {spec!r}; valid forms: {VALID_FORMS}")
