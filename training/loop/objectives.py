@@ -63,9 +63,7 @@ class BPR:
         negatives = self.fixed_negatives
         if self.resample_seed is not None and epoch > 1:
             negatives = s.draw_items(np.random.default_rng([self.resample_seed, epoch]))
-        users = np.concatenate([s.users, np.repeat(s.users, n)])
-        pairs = TensorInstances(s.data.pairs(users, np.concatenate([s.items, negatives.ravel()]),
-                                             np.zeros(len(users))))
+        pairs = TensorInstances(s.instances(negatives))
         order = torch.randperm(len(s.users), generator=generator)
         for start in range(0, len(order), self.batch_size):
             pos = order[start:start + self.batch_size]  # (B,)
