@@ -65,6 +65,25 @@ def test_ml1m_fields_tables_and_codes(tmp_path):
     assert len(data.fingerprint) == 16
 
 
+def test_ml1m_with_context_adds_weekday_and_time_of_day_after_the_paper_fields(tmp_path):
+    folder = write_ml1m(tmp_path / "ml")
+    plain, data = load_movielens_1m(folder), load_movielens_1m(folder, context=True)
+    assert [f.name for f in data.schema.fields] == PAPER_FIELDS + ["weekday", "time_of_day"]
+    assert data.schema.fields[:6] == plain.schema.fields  # the paper's features unchanged
+    assert [f.side for f in data.schema.fields[6:]] == ["context", "context"]
+    assert data.schema.field("weekday").vocab[0] == "Mon"
+    assert data.schema.field("time_of_day").vocab == (
+        "00-04h", "04-08h", "08-12h", "12-16h", "16-20h", "20-24h")
+    # 978300760 is Sun 2000-12-31 22:12 UTC; 978824291 is Sat 2001-01-06 23:38 UTC
+    rows = data.context_table.idx[data.contexts] - data.schema.fields[6].offset
+    assert [data.schema.fields[6].vocab[w] for w in rows[[0, 4], 0]] == ["Sun", "Sat"]
+    assert (rows[:, 1] - data.schema.fields[6].size).tolist() == [5, 5, 5, 5, 5]
+    np.testing.assert_array_equal(data.user_table.idx, plain.user_table.idx)
+    assert data.name == "movielens-1m+context" and data.fingerprint != plain.fingerprint
+    assert plain.context_table is None and plain.contexts is None
+    assert load_data(f"movielens-1m+context:{folder}").fingerprint == data.fingerprint
+
+
 def test_ml1m_fingerprint_follows_the_bytes(tmp_path):
     a = load_movielens_1m(write_ml1m(tmp_path / "a"))
     b = load_movielens_1m(write_ml1m(tmp_path / "b", ratings=ML1M["ratings.dat"][:-2] + "2\n"))
@@ -116,6 +135,15 @@ def test_ml100k_real(ml100k):
     np.testing.assert_allclose(sums[has_genre], 1.0, rtol=1e-5)
     assert ml100k.users.max() == 942 and ml100k.items.max() == 1681
     assert ml100k.user_ids[195] == "196" and ml100k.users[0] == 195  # first rating: user 196
+
+
+def test_ml100k_with_context_keeps_the_plain_data_as_recorded(ml100k):
+    assert ml100k.fingerprint == "7f61671b3989312b"  # the data of bench/RESULTS.md's rows
+    data = load_data("movielens-100k+context")
+    assert data.schema.fields[:6] == ml100k.schema.fields
+    assert [f.size for f in data.schema.fields[6:]] == [7, 6]
+    assert len(data.contexts) == 100_000 and len(data.context_table) <= 42
+    np.testing.assert_array_equal(data.times, ml100k.times)
 
 
 def copy_ml100k(target: Path, names) -> Path:
@@ -312,6 +340,25 @@ def test_synthetic_plants_segment_taste():
     assert top_share > 3 / 10  # uniform tastes would give about 1/10
 
 
+def test_synthetic_context_fields_are_planted_beside_unchanged_data():
+    plain = load_synthetic(SMALL)
+    data = load_synthetic(SMALL + ",context_low=2,context_high=40")
+    assert [(f.name, f.side, f.size) for f in data.schema.fields[4:]] == [
+        ("context_low", "context", 2), ("context_high", "context", 40)]
+    assert data.schema.fields[:4] == plain.schema.fields
+    for name in ("users", "items", "times"):
+        np.testing.assert_array_equal(getattr(data, name), getattr(plain, name))
+    assert load_synthetic(SMALL + ",context_low=0").fingerprint == plain.fingerprint
+    assert data.fingerprint != plain.fingerprint
+    category = data.item_table.idx[data.items, 1] - data.schema.field("category").offset
+    values = data.context_table.idx[data.contexts] - data.schema.fields[4].offset
+    high = values[:, 1] - 2
+    assert np.mean(high % 10 == category) > 0.5  # at home half the time, by chance 1 in 10
+    assert np.mean(values[:, 0] == category % 2) > 0.7  # 1/2 + 1/2 * 1/2
+    again = load_synthetic(SMALL + ",context_low=2,context_high=40")
+    np.testing.assert_array_equal(again.contexts, data.contexts)
+
+
 def test_synthetic_minimum_interactions():
     data = load_synthetic("users=50,items=3,interactions=0,categories=3")
     assert len(data.users) == 150 and np.bincount(data.users).min() == 3
@@ -320,7 +367,8 @@ def test_synthetic_minimum_interactions():
 @pytest.mark.parametrize("params, key", [
     ("users=10,colour=red", "colour"), ("users=ten", "users"), ("items=2", "items"),
     ("skew=-1", "skew"), ("seed=1.5", "seed"), ("skew=nan", "skew"), ("items", "items"),
-    ("items=5,categories=6", "categories"),
+    ("items=5,categories=6", "categories"), ("context_low=-1", "context_low"),
+    ("context_high=2.5", "context_high"),
 ])
 def test_synthetic_bad_params_name_the_key(params, key):
     with pytest.raises(ConfigError, match=f"'{key}'"):
@@ -338,6 +386,8 @@ def test_specs_dispatch(tmp_path):
 
 @pytest.mark.parametrize("spec, message", [
     ("movielens-10m", "valid forms: movielens-100k"), ("movielens-100k:x", "unknown spec"),
+    ("movielens-100k+context:x", "unknown spec"), ("libfm+context:x", "unknown spec"),
+    ("synthetic+context", "unknown spec"), ("movielens-1m+context:", "movielens-1m"),
     ("libfm:", "libfm:PATH"), ("movielens-1m: ", "movielens-1m:PATH"), ("", "unknown spec"),
 ])
 def test_specs_errors(spec, message):

@@ -11,7 +11,9 @@ from training.data.movielens import load_movielens_1m, load_movielens_100k
 from training.data.synthetic import load_synthetic
 from training.errors import ConfigError
 
-VALID_FORMS = "movielens-100k, movielens-1m:PATH, libfm:PATH, synthetic[:key=value,...]"
+VALID_FORMS = ("movielens-100k[+context], movielens-1m[+context]:PATH, libfm:PATH, "
+               "synthetic[:key=value,...]")
+CONTEXT = "+context"  # MovieLens with the rating's weekday and time of day as context fields
 
 
 def default_data_dir() -> Path:
@@ -25,15 +27,17 @@ def load_data(spec: str, data_dir: Path | None = None, libfm_fields: str = ""
     """Load the dataset a spec names; data_dir (default: default_data_dir()) caches fetches;
     libfm_fields (`--libfm-fields`) names a libFM folder's columns."""
     kind, sep, arg = spec.strip().partition(":")
-    if kind == "movielens-100k" and not sep:
-        return load_movielens_100k(data_dir or default_data_dir())
+    base = kind.removesuffix(CONTEXT)
+    context = base != kind
+    if base == "movielens-100k" and not sep:
+        return load_movielens_100k(data_dir or default_data_dir(), context)
     if kind == "synthetic":
         return load_synthetic(arg)
-    if kind in ("movielens-1m", "libfm"):
+    if base == "movielens-1m" or kind == "libfm":
         if not arg.strip():
             raise ConfigError(f"--data {kind}: needs a folder, as in {kind}:PATH")
         folder = Path(arg.strip()).expanduser()
-        if kind == "movielens-1m":
-            return load_movielens_1m(folder)
+        if base == "movielens-1m":
+            return load_movielens_1m(folder, context)
         return load_libfm(folder, parse_field_names(libfm_fields))
     raise ConfigError(f"--data: unknown spec {spec!r}; valid forms: {VALID_FORMS}")
