@@ -2,8 +2,9 @@
 
 Every variant gets the same tuning budget: a grid over lr × dropout on seed 0, the best cell
 chosen on validation, then seeds 1 and 2 at that cell. Each finished run is appended to
-bench/ablation_runs.jsonl (committed), so the runner resumes where any earlier run stopped;
-`--report` only rewrites the RESULTS.md section and the chart from that file.
+bench/records/ablation_runs.jsonl (committed), so the runner resumes where any earlier run
+stopped; `--report` only rewrites the RESULTS.md section and the charts from that file, fitting
+nothing. The fits' run folders go under runs/bench/ablation/.
 
     python -m bench.ablation --jobs 2 [--only fm gmlfm-dnn] [--tasks topn rating] [--report]
                              [--device cuda]
@@ -17,7 +18,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from bench.ablation_grid import (
+from bench.lib.ablation_tables import write_report
+from bench.lib.fits import device_arg, fits_folder, run_and_record
+from bench.lib.grid import (
     LOSSES,
     RUNS,
     SEEDS,
@@ -28,8 +31,6 @@ from bench.ablation_grid import (
     losses,
     run_key,
 )
-from bench.ablation_report import write_report
-from bench.records import device_arg, run_and_record
 
 
 def pending(runs: dict, variant: str, task: str, loss: str) -> list[tuple[str, dict]]:
@@ -52,7 +53,7 @@ def run_all(variants: Sequence[str], tasks: Sequence[str], jobs: int, device: st
                 if loss in losses(v, t) for item in pending(runs, v, t, loss)]
         if not todo:
             return
-        run_and_record(todo[:jobs * 4], jobs, RUNS, device)
+        run_and_record(todo[:jobs * 4], jobs, RUNS, fits_folder("ablation"), device)
         write_report(load_runs())
 
 

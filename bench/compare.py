@@ -1,5 +1,6 @@
 """Train models on both tasks over several seeds; write mean ± std of the test metrics, epoch
-time and throughput to a section of bench/RESULTS.md.
+time and throughput to a section of bench/RESULTS.md. Run folders go under
+runs/bench/compare/.
 
     python -m bench.compare --models fm --seeds 0 1 2 --section fm-baseline
 """
@@ -11,18 +12,17 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from bench.results import mean_std, write_section
-from training.config import resolve
-from training.pipeline import fit_and_save
+from bench.lib import training_api
+from bench.lib.fits import fits_folder
+from bench.lib.results import mean_std, write_section
 
 COLUMNS = {"topn": ["hr@10", "ndcg@10", "hr@10_optimistic", "full_hr@10", "full_ndcg@10"],
            "rating": ["rmse", "mae"]}
 
 
 def run_one(model: str, task: str, seed: int, data: str, extra: dict) -> dict:
-    config = resolve({}, {"model": model, "task": task, "seed": seed, "data": data,
-                          "out": f"runs/bench/{model}-{task}-{seed}", **extra})
-    return fit_and_save(config, progress=False)
+    options = {"model": model, "task": task, "seed": seed, "data": data, **extra}
+    return training_api.fit(options, fits_folder("compare") / f"{model}-{task}-{seed}")
 
 
 def table(task: str, results: dict[str, list[dict]]) -> str:

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from pathlib import Path
 
-from bench.ablation_grid import SEEDS, load_runs
-from bench.ablation_report import seed_runs
-from bench.records import device_names, load_records, rerun_main, run_and_record
-from bench.results import mean_std, write_section
+from bench.lib import fits
+from bench.lib.grid import SEEDS, load_runs, seed_runs
+from bench.lib.results import mean_std
 
-RUNS = Path(__file__).resolve().parent / "device_agreement_runs.jsonl"
+RUNS = fits.RECORDS / "device_agreement_runs.jsonl"
 # (variant, task, metric): the baselines, GML-FM-dnn, and xDeepFM's CPU-trained rating row.
 ROWS = (("fm", "topn", "hr@10"), ("deepfm", "topn", "hr@10"), ("gmlfm-dnn", "topn", "hr@10"),
         ("xdeepfm", "rating", "rmse"))
@@ -37,10 +35,10 @@ def cpu_runs(recorded: dict, variant: str, task: str) -> list[dict]:
 def rerun(device: str, jobs: int) -> None:
     if device == "cpu":
         raise SystemExit("device_agreement reruns CPU rows on a GPU: give --device cuda")
-    recorded, done = load_runs(), load_records(RUNS)
+    recorded, done = load_runs(), fits.load_records(RUNS)
     todo = [(r["key"], r["options"]) for v, t, _ in ROWS for r in cpu_runs(recorded, v, t)
             if r["key"] not in done]
-    run_and_record(todo, jobs, RUNS, device)
+    fits.run_and_record(todo, jobs, RUNS, fits.fits_folder("device_agreement"), device)
 
 
 def rows(recorded: dict, gpu: dict) -> list[str]:
@@ -57,11 +55,12 @@ def rows(recorded: dict, gpu: dict) -> list[str]:
                      f"{mean_std(on_gpu)} | "
                      f"{statistics.mean(on_gpu) - statistics.mean(on_cpu):+.4f} | "
                      f"{statistics.mean(r['epoch_seconds'] for r in found):.1f} "
-                     f"({', '.join(device_names(found))}) |")
+                     f"({', '.join(fits.device_names(found))}) |")
     return lines
 
 
-def report() -> None:
+def section() -> str:
+    """The section's text from the two records."""
     header = ["## device-agreement: the same runs on the CPU and on a GPU\n",
               "Command: `python -m bench.device_agreement --device cuda` on a GPU machine, then "
               "`--report`. Each row: the ablation's best cell, seeds 0–2, test metric mean ± "
@@ -70,11 +69,11 @@ def report() -> None:
               "did.\n",
               "| variant | task | metric | CPU (2 cores) | GPU | GPU − CPU | GPU epoch s |",
               "|---|---|---|---|---|---|---|"]
-    write_section("device-agreement", "\n".join(header + rows(load_runs(), load_records(RUNS))))
+    return "\n".join(header + rows(load_runs(), fits.load_records(RUNS)))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    rerun_main(argv, __doc__, rerun, report, jobs=12)
+    fits.rerun_main(argv, __doc__, rerun, "device-agreement", section, jobs=12)
 
 
 if __name__ == "__main__":

@@ -12,53 +12,35 @@ import statistics
 import time
 from collections.abc import Sequence
 
-import torch
+from bench.lib import training_api
+from bench.lib.results import write_section
 
-from bench.results import write_section
-from training.config import resolve
-from training.data.protocols import make_split
-from training.data.specs import load_data
-from training.loop.objectives import make_objective
-from training.loop.trainer import make_optimizer, train_epoch
-from training.models import build_model
-from training.pipeline import attach_graph
-
-DEFAULT_MODELS = [
-    ("fm", {}),
-    ("gmlfm dnn L1 (auto form)", {"model": "gmlfm", "distance": "dnn", "layers": 1}),
-    ("gmlfm dnn L1 pairwise", {"model": "gmlfm", "distance": "dnn", "layers": 1,
-                               "form": "pairwise"}),
-    ("gmlfm dnn L1 gram", {"model": "gmlfm", "distance": "dnn", "layers": 1, "form": "gram"}),
-    ("gmlfm dnn L1 additive", {"model": "gmlfm", "distance": "dnn", "layers": 1,
-                               "form": "additive"}),
-    ("fm + GEM (graph a)", {"model": "fm", "embedding": "gcn"}),
-    ("gmlfm dnn L1 + GEM (graph a)", {"model": "gmlfm", "embedding": "gcn"}),
-    ("nfm", {"model": "nfm"}),
-    ("transfm", {"model": "transfm"}),
-    ("deepfm", {"model": "deepfm"}),
-    ("afm", {"model": "afm"}),
-    ("xdeepfm", {"model": "xdeepfm"}),
-]
+DEFAULT_MODELS: dict[str, dict] = {
+    "fm": {},
+    "gmlfm dnn L1 (auto form)": {"model": "gmlfm", "distance": "dnn", "layers": 1},
+    "gmlfm dnn L1 pairwise": {"model": "gmlfm", "distance": "dnn", "layers": 1,
+                              "form": "pairwise"},
+    "gmlfm dnn L1 gram": {"model": "gmlfm", "distance": "dnn", "layers": 1, "form": "gram"},
+    "gmlfm dnn L1 additive": {"model": "gmlfm", "distance": "dnn", "layers": 1,
+                              "form": "additive"},
+    "fm + GEM (graph a)": {"model": "fm", "embedding": "gcn"},
+    "gmlfm dnn L1 + GEM (graph a)": {"model": "gmlfm", "embedding": "gcn"},
+    "nfm": {"model": "nfm"},
+    "transfm": {"model": "transfm"},
+    "deepfm": {"model": "deepfm"},
+    "afm": {"model": "afm"},
+    "xdeepfm": {"model": "xdeepfm"},
+}
 
 
-def time_epochs(variants: list[tuple[str, dict]], rounds: int, data: str) -> dict[str, list]:
-    base = resolve({}, {"data": data, "task": "topn"})
-    dataset = load_data(data)
-    split = make_split(dataset, "topn", 0)
-    models = {}
-    for name, options in variants:
-        config = resolve({}, {**base.to_dict(), **options})
-        model = build_model(config.model, dataset.schema.n_features, split.train.slot_field,
-                            config)
-        if config.embedding == "gcn":
-            attach_graph(model, split, dataset.schema, config)
-        models[name] = (model, make_objective(split, config), make_optimizer(model, config))
-    seconds: dict[str, list] = {name: [] for name in models}
-    generator = torch.Generator().manual_seed(0)
+def time_epochs(variants: dict[str, dict], rounds: int, data: str) -> dict[str, list]:
+    """Seconds of each variant's epochs, one epoch of each per round."""
+    runners = training_api.epoch_runners(variants, data)
+    seconds: dict[str, list] = {name: [] for name in runners}
     for _ in range(rounds):
-        for name, (model, objective, optimizer) in models.items():
+        for name, one_epoch in runners.items():
             start = time.perf_counter()
-            train_epoch(model, optimizer, objective, generator, 1, progress=False)
+            one_epoch()
             seconds[name].append(time.perf_counter() - start)
     return seconds
 

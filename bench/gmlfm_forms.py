@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 import torch
 
-from bench.results import write_section
-from training.models.gmlfm import GMLFM
+from bench.lib import training_api
+from bench.lib.results import write_section
 
 FORMS = ("pairwise", "gram", "additive")
 
@@ -23,7 +23,7 @@ FORMS = ("pairwise", "gram", "additive")
 def time_forms(width: int, dim: int, batch: int, rounds: int, steps: int) -> dict[str, float]:
     """Median milliseconds per training step of each form's pair term at this width."""
     torch.manual_seed(0)
-    model = GMLFM(10_000, dim, "dnn", layers=1)
+    model = training_api.gmlfm_dnn(10_000, dim)
     idx = torch.randint(0, 10_000, (batch, width))
     val = torch.rand(batch, width)
     seconds: dict[str, list[float]] = {form: [] for form in FORMS}
@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> None:
              "| k | W | pairwise ms | gram ms | additive ms | fastest | auto picks |",
              "|---|---|---|---|---|---|---|"]
     for dim in args.dims:
-        auto = GMLFM(1, dim, "dnn", layers=1)
+        auto = training_api.gmlfm_dnn(1, dim)
         for width in sorted({max(2, round(m * dim)) for m in args.widths}):
             ms = time_forms(width, dim, args.batch, args.rounds, args.steps)
             cells = " | ".join(f"{ms[form]:.2f}" for form in FORMS)

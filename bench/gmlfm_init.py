@@ -3,7 +3,7 @@
 GML-FM-dnn at 1–3 layers on the MovieLens-100k top-n protocol, defaults otherwise, with each
 start. A N(0, 0.01) layer maps every embedding to nearly the same t, so the distance and the
 whole pair term start near zero, a thousandfold smaller per layer; the identity start makes
-every depth begin as the Euclidean metric.
+every depth begin as the Euclidean metric. Run folders go under runs/bench/gmlfm_init/.
 
     python -m bench.gmlfm_init [--seeds 0]
 """
@@ -14,29 +14,18 @@ import argparse
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
-from bench.results import mean_std, write_section
+from bench.lib import training_api
+from bench.lib.fits import fits_folder
+from bench.lib.results import mean_std, write_section
 
 STARTS = ("paper", "identity")
 
 
 def run(layers: int, start: str, seed: int) -> dict:
-    import torch
-
-    torch.set_num_threads(1)
-    from training.config import resolve
-    from training.loop.evaluation import test_report
-    from training.loop.trainer import fit
-    from training.models import build_model
-    from training.pipeline import prepare
-
-    config = resolve({}, {"model": "gmlfm", "layers": layers, "transform_init": start,
-                          "seed": seed})
-    data, split = prepare(config)
-    torch.manual_seed(seed)
-    model = build_model("gmlfm", data.schema.n_features, split.train.slot_field, config)
-    result = fit(model, split, config, progress=False)
-    return {"valid": result.history[result.best_epoch - 1].valid,
-            "test": test_report(model, split, seed), "best_epoch": result.best_epoch}
+    """One fit in a worker: its metrics.json."""
+    options = {"model": "gmlfm", "layers": layers, "transform_init": start, "seed": seed}
+    return training_api.fit_in_worker(options,
+                                      fits_folder("gmlfm_init") / f"L{layers}-{start}-{seed}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

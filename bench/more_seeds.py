@@ -5,7 +5,7 @@ margins to the bar. This reruns the same rows — the ablation's best cell, noth
 on seeds 3–9 and reports the 10-seed mean, its standard error and the margin to the best
 public number in standard errors. Seeds 0–2 are the ablation's own records.
 
-    python -m bench.more_seeds --device cuda --jobs 14   # hours on 2 CPU cores, minutes on a GPU
+    python -m bench.more_seeds --device cuda --jobs 14   # minutes; 2 CPU cores: half an hour
     python -m bench.more_seeds --report
 """
 
@@ -14,14 +14,12 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from pathlib import Path
 
-from bench.ablation_grid import SEEDS, VARIANTS, best_cell, load_runs, run_key
-from bench.ablation_report import EXTERNAL
-from bench.records import device_names, load_records, rerun_main, run_and_record
-from bench.results import write_section
+from bench.lib import fits
+from bench.lib.ablation_tables import EXTERNAL
+from bench.lib.grid import SEEDS, VARIANTS, best_cell, load_runs, run_key
 
-RUNS = Path(__file__).resolve().parent / "more_seeds_runs.jsonl"
+RUNS = fits.RECORDS / "more_seeds_runs.jsonl"
 EXTRA_SEEDS = tuple(range(len(SEEDS), 10))
 # Top-n first: its margins to the bar are the narrowest.
 ROWS = (("gmlfm-dnn", "topn"), ("fm", "topn"), ("deepfm", "topn"), ("gmlfm-dnn", "rating"),
@@ -49,9 +47,9 @@ def extra_runs(recorded: dict) -> list[tuple[str, dict]]:
 
 
 def rerun(device: str, jobs: int) -> None:
-    done = load_records(RUNS)
-    run_and_record([(k, o) for k, o in extra_runs(load_runs()) if k not in done], jobs, RUNS,
-                   device)
+    done = fits.load_records(RUNS)
+    todo = [(k, o) for k, o in extra_runs(load_runs()) if k not in done]
+    fits.run_and_record(todo, jobs, RUNS, fits.fits_folder("more_seeds"), device)
 
 
 def rows(recorded: dict, extra: dict) -> list[str]:
@@ -62,7 +60,7 @@ def rows(recorded: dict, extra: dict) -> list[str]:
         cell = row_cell(recorded, variant, task)
         keys = [run_key(variant, task, "squared", cell, s) for s in SEEDS + EXTRA_SEEDS]
         found = [r for r in (recorded.get(k) or extra.get(k) for k in keys) if r]
-        where = ", ".join(device_names([r for r in found if r["key"] in extra])) or "—"
+        where = ", ".join(fits.device_names([r for r in found if r["key"] in extra])) or "—"
         for metric, better in METRICS[task]:
             values = [r["test"][metric] for r in found]
             mean, std = statistics.mean(values), statistics.stdev(values)
@@ -75,7 +73,8 @@ def rows(recorded: dict, extra: dict) -> list[str]:
     return lines
 
 
-def report() -> None:
+def section() -> str:
+    """The section's text from the two records."""
     header = ["## more-seeds: the headline rows over 10 seeds\n",
               "Command: `python -m bench.more_seeds --device cuda`, then `--report`. The "
               "ablation's best cell for each row, not re-tuned; seeds 0–2 are the ablation's "
@@ -86,11 +85,11 @@ def report() -> None:
               "| variant | task | metric | seeds | mean ± std | SE | best public | margin | "
               "margin / SE | seeds 3–9 on |",
               "|---|---|---|---|---|---|---|---|---|---|"]
-    write_section("more-seeds", "\n".join(header + rows(load_runs(), load_records(RUNS))))
+    return "\n".join(header + rows(load_runs(), fits.load_records(RUNS)))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    rerun_main(argv, __doc__, rerun, report, jobs=2)
+    fits.rerun_main(argv, __doc__, rerun, "more-seeds", section, jobs=2)
 
 
 if __name__ == "__main__":

@@ -7,46 +7,32 @@ Three ways to feed training negatives on the MovieLens-100k top-n protocol, same
   fresh, leaky     new draws each epoch avoiding every interaction, held-out items included:
                    hundreds of draws never touch the held-out items, which the model can learn
 
+Run folders go under runs/bench/negatives_leak/.
+
     python -m bench.negatives_leak
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
-from bench.results import write_section
+from bench.lib import training_api
+from bench.lib.fits import fits_folder
+from bench.lib.results import write_section
 
 MODES = ("fixed", "fresh, leak-free", "fresh, leaky")
 
 
 def run(model: str, mode: str, seed: int) -> dict:
-    import numpy as np
-    import torch
-
-    torch.set_num_threads(1)
-    from training.config import resolve
-    from training.data.protocols import make_split
-    from training.data.sampling import pair_keys
-    from training.data.specs import load_data
-    from training.loop.evaluation import test_report
-    from training.loop.trainer import fit
-    from training.models import build_model
-
-    config = resolve({}, {"model": model, "seed": seed,
-                          "resample_negatives": mode != "fixed"})
-    data = load_data(config.data)
-    split = make_split(data, "topn", seed)
+    """One fit in a worker: its metrics.json."""
+    options = {"model": model, "task": "topn", "seed": seed,
+               "resample_negatives": mode != "fixed"}
+    out = fits_folder("negatives_leak") / f"{model}-{mode.replace(', ', '-')}-{seed}"
     if mode == "fresh, leaky":
-        every = np.unique(pair_keys(data.users, data.items, data.n_items))
-        split = dataclasses.replace(split, sampler=dataclasses.replace(split.sampler, known=every))
-    torch.manual_seed(seed)
-    net = build_model(model, data.schema.n_features, split.train.slot_field, config)
-    result = fit(net, split, config, progress=False)
-    return {"valid": result.history[result.best_epoch - 1].valid,
-            "test": test_report(net, split, seed)}
+        return training_api.fit_with_leaky_negatives(options, out)
+    return training_api.fit_in_worker(options, out)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -10,10 +10,8 @@ import resource
 import time
 from collections.abc import Callable, Sequence
 
-from bench.results import write_section
-from training.data.graph import build_adjacency
-from training.data.protocols import rating_split, topn_split
-from training.data.synthetic import load_synthetic
+from bench.lib import training_api
+from bench.lib.results import write_section
 
 
 def timed(fn: Callable[[], object]) -> tuple[object, float]:
@@ -26,11 +24,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="users=20000,items=50000,interactions=1150000")
     args = parser.parse_args(argv)
-    data, t_gen = timed(lambda: load_synthetic(args.params))
-    topn, t_topn = timed(lambda: topn_split(data, seed=0))
-    rating, t_rating = timed(lambda: rating_split(data, seed=0))
-    every_field = list(range(len(data.schema.fields)))
-    graph, t_graph = timed(lambda: build_adjacency(topn.train, data.schema, every_field, "a"))
+    data, t_gen = timed(lambda: training_api.synthetic_data(args.params))
+    topn, t_topn = timed(lambda: training_api.split_data(data, "topn"))
+    rating, t_rating = timed(lambda: training_api.split_data(data, "rating"))
+    graph, t_graph = timed(lambda: training_api.gem_graph(topn, data.schema))
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     rows = [
         ("generate synthetic data", t_gen, f"{len(data.users):,} interactions"),

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bench.ablation import pending
-from bench.ablation_grid import GRID, SEEDS, best_cell, cells, losses, run_key
-from bench.ablation_report import bpr_against_squared, gem_effect, off_cpu_rows, where
+from bench.lib.ablation_tables import bpr_against_squared, gem_effect, off_cpu_rows, where
+from bench.lib.grid import GRID, SEEDS, best_cell, cells, losses, run_key
 
 
 def _run(variant: str, cell: dict, seed: int, ndcg: float) -> dict:

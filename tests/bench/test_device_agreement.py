@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.ablation_grid import SEEDS, cells, run_key
 from bench.device_agreement import ROWS, cpu_runs, rerun, rows
+from bench.lib.grid import SEEDS, cells, run_key
 
 
 def _ablation(test_value: float) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.ablation_grid import SEEDS, cells, run_key
+from bench.lib.grid import SEEDS, cells, run_key
 from bench.more_seeds import EXTRA_SEEDS, ROWS, extra_runs, rows
 
 

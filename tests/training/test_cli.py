@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from training.cli import main
+
 SMALL = "synthetic:users=80,items=300,interactions=2400,seed=1"
 TOPN_KEYS = {"hr@10", "ndcg@10", "hr@10_optimistic", "ndcg@10_optimistic", "full_hr@10",
              "full_ndcg@10"}
@@ -48,11 +50,16 @@ def test_fit_then_evaluate_reproduces_test_metrics(tmp_path, task, keys):
     (["fit", "--device", "tpu"], "--device"),
     (["fit", "--device", "cuda:99", "--data", SMALL], "--device cuda:99"),
 ])
-def test_bad_input_is_one_clear_line(args, needle):
-    done = cli(*args)
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and needle in lines[0], done.stderr
+def test_bad_input_is_one_clear_line(capsys, tmp_path, args, needle):
+    out = ["--out", str(tmp_path / "run")] if args[0] == "fit" else []
+    assert main([*args, *out]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], lines
+
+
+def test_a_real_process_ends_a_user_error_in_one_line_without_traceback():
+    done = cli("fit", "--dimm", "3")
+    assert done.returncode == 2 and done.stderr == "error: unrecognized arguments: --dimm 3\n"
 
 
 def test_same_seed_reproduces_the_run_exactly(tmp_path):

@@ -1,5 +1,8 @@
 """Benchmark fits in worker processes, each appended to a JSON-lines record as it ends, so a
-killed run loses only the fits still in flight and the next start resumes from the file."""
+killed run loses only the fits still in flight and the next start resumes from the file.
+
+Records live in bench/records/ (committed: they are the results and the resume state); the run
+folders of the fits go under runs/bench/<script>/ (not committed)."""
 
 from __future__ import annotations
 
@@ -9,35 +12,34 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from bench.lib import training_api
+from bench.lib.results import BENCH, write_section
+
+RECORDS = BENCH / "records"
+
+
+def fits_folder(script: str) -> Path:
+    """Where a script's fits save their run folders, relative to the repository root."""
+    return Path("runs", "bench", script)
+
 
 def device_arg(name: str) -> str:
     """argparse type for --device: a bad name or a missing GPU stops the script at once, not
     in every worker it would start."""
-    from training.config import resolve
-    from training.errors import ConfigError
-    from training.loop.device import training_device
-
-    try:
-        training_device(resolve({}, {"device": name}).run.device)
-    except ConfigError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+    problem = training_api.device_problem(name)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     return name
 
 
-def train_one(key: str, options: dict) -> dict:
-    """One fit in a worker process with one torch thread (two workers fill two cores)."""
-    import torch
-
-    torch.set_num_threads(1)
-    from training.config import resolve
-    from training.pipeline import fit_and_save
-
-    config = resolve({}, {**options, "out": f"runs/ablation/{key.replace('|', '_')}"})
-    metrics = fit_and_save(config, progress=False)
+def train_one(key: str, options: dict, folder: Path) -> dict:
+    """One fit in a worker process, its run saved in `folder`; what the record keeps of it."""
+    metrics = training_api.fit_in_worker(options, folder / key.replace("|", "_"))
     keep = ("valid", "test", "epochs", "best_epoch", "epoch_seconds", "train_seconds")
     result = {"key": key, "options": options, **{k: metrics[k] for k in keep}}
-    if config.run.device != "cpu":
-        result["device_name"] = torch.cuda.get_device_name(torch.device(config.run.device))
+    device = metrics["config"]["device"]
+    if device != "cpu":
+        result["device_name"] = training_api.device_name(device)
     return result
 
 
@@ -53,12 +55,14 @@ def device_names(runs: Sequence[dict]) -> list[str]:
     return sorted({r.get("device_name", "cpu") for r in runs})
 
 
-def run_and_record(todo: Sequence[tuple[str, dict]], jobs: int, path: Path,
+def run_and_record(todo: Sequence[tuple[str, dict]], jobs: int, path: Path, folder: Path,
                    device: str = "cpu") -> None:
-    """Fit each (key, options) on `device`, appending each result the moment it ends."""
+    """Fit each (key, options) on `device`, appending each result the moment it ends; the run
+    folders go in `folder`."""
     extra = {} if device == "cpu" else {"device": device}
     with ProcessPoolExecutor(jobs) as pool:
-        futures = [pool.submit(train_one, key, {**options, **extra}) for key, options in todo]
+        futures = [pool.submit(train_one, key, {**options, **extra}, folder)
+                   for key, options in todo]
         for future in as_completed(futures):
             result = future.result()
             with path.open("a") as out:
@@ -67,8 +71,9 @@ def run_and_record(todo: Sequence[tuple[str, dict]], jobs: int, path: Path,
 
 
 def rerun_main(argv: Sequence[str] | None, doc: str, rerun: Callable[[str, int], None],
-               report: Callable[[], None], jobs: int) -> None:
-    """The command line of a script that fits what its record lacks, then reports."""
+               name: str, section: Callable[[], str], jobs: int) -> None:
+    """The command line of a script that fits what its record lacks, then writes its section
+    `name` of RESULTS.md."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--device", type=device_arg, default="cpu",
                         help="cpu, cuda or cuda:N for every fit")
@@ -77,4 +82,4 @@ def rerun_main(argv: Sequence[str] | None, doc: str, rerun: Callable[[str, int],
     args = parser.parse_args(argv)
     if not args.report:
         rerun(args.device, args.jobs)
-    report()
+    write_section(name, section())

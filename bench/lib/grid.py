@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from bench.lib.fits import RECORDS, load_records
+from bench.lib.training_api import dropout_acts
 
-from bench.records import load_records
-from training.config import resolve
-from training.errors import ConfigError
-
-RUNS = Path(__file__).resolve().parent / "ablation_runs.jsonl"
+RUNS = RECORDS / "ablation_runs.jsonl"
 GRID = [{"lr": lr, "dropout": dropout} for lr in (1e-3, 3e-3) for dropout in (0.0, 0.3)]
 SEEDS = (0, 1, 2)
 
@@ -67,16 +64,9 @@ def losses(variant: str, task: str) -> tuple[str, ...]:
 
 def cells(variant: str) -> list[dict]:
     """The grid a variant is tuned on: without the dropout axis for a model that has none."""
-    return GRID if takes_dropout(VARIANTS[variant]) else [c for c in GRID if c["dropout"] == 0.0]
-
-
-def takes_dropout(options: dict) -> bool:
-    """Whether a model so configured has something to drop (its options refuse it if not)."""
-    try:
-        resolve({}, {**options, "dropout": 0.1})
-    except ConfigError:
-        return False
-    return True
+    if not dropout_acts(VARIANTS[variant]):
+        return [c for c in GRID if c["dropout"] == 0.0]
+    return GRID
 
 
 def run_key(variant: str, task: str, loss: str, cell: dict, seed: int) -> str:
@@ -98,3 +88,12 @@ def best_cell(runs: dict, variant: str, task: str, loss: str) -> dict | None:
     if not all(done):
         return None
     return max(zip(grid, done), key=lambda pair: headline(task, pair[1]))[0]
+
+
+def seed_runs(runs: dict, variant: str, task: str, loss: str) -> tuple[dict | None, list]:
+    """The best cell and the seeds recorded at it (None and none while the grid is open)."""
+    cell = best_cell(runs, variant, task, loss)
+    if cell is None:
+        return None, []
+    found = [runs.get(run_key(variant, task, loss, cell, s)) for s in SEEDS]
+    return cell, [r for r in found if r]

@@ -1,16 +1,16 @@
-"""Tables and chart of bench/ablation_runs.jsonl for bench/RESULTS.md."""
+"""Tables and charts of bench/records/ablation_runs.jsonl for bench/RESULTS.md."""
 
 from __future__ import annotations
 
 import statistics
 from pathlib import Path
 
-from bench.ablation_grid import SEEDS, VARIANTS, best_cell, losses, run_key
-from bench.records import device_names
-from bench.results import mean_std, write_section
+from bench.lib.fits import device_names
+from bench.lib.grid import VARIANTS, losses, seed_runs
+from bench.lib.results import RESULTS, mean_std, write_section
 
-CHART = Path(__file__).resolve().parent / "ablation.png"
-GEM_CHART = Path(__file__).resolve().parent / "gem.png"
+# The charts, beside RESULTS.md, which links them by these names.
+CHART, GEM_CHART = "ablation.png", "gem.png"
 GEM_PANELS = (("rating", "rmse", "rating RMSE, GEM − base (below 0: GEM helps)"),
               ("topn", "hr@10", "top-n HR@10, GEM − base (above 0: GEM helps)"))
 # GML-FM-dnn as the paper defines it, with the paper's transform start, and with GEM embeddings.
@@ -39,14 +39,6 @@ TRIED = (
     "grid.")
 COLUMNS = {"topn": ["hr@10", "ndcg@10", "hr@10_optimistic", "full_hr@10", "full_ndcg@10"],
            "rating": ["rmse", "mae"]}
-
-
-def seed_runs(runs: dict, variant: str, task: str, loss: str) -> tuple[dict | None, list]:
-    cell = best_cell(runs, variant, task, loss)
-    if cell is None:
-        return None, []
-    found = [runs.get(run_key(variant, task, loss, cell, s)) for s in SEEDS]
-    return cell, [r for r in found if r]
 
 
 def table(runs: dict, task: str, loss: str) -> tuple[str, dict[str, list]]:
@@ -154,7 +146,7 @@ def gem_effect(complete: dict[str, dict[str, list]]) -> str:
     return "\n".join(lines)
 
 
-def gem_chart(complete: dict[str, dict[str, list]]) -> None:
+def gem_chart(complete: dict[str, dict[str, list]], path: Path) -> None:
     """GEM's change to each base model, with the GEM runs' seed std as error bars."""
     import matplotlib
 
@@ -173,11 +165,12 @@ def gem_chart(complete: dict[str, dict[str, list]]) -> None:
         ax.set_title(title)
         ax.invert_yaxis()
     fig.tight_layout()
-    fig.savefig(GEM_CHART, dpi=90)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
-def chart(complete: dict[str, dict[str, list]]) -> None:
+def chart(complete: dict[str, dict[str, list]], path: Path) -> None:
+    """Each complete row's headline test metric, seed std as error bars, beside the bar."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -200,14 +193,25 @@ def chart(complete: dict[str, dict[str, list]]) -> None:
         ax.invert_yaxis()
         ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(CHART, dpi=90)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
-def write_report(runs: dict) -> None:
+def write_report(runs: dict, results: Path = RESULTS) -> None:
+    """The ablation section of `results`, and its two charts beside it."""
+    body, complete = ablation_section(runs)
+    chart(complete, results.parent / CHART)
+    gem_chart(complete, results.parent / GEM_CHART)
+    write_section("ablation", body, results)
+
+
+def ablation_section(runs: dict) -> tuple[str, dict[str, dict[str, list]]]:
+    """The section's text, and the squared-loss rows complete to 3 seeds (what the charts
+    draw) by task."""
     parts = ["## ablation: MovieLens-100k, the papers' Tables 3–5\n",
              "Command: `python -m bench.ablation --jobs 2` (resumable; raw runs in "
-             "`bench/ablation_runs.jsonl`). Same budget for every variant: lr ∈ {0.001, 0.003} × "
+             "`bench/records/ablation_runs.jsonl`). Same budget for every variant: lr ∈ "
+             "{0.001, 0.003} × "
              "dropout ∈ {0, 0.3} (lr only where dropout has nowhere to act: TransFM, and GML-FM "
              "without its weight below 2 layers) on seed 0, best cell by validation (NDCG@10 / "
              "RMSE), then seeds 0–2 at that cell; test metrics are mean ± std over the 3 seeds. "
@@ -227,9 +231,7 @@ def write_report(runs: dict) -> None:
     parts.append("### GML-FM-dnn against the best public implementation\n\n"
                  + bar_check(complete) + "\n\nSection more-seeds repeats the headline rows "
                  "over 10 seeds, to tell a miss from seed noise.\n\n" + TRIED + "\n")
-    chart(complete)
-    parts.append("![ablation chart](ablation.png)\n")
+    parts.append(f"![ablation chart]({CHART})\n")
     parts.append("### GEM against its base model (3 seeds each)\n\n" + gem_effect(complete) + "\n")
-    gem_chart(complete)
-    parts.append("![GEM effect chart](gem.png)\n")
-    write_section("ablation", "\n".join(parts))
+    parts.append(f"![GEM effect chart]({GEM_CHART})\n")
+    return "\n".join(parts), complete

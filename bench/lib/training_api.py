@@ -1,0 +1,163 @@
+"""Every call bench makes into the training package, in this one module.
+
+A benchmark fit is the pipeline's own fit (`fit_and_save` with a config from `resolve`), never
+a copy of it; the scripts that time one step (an epoch, a protocol, a pair term) reach the
+pipeline's own pieces from here. Keeping the imports in one place means a move inside
+`training` is mended here and nowhere else. They sit inside the functions so that the report
+tools never load torch, and a worker process sets its thread count before torch starts work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def fit(options: dict[str, Any], out: Path, progress: bool = False) -> dict[str, Any]:
+    """One fit through the pipeline's entry point, saved as a run folder at `out` (a rerun
+    replaces the run there); its metrics.json as a dict."""
+    from training.config import resolve
+    from training.pipeline import fit_and_save
+
+    return fit_and_save(resolve({}, {**options, "out": str(out)}), progress=progress,
+                        overwrite=True)
+
+
+def fit_in_worker(options: dict[str, Any], out: Path) -> dict[str, Any]:
+    """`fit` with one torch thread, so that two worker processes fill the two cores."""
+    import torch
+
+    torch.set_num_threads(1)
+    return fit(options, out)
+
+
+def fit_with_leaky_negatives(options: dict[str, Any], out: Path) -> dict[str, Any]:
+    """`fit_in_worker` with per-epoch negatives that avoid every interaction, held-out ones
+    included: the leak that `--resample-negatives` avoids, measured by bench.negatives_leak.
+
+    The product has no such option, so the pipeline's split is swapped for the leaky one for
+    this one fit; a fit that never asked for the split fails rather than measure no leak."""
+    import training.pipeline as pipeline
+
+    original, swapped = pipeline.prepare, []
+
+    def leaky_prepare(config: Any) -> tuple[Any, Any]:  # the pipeline's own split, then the leak
+        data, split = original(config)
+        swapped.append(True)
+        return data, leaky_split(data, split)
+
+    pipeline.prepare = leaky_prepare
+    try:
+        metrics = fit_in_worker({**options, "resample_negatives": True}, out)
+    finally:
+        pipeline.prepare = original
+    if not swapped:
+        raise RuntimeError("fit_and_save no longer takes its split from pipeline.prepare")
+    return metrics
+
+
+def leaky_split(data: Any, split: Any) -> Any:
+    """The split whose per-epoch negatives avoid every interaction of `data`, held-out ones
+    included, instead of the training positives alone."""
+    import numpy as np
+
+    from training.data.sampling import pair_keys
+
+    every = np.unique(pair_keys(data.users, data.items, data.n_items))
+    return dataclasses.replace(split, sampler=dataclasses.replace(split.sampler, known=every))
+
+
+def device_problem(name: str) -> str | None:
+    """Why `name` is no device to train on here (a bad name, a missing GPU), or None."""
+    from training.config import resolve
+    from training.errors import ConfigError
+    from training.loop.device import training_device
+
+    try:
+        training_device(resolve({}, {"device": name}).run.device)
+    except ConfigError as err:
+        return str(err)
+    return None
+
+
+def device_name(device: str) -> str:
+    """The GPU's own name for a CUDA device string."""
+    import torch
+
+    return torch.cuda.get_device_name(torch.device(device))
+
+
+def dropout_acts(options: dict[str, Any]) -> bool:
+    """Whether --dropout does anything in the model these options describe: a model with
+    nothing to drop refuses the option."""
+    from training.config import resolve
+    from training.errors import ConfigError
+
+    try:
+        resolve({}, {**options, "dropout": 0.1})
+    except ConfigError:
+        return False
+    return True
+
+
+def epoch_runners(variants: dict[str, dict[str, Any]], data: str
+                  ) -> dict[str, Callable[[], None]]:
+    """Per named variant, a call that trains it one more epoch on the one top-n split of
+    `data` (seed 0): the pipeline's model, graph and split, the trainer's objective, optimizer
+    and epoch, nothing of the fit around them (validation, early stopping, saving)."""
+    import torch
+
+    from training.config import resolve
+    from training.loop.interrupt import StopRequest
+    from training.loop.objectives import make_objective
+    from training.loop.trainer import make_optimizer, train_epoch
+    from training.models import build_model
+    from training.pipeline import attach_graph, prepare
+
+    base = resolve({}, {"data": data, "task": "topn"})
+    dataset, split = prepare(base)
+    generator = torch.Generator().manual_seed(0)
+    runners = {}
+    for name, options in variants.items():
+        config = resolve({}, {**base.to_dict(), **options})
+        model = build_model(config.run.model, dataset.schema.n_features,
+                            split.train.slot_field, config.model)
+        if config.gem.embedding == "gcn":
+            attach_graph(model, split, dataset.schema, config.gem, config.model.dim)
+        train = config.train
+        objective = make_objective(split, train.loss, train.batch_size, None)
+        optimizer = make_optimizer(model, train)
+        runners[name] = (lambda m=model, o=optimizer, b=objective:
+                         train_epoch(m, o, b, generator, 1, False, StopRequest()))
+    return runners
+
+
+def synthetic_data(params: str) -> Any:
+    """The synthetic interaction set a `synthetic:` data spec names."""
+    from training.data.synthetic import load_synthetic
+
+    return load_synthetic(params)
+
+
+def split_data(data: Any, task: str) -> Any:
+    """The task's protocol on `data` at seed 0, as a fit makes it."""
+    from training.data.protocols import make_split
+
+    return make_split(data, task, 0)
+
+
+def gem_graph(split: Any, schema: Any) -> Any:
+    """GEM's graph (type a, every field) from the split's training set."""
+    from training.data.graph import build_adjacency
+
+    return build_adjacency(split.train, schema, range(len(schema.fields)), "a")
+
+
+def gmlfm_dnn(n_features: int, dim: int) -> Any:
+    """A 1-layer GML-FM-dnn, whose pair-term forms (`pairwise`, `gram`, `additive`) and
+    `cheapest_form` bench.gmlfm_forms times and checks."""
+    from training.models.gmlfm import GMLFM
+
+    return GMLFM(n_features, dim, "dnn", layers=1)
