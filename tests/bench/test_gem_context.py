@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from bench.gem_context import DATASETS, ROWS, SEEDS, pending, run_key, table, variants
+from bench.gem_context import (
+    DATASETS,
+    ROWS,
+    SEEDS,
+    pending,
+    run_key,
+    table,
+    variants,
+    verdict,
+)
 from training.config import resolve
 from training.data.specs import load_data
 
@@ -62,3 +71,6 @@ def test_table_reuses_the_default_and_pairs_each_row_with_fm():
     assert ids[5] == "-0.0100 ± 0.0000"  # lower RMSE than FM on every seed
     assert lines["| FM + GEM, every field"][1] == "pending"
     assert len(lines) == len(ROWS)
+    assert verdict(runs, "ml100k-ctx", "rating") == \
+        "rating: rmse -0.0100 against FM on average, better on 3 of 3 seeds"
+    assert verdict(runs, "ml100k-ctx", "topn") == "topn: pending"
