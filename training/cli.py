@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,7 @@ def _add_option(parser: argparse.ArgumentParser, spec: Spec) -> None:
     groups, so a TOML file and a flag meet the same checks and messages."""
     takers = models_taking(spec.name)
     only = f" [{', '.join(takers)}]" if takers and len(takers) < len(MODELS) else ""
+    spec = replace(spec, help=spec.help.replace("%", "%%"))  # argparse formats help with %
     if spec.kind is bool:  # a switch that flips the default
         switch = f"--no-{spec.name}" if spec.default else spec.flag
         parser.add_argument(switch.replace("_", "-"), dest=spec.name, action="store_const",

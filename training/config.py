@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from training.data.libfm import parse_field_names
 from training.errors import ConfigError
 from training.loop.trainer import TrainOptions
 from training.models import MODELS, model_entry
@@ -32,6 +33,9 @@ class RunOptions(Options):
     out: str = option("runs/latest", "run folder for metrics.json, weights, config and plots")
     group_size: int = option(100, "libFM top-n: lines per test group, the positive first",
                              Bounds(2))
+    libfm_fields: str = option(
+        "", "libFM: names of the columns' fields, comma-separated, each NAME or NAME:SIDE (side "
+        "user, item or context; a bare user or item is that side, any other name context)")
     seed: int = option(0, "seed of the split, the negatives, the initialisation and the "
                        "shuffling", Bounds(0))
     device: str = option("cpu", "where to train and evaluate: cpu, cuda or cuda:N (results come "
@@ -39,6 +43,9 @@ class RunOptions(Options):
 
     def __post_init__(self) -> None:
         model_entry(self.model)
+        if parse_field_names(self.libfm_fields) and not self.data.strip().startswith("libfm:"):
+            raise ConfigError(f"--libfm-fields: names the columns of libFM files; --data "
+                              f"{self.data} is not libfm:PATH")
         if re.fullmatch(r"cpu|cuda(:\d+)?", self.device) is None:
             raise ConfigError(f"invalid value for --device: {self.device!r} (expects cpu, cuda "
                               "or cuda:N)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -36,7 +37,7 @@ from training.runs import RunFolder, load_run, save_run
 
 
 def prepare(config: FitConfig) -> tuple[Interactions | LibfmData, Split]:
-    data = load_data(config.run.data)
+    data = load_data(config.run.data, libfm_fields=config.run.libfm_fields)
     return data, make_split(data, config.run.task, config.run.seed, config.run.group_size)
 
 
@@ -112,11 +113,15 @@ def attach_graph(model: FeatureModel, split: Split, schema: FeatureSchema, gem: 
                  dim: int) -> dict[str, Any]:
     """GEM: build the training co-occurrence graph and let the model embed through it."""
     started = time.perf_counter()
-    adjacency = build_adjacency(split.train, schema, node_fields(schema, gem.node_fields, 3),
-                                gem.graph)
+    nodes = node_fields(split.train, schema, gem.node_fields)
+    for warning in nodes.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    adjacency = build_adjacency(split.train, schema, nodes.positions, gem.graph)
     model.use_graph(GraphEmbedding(adjacency, dim, gem.gcn_layers, gem.gcn_dropout,
                                    gem.sampling, gem.gcn_activation))
     return {"nodes": adjacency.n_nodes, "edges": int((adjacency.degree() - 1).sum() // 2),
+            "node_fields": [schema.fields[pos].name for pos in nodes.positions],
+            "link_shares": nodes.shares, "warnings": nodes.warnings,
             "build_seconds": round(time.perf_counter() - started, 3)}
 
 

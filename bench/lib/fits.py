@@ -41,6 +41,8 @@ def train_one(key: str, options: dict, folder: Path, fit: FitFunction | None = N
     metrics = (fit or training_api.fit_in_worker)(options, folder / key.replace("|", "_"))
     keep = ("valid", "test", "epochs", "best_epoch", "epoch_seconds", "train_seconds")
     result = {"key": key, "options": options, **{k: metrics[k] for k in keep}}
+    if metrics.get("graph"):  # GEM: which node fields the run used, and why
+        result["graph"] = {k: metrics["graph"][k] for k in ("node_fields", "link_shares")}
     device = metrics["config"]["device"]
     if device != "cpu":
         result["device_name"] = training_api.device_name(device)

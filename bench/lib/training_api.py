@@ -186,9 +186,9 @@ def split_data(data: Any, task: str) -> Any:
 
 def gem_graph(split: Any, schema: Any) -> Any:
     """GEM's graph (type a, every field) from the split's training set."""
-    from training.data.graph import build_adjacency, node_fields
+    from training.data.graph import build_adjacency
 
-    return build_adjacency(split.train, schema, node_fields(schema, None, 1), "a")
+    return build_adjacency(split.train, schema, range(len(schema.fields)), "a")
 
 
 def gmlfm_dnn(n_features: int, dim: int) -> Any:

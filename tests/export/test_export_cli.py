@@ -87,7 +87,8 @@ def _libfm_folder(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("model", ["transfm", "gmlfm", "deepfm"])
 def test_libfm_context_joins_the_user_side(tmp_path, model):
     """Context after the item column: TransFM's order-aware cross terms get it right too."""
-    data = load_data(f"libfm:{_libfm_folder(tmp_path)}:user=0:item=1")
+    data = load_data(f"libfm:{_libfm_folder(tmp_path)}",
+                     libfm_fields="field0:user,field1:item,field2")
     assert [f.side for f in data.schema.fields] == ["user", "item", "context"]
     split = make_split(data, "rating", seed=0)
     net = random_model(data, split, model)

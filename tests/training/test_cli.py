@@ -102,3 +102,21 @@ def test_gem_run_saves_a_plain_table_that_evaluate_reproduces(tmp_path):
     assert metrics["graph"]["edges"] > 0 and metrics["graph"]["nodes"] > 0
     again = json.loads(cli("evaluate", "--run", str(out)).stdout)
     assert again["rmse"] == pytest.approx(metrics["test"]["rmse"], abs=1e-6)
+
+
+def test_gem_records_its_node_fields_and_warns_of_a_named_hub(tmp_path):
+    data = SMALL + ",context_low=2,context_high=120"
+    common = ["fit", "--data", data, "--task", "topn", "--embedding", "gcn", "--epochs", "1",
+              "--dim", "8", "--quiet"]
+    default = cli(*common, "--out", str(tmp_path / "default"))
+    assert default.returncode == 0 and "warning" not in default.stderr, default.stderr
+    graph = json.loads((tmp_path / "default" / "metrics.json").read_text())["graph"]
+    assert graph["node_fields"] == ["user_id", "item_id", "context_high"]
+    assert graph["link_shares"]["context_low"] > 0.5 and graph["warnings"] == []
+    named = cli(*common, "--graph-fields", "user_id,item_id,context_low", "--out",
+                str(tmp_path / "named"))
+    assert named.returncode == 0, named.stderr
+    assert named.stderr.startswith("warning: GEM node field context_low: each of its values")
+    graph = json.loads((tmp_path / "named" / "metrics.json").read_text())["graph"]
+    assert graph["node_fields"] == ["user_id", "item_id", "context_low"]
+    assert len(graph["warnings"]) == 1

@@ -106,7 +106,8 @@ BAD_VALUES = [(spec.flag, value, model_taking(spec.name))
               for spec in all_specs() for value in bad_values(spec)]
 FREE_STRINGS = [("--data", "imagenet"), ("--data", "libfm:/no/such/folder"),
                 ("--model", "gpt"), ("--device", "tpu"), ("--device", "cuda:x"),
-                ("--graph-fields", "colour")]
+                ("--graph-fields", "colour"), ("--libfm-fields", "user:seller"),
+                ("--libfm-fields", "user,item,user"), ("--libfm-fields", "user,,item")]
 MISPLACED = [(spec.flag, model) for spec in all_specs() if models_taking(spec.name)
              for model in MODELS if model not in models_taking(spec.name)]
 
@@ -162,3 +163,14 @@ def test_groups_do_not_share_names():
     assert not shared[0] & shared[1]
     for entry in MODELS.values():
         assert not set(entry.options.names()) & (shared[0] | shared[1])
+
+
+def test_libfm_fields_that_do_not_fit_are_one_line(fit_error, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("libfm")
+    for split, text in {"train": "1 0:1 4:1 9:1\n-1 2:1 5:1 8:1\n", "test": "1 0:1 5:1 9:1\n"
+                        }.items():
+        (folder / f"d.{split}.libfm").write_text(text)
+    err = fit_error("--data", f"libfm:{folder}", "--libfm-fields", "user,item")
+    assert "--libfm-fields: 2 names for 3 columns" in err
+    err = fit_error("--data", "synthetic", "--libfm-fields", "user,item")
+    assert "--libfm-fields" in err and "not libfm:PATH" in err

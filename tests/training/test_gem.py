@@ -7,10 +7,17 @@ import pytest
 import torch
 
 from tests.factories import tiny_interactions
-from training.data.graph import build_adjacency, node_fields
+from training.data.graph import (
+    MAX_LINK_SHARE,
+    build_adjacency,
+    id_fields,
+    link_shares,
+    node_fields,
+)
 from training.data.instances import InstanceSet
-from training.data.protocols import topn_split
+from training.data.protocols import rating_split, topn_split
 from training.data.schema import FeatureSchema, FeatureTable, Field
+from training.data.synthetic import load_synthetic
 from training.errors import ConfigError
 from training.models import MODELS, build_model
 from training.models.gem import GraphEmbedding
@@ -73,11 +80,44 @@ def test_graph_is_built_from_the_training_split_only():
     assert (a[users, item_feature] == 0).all()  # no test positive became an edge
 
 
-def test_node_fields_default_drops_tiny_fields_and_names_unknown_ones():
-    assert node_fields(SCHEMA, None, 3) == [2]
-    assert node_fields(SCHEMA, ["user", "item"], 3) == [0, 2]
+def test_link_shares_are_each_fields_mean_degree_over_the_nodes_outside_it():
+    # type-a degrees without self loops: u0 u1 f m 3 each, i0 2, i1 4, i2 2 (see above)
+    shares = link_shares(hand_made([1, 1, 1, 1]), SCHEMA)
+    np.testing.assert_allclose(shares, [3 / 5, 3 / 5, (2 + 4 + 2) / 3 / 4])
+    only_first = link_shares(hand_made([1, -1, -1, -1]), SCHEMA)  # u0 f i0: u1 m i1 i2 absent
+    np.testing.assert_allclose(only_first, [2 / 2, 2 / 2, 2 / 2])
+
+
+def test_id_fields_are_the_largest_of_each_side_the_first_on_a_tie():
+    assert id_fields(SCHEMA) == {0, 2}
+    context_only = FeatureSchema.build([Field(f.name, "context", f.kind, f.vocab)
+                                        for f in SCHEMA.fields])
+    assert id_fields(context_only) == set()
+
+
+CONTEXT_DATA = "users=300,items=500,interactions=6000,categories=10,context_low=2,context_high=200"
+
+
+def test_default_node_fields_are_the_ids_and_fields_of_many_values():
+    data = load_synthetic(CONTEXT_DATA)
+    split = rating_split(data, seed=0)
+    nodes = node_fields(split.train, data.schema, None)
+    names = [data.schema.fields[p].name for p in nodes.positions]
+    assert names == ["user_id", "item_id", "context_high"]
+    assert nodes.shares["context_high"] <= MAX_LINK_SHARE < nodes.shares["category"]
+    assert nodes.shares["context_low"] > 0.5  # two values: each joined to most of the graph
+    assert nodes.warnings == []
+
+
+def test_a_named_hub_field_is_taken_with_a_warning_and_unknown_names_are_refused():
+    data = load_synthetic(CONTEXT_DATA)
+    split = rating_split(data, seed=0)
+    nodes = node_fields(split.train, data.schema, ["user_id", "item_id", "context_low"])
+    assert nodes.positions == [0, 2, 4]
+    assert len(nodes.warnings) == 1 and "node field context_low" in nodes.warnings[0]
+    assert f"{nodes.shares['context_low']:.0%} of the graph" in nodes.warnings[0]
     with pytest.raises(ConfigError, match="colour"):
-        node_fields(SCHEMA, ["colour"], 3)
+        node_fields(split.train, data.schema, ["colour"])
 
 
 @pytest.mark.parametrize("name", ["fm", "nfm", "transfm", "gmlfm"])

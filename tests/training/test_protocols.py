@@ -9,6 +9,7 @@ from tests.factories import tiny_interactions
 from training.data.instances import Interactions, RankingGroups
 from training.data.protocols import rating_split, topn_split, unique_interactions
 from training.data.sampling import pair_keys, sample_unseen
+from training.data.synthetic import load_synthetic
 from training.errors import DataError
 
 
@@ -103,7 +104,8 @@ def test_repeated_interaction_keeps_only_its_latest_time():
     again = Interactions(data.name, data.schema, np.append(data.users, 0),
                          np.append(data.items, data.items[0]), np.append(data.times, 10**9),
                          data.user_table, data.item_table, data.user_ids, data.item_ids)
-    users, items, times = unique_interactions(again)
+    users, items, times, contexts = unique_interactions(again)
+    assert contexts is None  # no context in this data
     assert len(users) == len(data.users)
     assert times[(users == 0) & (items == data.items[0])][0] == 10**9
 
@@ -124,3 +126,50 @@ def test_fresh_negatives_know_only_training_positives(data, make):
     fresh = split.sampler.draw(np.random.default_rng(9))
     assert not np.isin(_pairs(fresh, data, -1.0), train_pos).any()
     assert (fresh.labels == -1).sum() == 2 * (fresh.labels == 1).sum()
+
+
+# --- data with context: every instance carries the context of the interaction it stands for ---
+
+CONTEXT_SPEC = "users=40,items=200,interactions=700,categories=5,context_low=2,context_high=30"
+
+
+def _context_of_interaction(data: Interactions) -> dict[tuple[int, int], int]:
+    return {(u, i): c for u, i, c in zip(data.users.tolist(), data.items.tolist(),
+                                         data.contexts.tolist())}
+
+
+def test_context_rides_with_positives_negatives_and_candidates():
+    data = load_synthetic(CONTEXT_SPEC)
+    context = _context_of_interaction(data)
+    split = topn_split(data, seed=0)
+    users, items, contexts = split.train.rows
+    positives = split.train.labels == 1
+    assert all(context[u, i] == c for u, i, c in
+               zip(users[positives], items[positives], contexts[positives]))
+    n_pos = positives.sum()  # positive-major: positive p's negatives follow all positives
+    assert (contexts[n_pos:] == np.repeat(contexts[:n_pos], 2)).all()
+    for held in (split.valid, split.test):
+        g = held.instances.rows[2].reshape(held.n_groups, held.group_size)
+        assert (g == g[:, :1]).all()  # every candidate in its positive's context
+        first = held.instances.subset(np.arange(0, len(held.instances), held.group_size))
+        assert all(context[u, i] == c for u, i, c in zip(*first.rows))
+    test_firsts = split.test.instances.rows[2][::split.test.group_size]
+    assert (split.catalog.test_contexts == test_firsts).all()
+    assert (split.sampler.instances(split.train.rows[1][n_pos:].reshape(-1, 2)).rows[2]
+            == contexts).all()
+
+
+def test_rating_negatives_take_a_context_of_their_users_own():
+    data = load_synthetic(CONTEXT_SPEC)
+    split = rating_split(data, seed=0)
+    seen = {(u, c) for u, c in zip(data.users.tolist(), data.contexts.tolist())}
+    for part in (split.train, split.valid, split.test):
+        users, _, contexts = part.rows
+        assert all((u, c) in seen for u, c in zip(users.tolist(), contexts.tolist()))
+    assert len(split.sampler.contexts) == len(split.sampler.users)
+
+
+def test_data_with_context_refuses_pairs_without_it():
+    data = load_synthetic(CONTEXT_SPEC)
+    with pytest.raises(ValueError, match="has context"):
+        data.pairs(data.users[:3], data.items[:3], np.ones(3))

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.data.libfm import load_libfm
+from training.data.libfm import load_libfm, parse_field_names
 from training.data.movielens import ML100K_SHA256, load_movielens_1m, load_movielens_100k
 from training.data.specs import default_data_dir, load_data
 from training.data.synthetic import load_synthetic
@@ -65,6 +65,25 @@ def test_ml1m_fields_tables_and_codes(tmp_path):
     assert len(data.fingerprint) == 16
 
 
+def test_ml1m_with_context_adds_weekday_and_time_of_day_after_the_paper_fields(tmp_path):
+    folder = write_ml1m(tmp_path / "ml")
+    plain, data = load_movielens_1m(folder), load_movielens_1m(folder, context=True)
+    assert [f.name for f in data.schema.fields] == PAPER_FIELDS + ["weekday", "time_of_day"]
+    assert data.schema.fields[:6] == plain.schema.fields  # the paper's features unchanged
+    assert [f.side for f in data.schema.fields[6:]] == ["context", "context"]
+    assert data.schema.field("weekday").vocab[0] == "Mon"
+    assert data.schema.field("time_of_day").vocab == (
+        "00-04h", "04-08h", "08-12h", "12-16h", "16-20h", "20-24h")
+    # 978300760 is Sun 2000-12-31 22:12 UTC; 978824291 is Sat 2001-01-06 23:38 UTC
+    rows = data.context_table.idx[data.contexts] - data.schema.fields[6].offset
+    assert [data.schema.fields[6].vocab[w] for w in rows[[0, 4], 0]] == ["Sun", "Sat"]
+    assert (rows[:, 1] - data.schema.fields[6].size).tolist() == [5, 5, 5, 5, 5]
+    np.testing.assert_array_equal(data.user_table.idx, plain.user_table.idx)
+    assert data.name == "movielens-1m+context" and data.fingerprint != plain.fingerprint
+    assert plain.context_table is None and plain.contexts is None
+    assert load_data(f"movielens-1m+context:{folder}").fingerprint == data.fingerprint
+
+
 def test_ml1m_fingerprint_follows_the_bytes(tmp_path):
     a = load_movielens_1m(write_ml1m(tmp_path / "a"))
     b = load_movielens_1m(write_ml1m(tmp_path / "b", ratings=ML1M["ratings.dat"][:-2] + "2\n"))
@@ -116,6 +135,15 @@ def test_ml100k_real(ml100k):
     np.testing.assert_allclose(sums[has_genre], 1.0, rtol=1e-5)
     assert ml100k.users.max() == 942 and ml100k.items.max() == 1681
     assert ml100k.user_ids[195] == "196" and ml100k.users[0] == 195  # first rating: user 196
+
+
+def test_ml100k_with_context_keeps_the_plain_data_as_recorded(ml100k):
+    assert ml100k.fingerprint == "7f61671b3989312b"  # the data of bench/RESULTS.md's rows
+    data = load_data("movielens-100k+context")
+    assert data.schema.fields[:6] == ml100k.schema.fields
+    assert [f.size for f in data.schema.fields[6:]] == [7, 6]
+    assert len(data.contexts) == 100_000 and len(data.context_table) <= 42
+    np.testing.assert_array_equal(data.times, ml100k.times)
 
 
 def copy_ml100k(target: Path, names) -> Path:
@@ -189,6 +217,62 @@ def test_libfm_overlapping_positions_are_one_field(tmp_path):
     folder = write_libfm(tmp_path / "d", train="1 0:1 2:1\n1 2:1 3:1\n", test="0 1:1 3:1\n")
     data = load_libfm(folder)
     assert [f.name for f in data.schema.fields] == ["feature"]
+    assert "columns 0 (0–2) and 1 (2–3) overlap" in data.notes[-1]
+
+
+# Columns whose indices have gaps, as any subset of a libFM file has: column 0 uses 0 and 3
+# (1, 2 unused), column 1 lives above column 2, and nothing uses 6–9.
+GAPPED = {"train": "1 0:1 14:1 10:1\n-1 3:1 12:1 11:1\n1 3:1 14:1 5:1\n",
+          "test": "1 0:1 12:1 5:1\n"}
+
+
+def test_libfm_gapped_columns_are_positional_fields(tmp_path):
+    data = load_libfm(write_libfm(tmp_path / "d", **GAPPED))
+    fields = data.schema.fields
+    assert [(f.name, f.side, f.kind, f.vocab) for f in fields] == [
+        ("field0", "context", "categorical", ("0", "3")),
+        ("field1", "context", "categorical", ("12", "14")),
+        ("field2", "context", "categorical", ("5", "10", "11"))]
+    assert data.schema.n_features == 7  # dense: the unused indices are no features
+    table = data.train.tables[0]
+    assert table.idx.tolist() == [[0, 3, 5], [1, 2, 6], [1, 3, 4]]
+    assert table.slot_field.tolist() == [0, 1, 2]
+    assert data.test.tables[0].idx.tolist() == [[0, 2, 4]]
+    assert "3 positional fields inferred" in data.notes[-1]
+    assert "field1 (context): 2 values in 12–14" in data.notes[-1]
+    assert "--libfm-fields" in data.notes[-1]  # says how to name them
+
+
+def test_libfm_fields_name_the_columns_and_give_their_sides(tmp_path):
+    folder = write_libfm(tmp_path / "d", **GAPPED)
+    data = load_libfm(folder, parse_field_names("user,item,hour"))
+    assert [(f.name, f.side) for f in data.schema.fields] == [
+        ("user", "user"), ("item", "item"), ("hour", "context")]
+    assert "user (user): 2 values in 0–3" in data.notes[-1]
+    explicit = load_libfm(folder, parse_field_names("uid:user, mid : item,place:context"))
+    assert [(f.name, f.side) for f in explicit.schema.fields] == [
+        ("uid", "user"), ("mid", "item"), ("place", "context")]
+    assert load_data(f"libfm:{folder}", libfm_fields="a:user,b:item,c").schema.fields[1].side \
+        == "item"
+
+
+def test_libfm_fields_that_do_not_fit_the_files(tmp_path):
+    with pytest.raises(ConfigError, match=r"--libfm-fields: 2 names for 3 columns"):
+        load_libfm(write_libfm(tmp_path / "a", **GAPPED), parse_field_names("user,item"))
+    unfielded = write_libfm(tmp_path / "b", train="1 0:1 7:2\n0 3:1\n", test="1 5:1\n")
+    with pytest.raises(ConfigError, match=r"--libfm-fields: 2 names given, but the files have "
+                                          r"no positional fields \(lines differ in length"):
+        load_libfm(unfielded, parse_field_names("user,item"))
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("user,,item", "bad name ''"), ("user:seller", "bad side 'seller'"),
+    ("user,item,user", "field 'user' named twice"), ("user id,item", "bad name 'user id'"),
+])
+def test_libfm_field_names_refused(text, problem):
+    with pytest.raises(ConfigError, match=f"invalid value for --libfm-fields: '{text}' "
+                                          f"\\({problem}"):
+        parse_field_names(text)
 
 
 @pytest.mark.parametrize("train, line, problem", [
@@ -256,6 +340,25 @@ def test_synthetic_plants_segment_taste():
     assert top_share > 3 / 10  # uniform tastes would give about 1/10
 
 
+def test_synthetic_context_fields_are_planted_beside_unchanged_data():
+    plain = load_synthetic(SMALL)
+    data = load_synthetic(SMALL + ",context_low=2,context_high=40")
+    assert [(f.name, f.side, f.size) for f in data.schema.fields[4:]] == [
+        ("context_low", "context", 2), ("context_high", "context", 40)]
+    assert data.schema.fields[:4] == plain.schema.fields
+    for name in ("users", "items", "times"):
+        np.testing.assert_array_equal(getattr(data, name), getattr(plain, name))
+    assert load_synthetic(SMALL + ",context_low=0").fingerprint == plain.fingerprint
+    assert data.fingerprint != plain.fingerprint
+    category = data.item_table.idx[data.items, 1] - data.schema.field("category").offset
+    values = data.context_table.idx[data.contexts] - data.schema.fields[4].offset
+    high = values[:, 1] - 2
+    assert np.mean(high % 10 == category) > 0.5  # at home half the time, by chance 1 in 10
+    assert np.mean(values[:, 0] == category % 2) > 0.7  # 1/2 + 1/2 * 1/2
+    again = load_synthetic(SMALL + ",context_low=2,context_high=40")
+    np.testing.assert_array_equal(again.contexts, data.contexts)
+
+
 def test_synthetic_minimum_interactions():
     data = load_synthetic("users=50,items=3,interactions=0,categories=3")
     assert len(data.users) == 150 and np.bincount(data.users).min() == 3
@@ -264,7 +367,8 @@ def test_synthetic_minimum_interactions():
 @pytest.mark.parametrize("params, key", [
     ("users=10,colour=red", "colour"), ("users=ten", "users"), ("items=2", "items"),
     ("skew=-1", "skew"), ("seed=1.5", "seed"), ("skew=nan", "skew"), ("items", "items"),
-    ("items=5,categories=6", "categories"),
+    ("items=5,categories=6", "categories"), ("context_low=-1", "context_low"),
+    ("context_high=2.5", "context_high"),
 ])
 def test_synthetic_bad_params_name_the_key(params, key):
     with pytest.raises(ConfigError, match=f"'{key}'"):
@@ -282,6 +386,8 @@ def test_specs_dispatch(tmp_path):
 
 @pytest.mark.parametrize("spec, message", [
     ("movielens-10m", "valid forms: movielens-100k"), ("movielens-100k:x", "unknown spec"),
+    ("movielens-100k+context:x", "unknown spec"), ("libfm+context:x", "unknown spec"),
+    ("synthetic+context", "unknown spec"), ("movielens-1m+context:", "movielens-1m"),
     ("libfm:", "libfm:PATH"), ("movielens-1m: ", "movielens-1m:PATH"), ("", "unknown spec"),
 ])
 def test_specs_errors(spec, message):

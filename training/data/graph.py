@@ -5,6 +5,11 @@ positive training instance. Type "a" joins every pair of node-field features, ty
 user-side feature with an item-side one. The result is the symmetric-normalised adjacency with
 self loops, D̃^-½ (A + I) D̃^-½, in CSR form: GEM propagates the whole table through it every
 forward, and sampling re-weighs its entries by the undirected edge each belongs to.
+
+Which fields are nodes follows the GEM paper: the user and item ids always, other fields only
+when they have so many values that each value links to a small share of the graph. A field of a
+few values (a weekend flag, a gender) joined to everything becomes a hub whose vector averages
+over most of the graph, and blurs the vectors it is joined to.
 """
 
 from __future__ import annotations
@@ -50,22 +55,84 @@ class Adjacency:
                                            (self.n_nodes, self.n_nodes))
 
 
-def node_fields(schema: FeatureSchema, names: Sequence[str] | None, min_values: int) -> list[int]:
-    """Positions of the fields that become nodes: the named ones, or every field with at least
-    `min_values` values (the GEM paper drops near-constant fields such as a weekend flag)."""
+# A field joins the default node fields only if one of its values links, on average, to at most
+# this share of the graph's other nodes. Measured on the training graphs of MovieLens-100k (with
+# context) and the synthetic context data: id fields 2-9 %, a planted 300-value context field
+# 6-7 %, every field of 21 values or fewer 20-93 % (gender 77 %, weekday 60 %). Such hub values
+# each average over much of the graph, so they lose their identity (the GEM paper's `isweekend`,
+# linked to half of all nodes); bench/RESULTS.md, section gem-context, measures the choices.
+MAX_LINK_SHARE = 0.1
+
+
+@dataclass(frozen=True)
+class NodeFields:
+    """GEM's node fields and why: each field's link share, and a warning per chosen hub."""
+
+    positions: list[int]
+    shares: dict[str, float]  # field name -> mean share of other nodes one value links to
+    warnings: list[str]
+
+
+def node_fields(train: InstanceSet, schema: FeatureSchema, names: Sequence[str] | None
+                ) -> NodeFields:
+    """The named fields, or by default the user and item id fields (the largest field of each
+    side) and every other field whose values link to at most MAX_LINK_SHARE of the graph;
+    either way a warning for each chosen field whose values link to more."""
+    known = [f.name for f in schema.fields]
+    unknown = [n for n in names or () if n not in known]
+    if unknown:
+        raise ConfigError(f"--graph-fields: unknown field(s) {', '.join(unknown)}; "
+                          f"fields are {', '.join(known)}")
+    shares = link_shares(train, schema)
     if names:
-        known = [f.name for f in schema.fields]
-        unknown = [n for n in names if n not in known]
-        if unknown:
-            raise ConfigError(f"--graph-fields: unknown field(s) {', '.join(unknown)}; "
-                              f"fields are {', '.join(known)}")
-        return [known.index(n) for n in names]
-    return [pos for pos, f in enumerate(schema.fields) if f.size >= min_values]
+        chosen = [known.index(n) for n in names]
+    else:
+        chosen = [pos for pos in range(len(known))
+                  if pos in id_fields(schema) or shares[pos] <= MAX_LINK_SHARE]
+    warnings = [f"GEM node field {known[pos]}: each of its values links on average to "
+                f"{shares[pos]:.0%} of the graph's other nodes (more than "
+                f"{MAX_LINK_SHARE:.0%}); such hubs blur the embeddings around them, "
+                "consider leaving it out of --graph-fields" for pos in chosen
+                if shares[pos] > MAX_LINK_SHARE]
+    return NodeFields(chosen, {n: round(float(v), 4) for n, v in zip(known, shares)}, warnings)
+
+
+def id_fields(schema: FeatureSchema) -> set[int]:
+    """The user and the item id field: the field of each side with the most values."""
+    ids = set()
+    for side in ("user", "item"):
+        on_side = [pos for pos, f in enumerate(schema.fields) if f.side == side]
+        if on_side:  # the first of the largest, should two tie
+            ids.add(max(on_side, key=lambda pos: schema.fields[pos].size))
+    return ids
+
+
+def link_shares(train: InstanceSet, schema: FeatureSchema) -> np.ndarray:
+    """Per field, the mean over its values of the share of the graph's nodes outside the field
+    that the value is joined to, in the type-a graph of every field (values that never occur
+    in a positive instance are left out)."""
+    n = schema.n_features
+    edges = _edges(train, schema, range(len(schema.fields)), "a")
+    degree = np.bincount(np.concatenate([edges // n, edges % n]), minlength=n)
+    present = degree > 0
+    shares = np.zeros(len(schema.fields))
+    for pos, f in enumerate(schema.fields):
+        own = slice(f.offset, f.offset + f.size)
+        outside = present.sum() - present[own].sum()
+        if present[own].any() and outside:
+            shares[pos] = degree[own][present[own]].mean() / outside
+    return shares
 
 
 def build_adjacency(train: InstanceSet, schema: FeatureSchema, fields: Sequence[int],
                     graph: str) -> Adjacency:
     """The normalised co-occurrence graph of the positive training instances."""
+    return _normalise(_edges(train, schema, fields, graph), schema.n_features)
+
+
+def _edges(train: InstanceSet, schema: FeatureSchema, fields: Sequence[int],
+           graph: str) -> np.ndarray:
+    """The graph's undirected edges i < j as sorted keys i * n + j."""
     positives = np.flatnonzero(train.labels > 0)
     slot_field = train.slot_field
     side = np.array([schema.fields[f].side for f in slot_field])
@@ -75,8 +142,7 @@ def build_adjacency(train: InstanceSet, schema: FeatureSchema, fields: Sequence[
     allowed = _allowed_column_pairs(slot_field, side, fields, graph)  # (W, W) bool
     keys = [_edge_keys(train, positives[s:s + CHUNK_ROWS], allowed, schema.n_features)
             for s in range(0, len(positives), CHUNK_ROWS)]
-    edges = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
-    return _normalise(edges, schema.n_features)
+    return np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
 
 
 def _allowed_column_pairs(slot_field: np.ndarray, side: np.ndarray, fields: Sequence[int],

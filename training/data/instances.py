@@ -57,7 +57,9 @@ class Interactions:
     """Implicit-feedback data (MovieLens, synthetic): who interacted with what, and when.
 
     Users and items are dense codes 0..U-1 / 0..I-1 indexing user_table / item_table; user_ids
-    and item_ids map them back to the source's identifiers.
+    and item_ids map them back to the source's identifiers. Data with context (the weekday of a
+    rating) gives each interaction a row of context_table: an instance made from an interaction
+    (its negatives, its ranking candidates) carries that interaction's context.
     """
 
     name: str
@@ -72,6 +74,8 @@ class Interactions:
     fingerprint: str = ""
     # display text per item, in item order (MovieLens: title, genres); never a model feature
     item_attributes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    context_table: FeatureTable | None = None  # distinct context rows
+    contexts: np.ndarray | None = None  # (N,) the context_table row of each interaction
 
     @property
     def n_users(self) -> int:
@@ -81,10 +85,16 @@ class Interactions:
     def n_items(self) -> int:
         return len(self.item_table)
 
-    def pairs(self, users: np.ndarray, items: np.ndarray, labels: np.ndarray) -> InstanceSet:
-        """Instances joining user rows and item rows."""
-        return InstanceSet((users, items), (self.user_table, self.item_table),
-                           labels.astype(np.float32))
+    def pairs(self, users: np.ndarray, items: np.ndarray, labels: np.ndarray,
+              contexts: np.ndarray | None = None) -> InstanceSet:
+        """Instances joining user rows, item rows and, for data with context, context rows."""
+        labels = labels.astype(np.float32)
+        if self.context_table is None:
+            return InstanceSet((users, items), (self.user_table, self.item_table), labels)
+        if contexts is None:
+            raise ValueError(f"{self.name} has context: every instance needs its context row")
+        return InstanceSet((users, items, contexts),
+                           (self.user_table, self.item_table, self.context_table), labels)
 
 
 @dataclass(frozen=True)

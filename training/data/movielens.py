@@ -3,6 +3,10 @@
 User side: user_id, gender, age, occupation; item side: item_id, genre. Every rating counts as an
 implicit interaction. MovieLens-100k with side info is not downloadable from GroupLens here, so the
 project takes RecBole's copy out of its PyPI wheel and pins the bytes by SHA-256.
+
+With `context`, each rating also carries the weekday and the time of day (four-hour buckets) of
+its timestamp, read in UTC: context fields for context-aware models, appended after the paper's
+fields so that those keep their features.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from training.data.schema import (
     Field,
     categorical_columns,
     concat_tables,
+    context_rows,
     multihot_columns,
 )
 from training.errors import DataError
@@ -38,6 +43,11 @@ ML100K_SHA256 = {
 # ML-1M's age codes; 100k's raw ages are bucketed into them so both datasets share one field.
 AGE_BOUNDS = (18, 25, 35, 45, 50, 56)
 AGE_CODES = np.array(["1", "18", "25", "35", "45", "50", "56"])
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday
+HOURS_PER_BUCKET = 4
+TIMES_OF_DAY = tuple(f"{h:02d}-{h + HOURS_PER_BUCKET:02d}h" for h in range(0, 24, HOURS_PER_BUCKET))
+CONTEXT_FIELDS = ("weekday", "time_of_day")
 
 
 @dataclass(frozen=True)
@@ -52,8 +62,9 @@ class _Source:
         return _numbers(self.rows[:, col], dtype, what, self.path, self.first_line)
 
 
-def load_movielens_100k(data_dir: Path) -> Interactions:
-    """MovieLens-100k from `data_dir/ml-100k`, fetched from the RecBole wheel when absent."""
+def load_movielens_100k(data_dir: Path, context: bool = False) -> Interactions:
+    """MovieLens-100k from `data_dir/ml-100k`, fetched from the RecBole wheel when absent;
+    with `context`, the rating's weekday and time of day as context fields."""
     folder = Path(data_dir) / "ml-100k"
     _ensure_ml100k(folder)
     blobs = {name: _checked(folder / name) for name in ML100K_SHA256}
@@ -63,12 +74,13 @@ def load_movielens_100k(data_dir: Path) -> Interactions:
     ages = AGE_CODES[np.digitize(users.numbers(1, np.int64, "age"), AGE_BOUNDS)]
     genres = [g.split() for g in items.rows[:, 3]]
     return _assemble("movielens-100k", ratings, users, (users.rows[:, 2], ages, users.rows[:, 3]),
-                     items, genres, _fingerprint(blobs.values()),
+                     items, genres, list(blobs.values()), context,
                      {"title": items.rows[:, 1], "year": items.rows[:, 2]})
 
 
-def load_movielens_1m(path: Path) -> Interactions:
-    """MovieLens-1M from a folder holding GroupLens' ratings.dat, users.dat and movies.dat."""
+def load_movielens_1m(path: Path, context: bool = False) -> Interactions:
+    """MovieLens-1M from a folder holding GroupLens' ratings.dat, users.dat and movies.dat;
+    with `context`, the rating's weekday and time of day as context fields."""
     folder = Path(path)
     blobs = {name: _read(folder / name) for name in ("ratings.dat", "users.dat", "movies.dat")}
     ratings = _source(blobs["ratings.dat"], folder / "ratings.dat", 4, b"::")
@@ -76,13 +88,14 @@ def load_movielens_1m(path: Path) -> Interactions:
     items = _source(blobs["movies.dat"], folder / "movies.dat", 3, b"::", encoding="latin-1")
     genres = [[g for g in text.split("|") if g] for text in items.rows[:, 2]]
     return _assemble("movielens-1m", ratings, users, tuple(users.rows[:, 1:4].T), items, genres,
-                     _fingerprint(blobs.values()), {"title": items.rows[:, 1]})
+                     list(blobs.values()), context, {"title": items.rows[:, 1]})
 
 
 def _assemble(name: str, ratings: _Source, users: _Source, user_values: tuple[np.ndarray, ...],
-              items: _Source, genres: list[list[str]], fingerprint: str,
-              display: dict[str, np.ndarray]) -> Interactions:
-    """Fields in the paper's order; tables in id order; ratings mapped to those rows.
+              items: _Source, genres: list[list[str]], blobs: list[bytes],
+              context: bool, display: dict[str, np.ndarray]) -> Interactions:
+    """Fields in the paper's order, then the context fields if asked; tables in id order;
+    ratings mapped to those rows; the items' display text beside them (never a feature).
 
     user_values: gender, age and occupation per row of `users`, in file order; display: text
     columns of `items` in file order, kept for serving (the genres are added to them).
@@ -94,21 +107,41 @@ def _assemble(name: str, ratings: _Source, users: _Source, user_values: tuple[np
     user_fields = [_categorical(n, "user", v) for n, v in named.items()]
     item_field, item_codes = _categorical("item_id", "item", item_ids)
     genre_field, genre_codes = _genres([genres[k] for k in item_order])
-    schema = FeatureSchema.build([f for f, _ in user_fields] + [item_field, genre_field])
+    times = ratings.numbers(3, np.float64, "timestamp").astype(np.int64)
+    context_fields = _timestamp_context(times) if context else []
+    schema = FeatureSchema.build([f for f, _ in user_fields] + [item_field, genre_field] +
+                                 [f for f, _ in context_fields])
     user_table = concat_tables([categorical_columns(schema.fields[p], p, codes)
                                 for p, (_, codes) in enumerate(user_fields)])
     item_table = concat_tables([categorical_columns(schema.fields[4], 4, item_codes),
                                 multihot_columns(schema.fields[5], 5, genre_codes)])
     ratings.numbers(2, np.float64, "rating")  # unused as implicit feedback, but must be valid
+    context_table, contexts = None, None
+    if context:
+        first = len(schema.fields) - len(context_fields)
+        context_table, contexts = context_rows(schema.fields[first:],
+                                               list(range(first, len(schema.fields))),
+                                               [codes for _, codes in context_fields])
+        name += "+context"  # and features of its own, so a fingerprint of its own
+        blobs = [*blobs, ("context:" + ",".join(CONTEXT_FIELDS)).encode()]
     return Interactions(
         name, schema,
         users=_lookup(ratings, 0, user_ids, "user id", users.path),
         items=_lookup(ratings, 1, item_ids, "item id", items.path),
-        times=ratings.numbers(3, np.float64, "timestamp").astype(np.int64),
-        user_table=user_table, item_table=item_table,
-        user_ids=schema.fields[0].vocab, item_ids=item_field.vocab, fingerprint=fingerprint,
+        times=times, user_table=user_table, item_table=item_table,
+        user_ids=schema.fields[0].vocab, item_ids=item_field.vocab,
+        fingerprint=_fingerprint(blobs), context_table=context_table, contexts=contexts,
         item_attributes={**{k: tuple(v[item_order].tolist()) for k, v in display.items()},
                          "genres": tuple("|".join(genres[k]) for k in item_order)})
+
+
+def _timestamp_context(times: np.ndarray) -> list[tuple[Field, np.ndarray]]:
+    """The weekday and the four-hour bucket of each Unix timestamp (UTC), as context fields
+    with every value in their vocabulary, seen or not, and each rating's code."""
+    days, seconds = np.divmod(times, 86_400)
+    return [(Field("weekday", "context", "categorical", WEEKDAYS), (days + EPOCH_WEEKDAY) % 7),
+            (Field("time_of_day", "context", "categorical", TIMES_OF_DAY),
+             seconds // (3600 * HOURS_PER_BUCKET))]
 
 
 def _categorical(name: str, side: str, values: np.ndarray) -> tuple[Field, np.ndarray]:

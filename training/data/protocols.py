@@ -9,6 +9,7 @@ topn:   per user, the latest interaction is the test positive and the one before
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,6 +31,7 @@ class Catalog:
     test_users: np.ndarray  # (G,)
     test_items: np.ndarray  # (G,)
     known_keys: np.ndarray  # sorted pair keys of train + validation positives
+    test_contexts: np.ndarray | None = None  # (G,) each positive's context row, if any
 
 
 @dataclass(frozen=True)
@@ -43,14 +45,25 @@ class Split:
     sampler: NegativeSampler | None = None  # interaction data: fresh, leak-free negatives
 
 
-def unique_interactions(data: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(users, items, times) with repeated (user, item) pairs reduced to their latest time,
-    so a re-watched item can never sit in both train and test."""
+def unique_interactions(data: Interactions
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(users, items, times, contexts) with repeated (user, item) pairs reduced to their latest
+    interaction, so a re-watched item can never sit in both train and test; contexts is None
+    for data without context."""
     order = np.lexsort((data.times, data.items, data.users))
-    u, i, t = data.users[order], data.items[order], data.times[order]
+    u, i = data.users[order], data.items[order]
     last = np.ones(len(u), bool)
     last[:-1] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
-    return u[last], i[last], t[last]
+    keep = order[last]
+    return data.users[keep], data.items[keep], data.times[keep], _take(data.contexts, keep)
+
+
+def _take(contexts: np.ndarray | None, selector: np.ndarray) -> np.ndarray | None:
+    return None if contexts is None else contexts[selector]
+
+
+def _repeat(contexts: np.ndarray | None, n: int) -> np.ndarray | None:
+    return None if contexts is None else np.repeat(contexts, n)
 
 
 @dataclass(frozen=True)
@@ -67,11 +80,12 @@ class NegativeSampler:
     items: np.ndarray  # (P,)
     known: np.ndarray
     negatives: int
+    contexts: np.ndarray | None = None  # (P,) for data with context; a negative shares it
 
     def training_only(self) -> NegativeSampler:
         """The same positives, avoiding only themselves: what per-epoch draws may know."""
         keys = np.unique(pair_keys(self.users, self.items, self.data.n_items))
-        return NegativeSampler(self.data, self.users, self.items, keys, self.negatives)
+        return dataclasses.replace(self, known=keys)
 
     def draw_items(self, rng: np.random.Generator) -> np.ndarray:
         """(P, negatives) negative items, row p for positive p."""
@@ -79,36 +93,43 @@ class NegativeSampler:
                              distinct=False)
 
     def draw(self, rng: np.random.Generator) -> InstanceSet:
-        """Positives at +1, then each positive's negatives at -1 (positive-major order)."""
-        neg = self.draw_items(rng)
-        users = np.concatenate([self.users, np.repeat(self.users, self.negatives)])
-        items = np.concatenate([self.items, neg.ravel()])
-        labels = np.concatenate([np.ones(len(self.users)), -np.ones(neg.size)])
-        return self.data.pairs(users, items, labels)
+        """Positives at +1, then each positive's fresh negatives at -1."""
+        return self.instances(self.draw_items(rng))
+
+    def instances(self, negatives: np.ndarray) -> InstanceSet:
+        """Positives at +1, then the (P, negatives) items at -1 in positive-major order, each
+        with its positive's user (and context)."""
+        n = self.negatives
+        users = np.concatenate([self.users, np.repeat(self.users, n)])
+        items = np.concatenate([self.items, negatives.ravel()])
+        labels = np.concatenate([np.ones(len(self.users)), -np.ones(negatives.size)])
+        contexts = None if self.contexts is None else \
+            np.concatenate([self.contexts, np.repeat(self.contexts, n)])
+        return self.data.pairs(users, items, labels, contexts)
 
 
 def rating_split(data: Interactions, seed: int, negatives: int = 2,
                  fractions: tuple[float, float] = (0.7, 0.2)) -> Split:
     rng = np.random.default_rng(seed)
-    users, items, _ = unique_interactions(data)
+    users, items, _, contexts = unique_interactions(data)
     known = np.sort(pair_keys(users, items, data.n_items))
-    every = NegativeSampler(data, users, items, known, negatives).draw(rng)
+    every = NegativeSampler(data, users, items, known, negatives, contexts).draw(rng)
     order = rng.permutation(len(every))
     cut_train = int(round(fractions[0] * len(every)))
     cut_valid = cut_train + int(round(fractions[1] * len(every)))
     train = every.subset(order[:cut_train])
     positive = train.labels > 0
-    sampler = NegativeSampler(data, train.rows[0][positive], train.rows[1][positive], known,
-                              negatives)
+    rows = [r[positive] for r in train.rows]  # users, items and, with context, contexts
+    sampler = NegativeSampler(data, rows[0], rows[1], known, negatives, *rows[2:])
     return Split("rating", train, every.subset(order[cut_train:cut_valid]),
                  every.subset(order[cut_valid:]), sampler=sampler.training_only())
 
 
 def topn_split(data: Interactions, seed: int, negatives: int = 2, candidates: int = 99) -> Split:
     rng = np.random.default_rng(seed)
-    users, items, times = unique_interactions(data)
+    users, items, times, contexts = unique_interactions(data)
     order = np.lexsort((np.arange(len(users)), times, users))  # by user, then time
-    users, items = users[order], items[order]
+    users, items, contexts = users[order], items[order], _take(contexts, order)
     counts = np.bincount(users, minlength=data.n_users)
     if not (counts >= 2).any():
         raise DataError(f"{data.name}: no user has 2 interactions; top-n needs a held-out one")
@@ -118,24 +139,31 @@ def topn_split(data: Interactions, seed: int, negatives: int = 2, candidates: in
     held_out = np.zeros(len(users), bool)
     held_out[test_pos] = held_out[valid_pos] = True
     all_known = np.sort(pair_keys(users, items, data.n_items))
-    sampler = NegativeSampler(data, users[~held_out], items[~held_out], all_known, negatives)
+    sampler = NegativeSampler(data, users[~held_out], items[~held_out], all_known, negatives,
+                              _take(contexts, ~held_out))
     train = sampler.draw(rng)
-    valid = _ranking_groups(data, users[valid_pos], items[valid_pos], candidates, all_known, rng)
-    test = _ranking_groups(data, users[test_pos], items[test_pos], candidates, all_known, rng)
+    valid = _ranking_groups(data, users[valid_pos], items[valid_pos], _take(contexts, valid_pos),
+                            candidates, all_known, rng)
+    test = _ranking_groups(data, users[test_pos], items[test_pos], _take(contexts, test_pos),
+                           candidates, all_known, rng)
     model_known = np.union1d(sampler.training_only().known,
                              pair_keys(users[valid_pos], items[valid_pos], data.n_items))
-    catalog = Catalog(data, users[test_pos], items[test_pos], model_known)
+    catalog = Catalog(data, users[test_pos], items[test_pos], model_known,
+                      _take(contexts, test_pos))
     return Split("topn", train, valid, test, catalog, sampler=sampler.training_only())
 
 
 def _ranking_groups(data: Interactions, users: np.ndarray, positives: np.ndarray,
-                    candidates: int, known: np.ndarray, rng: np.random.Generator) -> RankingGroups:
-    """Each positive followed by `candidates` distinct items its user never interacted with."""
+                    contexts: np.ndarray | None, candidates: int, known: np.ndarray,
+                    rng: np.random.Generator) -> RankingGroups:
+    """Each positive followed by `candidates` distinct items its user never interacted with,
+    all in the positive's context."""
     neg = sample_unseen(users, candidates, data.n_items, known, rng, distinct=True)
     group_items = np.concatenate([positives[:, None], neg], axis=1)  # (G, 1 + C)
     labels = np.full(group_items.shape, -1.0)
     labels[:, 0] = 1.0
-    instances = data.pairs(np.repeat(users, candidates + 1), group_items.ravel(), labels.ravel())
+    instances = data.pairs(np.repeat(users, candidates + 1), group_items.ravel(), labels.ravel(),
+                           _repeat(contexts, candidates + 1))
     return RankingGroups(instances, candidates + 1)
 
 

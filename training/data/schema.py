@@ -7,12 +7,14 @@ value arrays; padding has value 0, so it adds nothing to any model that weights 
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 Side = Literal["user", "item", "context"]
+SIDES: tuple[Side, ...] = typing.get_args(Side)
 Kind = Literal["categorical", "multihot", "numeric"]
 
 
@@ -114,6 +116,16 @@ def multihot_columns(field: Field, field_pos: int, code_lists: list[list[int]]) 
     idx[rows, cols] = field.offset + flat
     val[rows, cols] = np.repeat(1.0 / np.maximum(lengths, 1), lengths)
     return FeatureTable(idx, val, np.full(width, field_pos))
+
+
+def context_rows(fields: tuple[Field, ...], positions: list[int], codes: list[np.ndarray]
+                 ) -> tuple[FeatureTable, np.ndarray]:
+    """Per-interaction context codes (one array per field) as a table of their distinct
+    combinations, and each interaction's row in it: a few dozen rows, not one per rating."""
+    combos, rows = np.unique(np.stack(codes, axis=1), axis=0, return_inverse=True)
+    table = concat_tables([categorical_columns(f, p, combos[:, j])
+                           for j, (f, p) in enumerate(zip(fields, positions, strict=True))])
+    return table, rows.reshape(-1)
 
 
 def concat_tables(tables: list[FeatureTable]) -> FeatureTable:

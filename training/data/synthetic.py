@@ -4,6 +4,13 @@ Users fall into segments whose members share a taste over item categories; an in
 category from its user's taste, then an item of that category with Zipf-like popularity. Segment
 and category therefore carry signal that a side-feature model can find and random ranking cannot.
 Everything is vectorized so 10M interactions over 1M items take seconds, not minutes.
+
+Optional context fields (`context_low`, `context_high`: how many values each has) are planted
+per interaction: half the time a value at home with the item's category (value v is at home with
+category v mod categories), otherwise any value. A context value thus hints at the category:
+coarsely for a field of few values, which GEM's graph turns into hubs, sharply for one of many.
+They come from a random stream of their own, after everything else, so a spec without them
+gives exactly what it gave before they existed.
 """
 
 from __future__ import annotations
@@ -14,13 +21,24 @@ import math
 import numpy as np
 
 from training.data.instances import Interactions
-from training.data.schema import FeatureSchema, Field, categorical_columns, concat_tables
+from training.data.schema import (
+    FeatureSchema,
+    Field,
+    categorical_columns,
+    concat_tables,
+    context_rows,
+)
 from training.errors import ConfigError
 
 DEFAULTS: dict[str, int | float] = {"users": 1000, "items": 2000, "interactions": 50000,
-                                    "categories": 20, "segments": 8, "seed": 0, "skew": 1.0}
+                                    "categories": 20, "segments": 8, "seed": 0, "skew": 1.0,
+                                    "context_low": 0, "context_high": 0}
 MINIMUM: dict[str, int | float] = {"users": 1, "items": 3, "interactions": 0, "categories": 1,
-                                   "segments": 1, "seed": 0, "skew": 0.0}
+                                   "segments": 1, "seed": 0, "skew": 0.0, "context_low": 0,
+                                   "context_high": 0}
+CONTEXT_KEYS = ("context_low", "context_high")  # each the values of a context field; 0: none
+CONTEXT_AT_HOME = 0.5  # share of interactions whose context value is at home with the category
+CONTEXT_STREAM = 1  # the context draws' own random stream, beside the seed
 PER_USER = 3  # distinct interactions every user gets: a test and a validation holdout leave one
 FACTORS = 8  # rank of the user taste model
 SHARPNESS = 2.0  # scale of taste logits: higher means users concentrate on fewer categories
@@ -68,20 +86,44 @@ def load_synthetic(params: str = "") -> Interactions:
     times = T0 + np.cumsum(rng.integers(1, 60, size=len(users)))  # generation order = time order
     _, first = np.unique(users * n_items + items, return_index=True)
     keep = np.sort(first)  # drop repeated (user, item) pairs, keep the earliest
+    contexts = _plant_context(np.random.default_rng([int(p["seed"]), CONTEXT_STREAM]),
+                              category[items[keep]], p)
     schema = FeatureSchema.build([
         Field("user_id", "user", "categorical", _names(n_users)),
         Field("segment", "user", "categorical", _names(int(p["segments"]))),
         Field("item_id", "item", "categorical", _names(n_items)),
-        Field("category", "item", "categorical", _names(int(p["categories"])))])
+        Field("category", "item", "categorical", _names(int(p["categories"]))),
+        *(Field(key, "context", "categorical", _names(int(p[key]))) for key in contexts)])
     f = schema.fields
     user_table = concat_tables([categorical_columns(f[0], 0, np.arange(n_users)),
                                 categorical_columns(f[1], 1, segment)])
     item_table = concat_tables([categorical_columns(f[2], 2, np.arange(n_items)),
                                 categorical_columns(f[3], 3, category)])
-    canonical = ",".join(f"{k}={v}" for k, v in p.items())
+    context_table, context_of = context_rows(f[4:], list(range(4, len(f))),
+                                             list(contexts.values())) if contexts else (None, None)
+    canonical = ",".join(f"{k}={v}" for k, v in p.items() if k not in CONTEXT_KEYS or v)
     return Interactions(f"synthetic:{params}" if params else "synthetic", schema,
                         users[keep], items[keep], times[keep], user_table, item_table,
-                        f[0].vocab, f[2].vocab, hashlib.sha256(canonical.encode()).hexdigest()[:16])
+                        f[0].vocab, f[2].vocab, hashlib.sha256(canonical.encode()).hexdigest()[:16],
+                        context_table=context_table, contexts=context_of)
+
+
+def _plant_context(rng: np.random.Generator, category: np.ndarray,
+                   p: dict[str, int | float]) -> dict[str, np.ndarray]:
+    """Per context key asked for, each interaction's value: with probability CONTEXT_AT_HOME
+    one at home with its item's category (v mod categories = the category; with fewer values
+    than categories, the one value category mod values), else any value. Keyed by field name,
+    in CONTEXT_KEYS order."""
+    n_categories, planted = int(p["categories"]), {}
+    for key in (k for k in CONTEXT_KEYS if p[k]):
+        n = int(p[key])
+        home = category % n
+        if n > n_categories:  # several values at home with each category: pick one of them
+            at_home = (n - 1 - category) // n_categories + 1
+            home = category + n_categories * (rng.random(len(category)) * at_home).astype(int)
+        anywhere = rng.integers(n, size=len(category))
+        planted[key] = np.where(rng.random(len(category)) < CONTEXT_AT_HOME, home, anywhere)
+    return planted
 
 
 def _names(n: int) -> tuple[str, ...]:

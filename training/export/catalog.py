@@ -4,7 +4,7 @@ interactions, and the map from the model's feature indices to each side's own ta
 Interaction data (MovieLens, synthetic) has user and item tables already; libFM data has
 only instance lines, so its users and items are the distinct user-side and item-side parts
 of those lines (which columns are which comes from the data spec, e.g.
-`libfm:PATH:user=0:item=1`).
+`--libfm-fields user,item,...`).
 """
 
 from __future__ import annotations
@@ -96,8 +96,8 @@ def _from_libfm(data: LibfmData, split: Split, slot_field: np.ndarray) -> Servin
     user_cols = np.flatnonzero(sides == fmt.USER_SIDE)
     item_cols = np.flatnonzero(sides == fmt.ITEM_SIDE)
     if not len(user_cols) or not len(item_cols):
-        raise ConfigError(f"{data.name}: export needs user and item columns; name them in the "
-                          "data spec, e.g. libfm:PATH:user=0:item=1 (the rest is context)")
+        raise ConfigError(f"{data.name}: export needs user and item columns; name the columns "
+                          "with --libfm-fields, e.g. user,item,weekday (other names: context)")
     side_cols = np.flatnonzero(sides != fmt.ITEM_SIDE)  # user and context, in column order
     sets = [s for s in (split.train, split.valid, split.test) if s is not None]
     lines = [s.instances if isinstance(s, RankingGroups) else s for s in sets]

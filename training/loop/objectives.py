@@ -73,9 +73,7 @@ class BPR:
         negatives = self.fixed_negatives
         if self.resample_seed is not None and epoch > 1:
             negatives = s.draw_items(np.random.default_rng([self.resample_seed, epoch]))
-        users = np.concatenate([s.users, np.repeat(s.users, n)])
-        pairs = TensorInstances(s.data.pairs(users, np.concatenate([s.items, negatives.ravel()]),
-                                             np.zeros(len(users))))
+        pairs = TensorInstances(s.instances(negatives))
         for pos, share in shard_batches(len(s.users), self.batch_size, generator, self.world):
             neg = len(s.users) + (pos.unsqueeze(1) * n + torch.arange(n)).ravel()  # (B n,)
             idx, val, _ = pairs.batch(torch.cat([pos, neg]))  # pos: (B,)

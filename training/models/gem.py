@@ -33,7 +33,8 @@ class GemOptions(Options):
     graph: Literal["a", "b"] = option(
         "a", "GEM graph: a joins every co-occurring pair of node fields, b only user-item")
     graph_fields: str = option(
-        "", "GEM node fields, comma-separated (empty: the fields with >= 3 values)")
+        "", "GEM node fields, comma-separated (empty: the user and item ids, and every field "
+        "whose values each link to at most 10% of the graph)")
     gcn_layers: int = option(1, "GCN layers (each beyond the first adds a k x k matrix)",
                              Bounds(1, 4))
     gcn_dropout: float = option(0.0, "dropout on the GCN output", Bounds(0, 1, below=True))
