@@ -15,7 +15,7 @@ import statistics
 from collections.abc import Sequence
 
 from bench.lib import fits
-from bench.lib.grid import SEEDS, load_runs, seed_runs
+from bench.lib.grid import load_runs, row_seeds
 from bench.lib.results import mean_std
 
 RUNS = fits.RECORDS / "device_agreement_runs.jsonl"
@@ -24,19 +24,11 @@ ROWS = (("fm", "topn", "hr@10"), ("deepfm", "topn", "hr@10"), ("gmlfm-dnn", "top
         ("xdeepfm", "rating", "rmse"))
 
 
-def cpu_runs(recorded: dict, variant: str, task: str) -> list[dict]:
-    """The ablation's 3 seeds at the row's best cell; a clear stop if they are not all in."""
-    _, found = seed_runs(recorded, variant, task, "squared")
-    if len(found) < len(SEEDS):
-        raise SystemExit(f"{variant} {task}: the ablation has not run this row to 3 seeds")
-    return found
-
-
 def rerun(device: str, jobs: int) -> None:
     if device == "cpu":
         raise SystemExit("device_agreement reruns CPU rows on a GPU: give --device cuda")
     recorded, done = load_runs(), fits.load_records(RUNS)
-    todo = [(r["key"], r["options"]) for v, t, _ in ROWS for r in cpu_runs(recorded, v, t)
+    todo = [(r["key"], r["options"]) for v, t, _ in ROWS for r in row_seeds(recorded, v, t)
             if r["key"] not in done]
     fits.run_and_record(todo, jobs, RUNS, fits.fits_folder("device_agreement"), device)
 
@@ -45,7 +37,7 @@ def rows(recorded: dict, gpu: dict) -> list[str]:
     """One table row per ROWS entry: CPU and GPU means of the same keys, side by side."""
     lines = []
     for variant, task, metric in ROWS:
-        cpu = cpu_runs(recorded, variant, task)
+        cpu = row_seeds(recorded, variant, task)
         found = [gpu[r["key"]] for r in cpu if r["key"] in gpu]
         if len(found) < len(cpu):
             lines.append(f"| {variant} | {task} | {metric} | — | not run yet | — | — |")

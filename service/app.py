@@ -19,7 +19,7 @@ from service.gate import Gate
 from service.middleware import BodyLimit, RequestContext
 from service.model_host import ModelHost
 from service.ranking import Ranker
-from service.routes import items, ops, scoring, users
+from service.routes import explorer, items, ops, scoring, users
 from service.settings import Settings
 from service.stores import open_store
 from service.users import Users
@@ -63,8 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="gmlrec", version="1", description=DESCRIPTION, lifespan=lifespan,
                   default_response_class=errors.SafeJSONResponse,
                   redirect_slashes=False)  # /recommend/ is no way to say POST /recommend
-    for module in (scoring, users, items, ops):
+    for module in (scoring, users, items, ops, explorer):
         app.include_router(module.router)
+    explorer.mount_files(app)
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext)  # added last: outermost, so it times and logs all

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -132,7 +133,23 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
         problem = f"body is not JSON text: {exc.__cause__}"  # body (bytes that are not UTF-8)
         return SafeJSONResponse({"detail": [{"loc": ["body"], "msg": problem,
                                              "type": "json_invalid"}]}, 422)
-    return SafeJSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+    headers = exc.headers
+    documented = _documented_methods(request) if exc.status_code == 405 else None
+    if documented:  # Starlette's Allow names the methods of the first route on the path only
+        headers = {**(headers or {}), "Allow": ", ".join(documented)}
+    return SafeJSONResponse({"detail": exc.detail}, exc.status_code, headers=headers)
+
+
+def _documented_methods(request: Request) -> list[str]:
+    """The methods the OpenAPI schema lists for this path (GET and PUT /users/{user_id} are
+    two routes, so no one route knows both)."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        parts = re.split(r"(\{[^}]+\})", template)
+        pattern = "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {method.upper() for method in operations}
+    return sorted(methods)
 
 
 async def _bug(request: Request, exc: Exception) -> JSONResponse:

@@ -3,7 +3,8 @@
 RequestContext: takes the caller's X-Request-ID (or makes one), returns it on the answer,
 puts it on every log line of the request, writes one access line, and times the request
 into the latency histogram under its route template (`/recommend/{user_id}`, so user ids
-do not explode the label set).
+do not explode the label set). The answer carries the time spent until its headers went out
+as `Server-Timing: app;dur=<ms>`, which browsers show and the explorer page reads.
 
 BodyLimit: answers 413 for a body over the limit, from Content-Length before reading, or
 while reading a body without one, before the route ever sees it.
@@ -26,6 +27,7 @@ from service.errors import BodyTooLarge
 log = logging.getLogger("service.access")
 VALID_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")  # a caller's id we echo and log as is
 REQUEST_ID = b"x-request-id"
+SERVER_TIMING = b"server-timing"
 
 
 class RequestContext:
@@ -44,7 +46,9 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (REQUEST_ID, rid.encode())]
+                ms = (time.perf_counter() - started) * 1000
+                message["headers"] = [*message.get("headers", []), (REQUEST_ID, rid.encode()),
+                                      (SERVER_TIMING, f"app;dur={ms:.3f}".encode())]
             await send(message)
 
         try:

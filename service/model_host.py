@@ -14,7 +14,10 @@ to check is refused, logged and remembered, and the old version keeps serving.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import functools
+import itertools
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -158,15 +161,40 @@ class ServedModel:
         return {name: str(self.bundle.array(fmt.ITEM_ATTRIBUTE.format(name))[position])
                 for name in self.display_names}
 
+    def title(self, position: int) -> dict[str, str]:
+        """{"title": …} where the catalog has titles, else nothing."""
+        if "title" not in self.display_names:
+            return {}
+        return {"title": str(self.bundle.array(fmt.ITEM_ATTRIBUTE.format("title"))[position])}
+
     def item_details(self, position: int) -> dict[str, Any]:
         return self.bundle.item_details(position)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, values: int) -> dict[str, Any]:
+        """What GET /model tells: the model, its catalog, and each field with up to `values`
+        of its vocabulary (enough for a client to build a profile form)."""
         manifest = self.bundle.manifest
+        fields = [{"name": f.name, "side": f.side, "kind": f.kind, "size": len(f.vocab),
+                   "values": list(f.vocab[:values])} for f in self.bundle.fields]
         return {"name": self.name, "version": self.version, "kind": manifest["model"]["kind"],
                 "created_at": manifest.get("created_at"), "items": self.n_items,
                 "users": self.bundle.n_users, "user_fields": list(self.user_fields),
+                "id_field": self.id_field, "fields": fields,
                 "metrics": manifest.get("metrics", {})}
+
+    def user_ids(self, prefix: str, limit: int) -> list[str]:
+        """Up to `limit` ids of training users: the first ones, or those starting with
+        `prefix` in text order (a bisection over the sorted ids, built on first use)."""
+        if not prefix:
+            return [str(u) for u in self.bundle.user_ids[:limit].tolist()]
+        ids = self._sorted_user_ids
+        start = bisect.bisect_left(ids, prefix)
+        return list(itertools.takewhile(lambda u: u.startswith(prefix),
+                                        ids[start:start + limit]))
+
+    @functools.cached_property
+    def _sorted_user_ids(self) -> list[str]:
+        return sorted(str(u) for u in self.bundle.user_ids.tolist())
 
     # ---- the check a bundle passes before it serves ----------------------------------------
     def self_check(self) -> None:

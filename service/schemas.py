@@ -91,7 +91,8 @@ class InteractionsRequest(Body):
 
 
 class ItemScore(BaseModel):
-    """An item and its score; with details=true also its display attributes (title, ...)."""
+    """An item, its score and its title (where the catalog has titles); with details=true
+    every display attribute (title, year, genres, ...)."""
 
     model_config = ConfigDict(extra="allow")
     item_id: str
@@ -142,6 +143,18 @@ class ReadyAnswer(BaseModel):
     detail: str | None = None
 
 
+class FieldAnswer(BaseModel):
+    """A feature field and (the start of) its vocabulary: what a profile, a context or an
+    item can say in it."""
+
+    name: str
+    side: Literal["user", "item", "context"]
+    kind: Literal["categorical", "multihot", "numeric"]
+    size: int = Field(description="how many values the model knows")
+    values: list[str] = Field(description="the first `values` of them, in vocabulary order; "
+                                          "all of them when the list is as long as `size`")
+
+
 class ModelAnswer(Answer):
     name: str
     kind: str
@@ -149,7 +162,23 @@ class ModelAnswer(Answer):
     items: int
     users: int
     user_fields: list[str]
+    id_field: str | None = Field(description="the user field holding each user's own id; a "
+                                             "profile without it gets the user's id")
+    fields: list[FieldAnswer]
     metrics: dict[str, Any]
+
+
+class UsersAnswer(Answer):
+    total: int = Field(description="users of the model's training data")
+    user_ids: list[str] = Field(description="training order without a prefix; text order of "
+                                            "the ids that start with it otherwise")
+
+
+class UserAnswer(Answer):
+    user_id: str
+    features: dict[str, Any]
+    source: Literal["stored", "training"] = Field(
+        description="`stored`: a profile PUT wrote; `training`: the model's training data")
 
 
 class ReloadAnswer(Answer):

@@ -46,17 +46,8 @@ class Users:
         """The state of a user the service knows (store or bundle), with the request's
         overrides and context on top of its profile."""
         record, degraded = await self._read(model, user_id, seen)
+        profile, stored, _ = self._profile(model, user_id, record, degraded)
         position = model.known_user(user_id)
-        if record.profile is not None:
-            profile: dict[str, Any] = json.loads(record.profile)
-            stored = record.profile
-        elif position is not None:
-            profile = model.bundle_profile(position)
-            stored = state_blob.canonical_profile(profile)
-        elif degraded:
-            raise StoreDown(f"user {user_id!r} is not in the model's training data")
-        else:
-            raise UnknownUser(user_id)
         seen_positions = self._seen(model, position, record.seen) if seen else NO_ITEMS
         if overrides or context:
             row = model.encode(user_id, profile, overrides, context)
@@ -72,6 +63,28 @@ class Users:
             if not degraded:
                 await self._write_state(model, user_id, state_blob.pack(tag, state))
         return ResolvedUser(state, {}, seen_positions, degraded)
+
+    async def profile(self, model: ServedModel, user_id: str) -> tuple[dict[str, Any], str]:
+        """A known user's profile and where it comes from: `stored` or `training`."""
+        record, degraded = await self._read(model, user_id, False)
+        profile, _, source = self._profile(model, user_id, record, degraded)
+        return profile, source
+
+    @staticmethod
+    def _profile(model: ServedModel, user_id: str, record: StoredUser, degraded: bool
+                 ) -> tuple[dict[str, Any], str, str]:
+        """The profile the store holds, else the bundle's; with its canonical text (what a
+        cached state is tagged with) and its source. Neither: a 404 (a 503 while the store,
+        which might hold it, is down)."""
+        if record.profile is not None:
+            return json.loads(record.profile), record.profile, "stored"
+        position = model.known_user(user_id)
+        if position is not None:
+            profile = model.bundle_profile(position)
+            return profile, state_blob.canonical_profile(profile), "training"
+        if degraded:
+            raise StoreDown(f"user {user_id!r} is not in the model's training data")
+        raise UnknownUser(user_id)
 
     @staticmethod
     def anonymous(model: ServedModel, user: Features, context: Features | None

@@ -1,4 +1,4 @@
-"""`python -m training fit|evaluate|export`: the contract of CONTRACT.md.
+"""`python -m training fit|evaluate|export|bootstrap`: the contract of CONTRACT.md.
 
 Every user error (bad data, bad option) ends as one line on stderr and exit status 2.
 """
@@ -13,6 +13,7 @@ from typing import Any
 
 from training.config import FitConfig, all_specs, models_taking, read_toml, resolve
 from training.errors import ConfigError, GmlrecError
+from training.loop.distributed import speaks_for_the_fit
 from training.models import MODELS
 from training.options import Spec, specs
 
@@ -42,6 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--models-dir", type=Path, default=Path("models"),
                         help="where bundles go: MODELS_DIR/NAME/VERSION (default models)")
     export.add_argument("--name", help="bundle name (default: the model, e.g. gmlfm)")
+    boot = commands.add_parser("bootstrap", help="fit and export the default model unless a "
+                               "bundle is already there")
+    boot.add_argument("--models-dir", type=Path, default=Path("models"),
+                      help="where bundles live (default models)")
+    boot.add_argument("--runs-dir", type=Path, default=Path("runs"),
+                      help="where the default model's run folder goes (default runs)")
+    boot.add_argument("--force", action="store_true",
+                      help="fit and export afresh even if a bundle exists (or GMLREC_RETRAIN=1)")
+    boot.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     return parser
 
 
@@ -81,15 +91,20 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "export":
             print(run_export(args.run, args.models_dir, args.name))
             return 0
+        elif args.command == "bootstrap":
+            print(run_bootstrap(args.models_dir, args.runs_dir, args.force, not args.quiet))
+            return 0
         else:
             metrics = run_evaluate(args.run, args.data)
     except GmlrecError as err:
-        print(f"error: {err}", file=sys.stderr)
+        if speaks_for_the_fit():
+            print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    print(json.dumps(metrics.get("test", metrics), indent=2))
+    if speaks_for_the_fit():
+        print(json.dumps(metrics.get("test", metrics), indent=2))
     return 0
 
 
@@ -104,6 +119,12 @@ def run_export(run: Path, models_dir: Path, name: str | None) -> Path:
     from training.export import export_run
 
     return export_run(run, models_dir, name)
+
+
+def run_bootstrap(models_dir: Path, runs_dir: Path, force: bool, progress: bool) -> Path:
+    from training.bootstrap import bootstrap
+
+    return bootstrap(models_dir, runs_dir, force, progress)
 
 
 def run_evaluate(run: Path, data: str | None) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,15 @@ from training.data.protocols import Split, make_split
 from training.data.schema import FeatureSchema
 from training.data.specs import load_data
 from training.errors import ConfigError
-from training.loop.device import training_device
+from training.loop.distributed import (
+    World,
+    barrier,
+    draw_seed,
+    process_device,
+    process_group,
+    require_same,
+    world_from_env,
+)
 from training.loop.evaluation import Evaluator, test_report
 from training.loop.interrupt import StopRequest
 from training.loop.trainer import FitResult, fit
@@ -33,10 +42,14 @@ def prepare(config: FitConfig) -> tuple[Interactions | LibfmData, Split]:
 
 def fit_and_save(config: FitConfig, progress: bool = True, overwrite: bool = False
                  ) -> dict[str, Any]:
-    """The one fit entry point (CLI and benchmarks): train, test, write the run folder."""
+    """The one fit entry point (CLI, benchmarks, each process torchrun starts): train, test,
+    write the run folder. Under torchrun every rank trains; rank 0 alone makes the run folder,
+    tests, writes and returns the metrics; the other ranks return {}."""
     run = config.run
-    device = training_device(run.device)  # before any work: a missing GPU fails at once
-    with RunFolder(Path(run.out), overwrite) as folder, StopRequest() as stop:
+    world = world_from_env()
+    device = process_device(run.device, world)  # before any work: a missing GPU fails at once
+    with _run_folder(Path(run.out), overwrite, world) as folder, StopRequest() as stop, \
+            process_group(world, device):
         data, split = prepare(config)
         # the seed fixes the initialisation, then, afresh, training's dropout draws
         torch.manual_seed(run.seed)
@@ -44,20 +57,42 @@ def fit_and_save(config: FitConfig, progress: bool = True, overwrite: bool = Fal
                             config.model)
         graph = attach_graph(model, split, data.schema, config.gem, config.model.dim) \
             if config.gem.embedding == "gcn" else {}
+        require_same(world, "training set or GEM graph", _training_inputs(split, model))
         model.to(device)
-        torch.manual_seed(run.seed)
-        result = fit(model, split, config.train, run.seed, progress, stop)
-        model.materialize_graph()  # from here on an ordinary table: what is saved and tested
-        metrics = _run_metrics(config, data, split, result, graph)
-        metrics["test"] = test_report(model, split, run.seed)
-        save_run(folder.staging, config, data.schema, model, result, metrics,
-                 split.train.slot_field)
-        folder.commit()
+        torch.manual_seed(draw_seed(run.seed, world))
+        result = fit(model, split, config.train, run.seed, progress, stop, world)
+        metrics: dict[str, Any] = {}
+        if folder is not None:
+            model.materialize_graph()  # from here on an ordinary table: what is saved and tested
+            metrics = _run_metrics(config, data, split, result, graph, world)
+            metrics["test"] = test_report(model, split, run.seed)
+            save_run(folder.staging, config, data.schema, model, result, metrics,
+                     split.train.slot_field)
+            folder.commit()
+        barrier(world)  # every rank ends once the run folder is in place
     return metrics
 
 
+def _run_folder(out: Path, overwrite: bool, world: World) -> RunFolder | nullcontext[None]:
+    """Rank 0's RunFolder (checked before any training, as for a single process); the other
+    ranks write nothing, so they make none."""
+    return RunFolder(out, overwrite) if world.is_main else nullcontext()
+
+
+def _training_inputs(split: Split, model: FeatureModel) -> list[Any]:
+    """What every rank must hold alike: the training instances and, with GEM, its graph, which
+    each rank builds itself from those instances (deterministic, and cheaper than sending)."""
+    train = split.train
+    arrays = [*train.rows, *(t.idx for t in train.tables), *(t.val for t in train.tables),
+              train.labels]
+    if isinstance(model.graph, GraphEmbedding):
+        adjacency = model.graph.adjacency
+        arrays += [adjacency.crow, adjacency.col, adjacency.weight]
+    return arrays
+
+
 def _run_metrics(config: FitConfig, data: Interactions | LibfmData, split: Split,
-                 result: FitResult, graph: dict[str, Any]) -> dict[str, Any]:
+                 result: FitResult, graph: dict[str, Any], world: World) -> dict[str, Any]:
     epoch_seconds = statistics.mean(r.seconds for r in result.history)
     return {
         "model": config.run.model, "task": config.run.task, "data": config.run.data,
@@ -69,7 +104,7 @@ def _run_metrics(config: FitConfig, data: Interactions | LibfmData, split: Split
         "instances": {"train": len(split.train), "valid": _size(split.valid),
                       "test": _size(split.test)},
         "data_fingerprint": data.fingerprint, "notes": list(split.notes), "graph": graph,
-        "valid": result.history[result.best_epoch - 1].valid,
+        "world_size": world.size, "valid": result.history[result.best_epoch - 1].valid,
     }
 
 

@@ -32,9 +32,13 @@ def device_arg(name: str) -> str:
     return name
 
 
-def train_one(key: str, options: dict, folder: Path) -> dict:
-    """One fit in a worker process, its run saved in `folder`; what the record keeps of it."""
-    metrics = training_api.fit_in_worker(options, folder / key.replace("|", "_"))
+FitFunction = Callable[[dict, Path], dict]  # (options, run folder) -> its metrics.json
+
+
+def train_one(key: str, options: dict, folder: Path, fit: FitFunction | None = None) -> dict:
+    """One fit in a worker process (`fit`, by default the pipeline's on one torch thread), its
+    run saved in `folder`; what the record keeps of it."""
+    metrics = (fit or training_api.fit_in_worker)(options, folder / key.replace("|", "_"))
     keep = ("valid", "test", "epochs", "best_epoch", "epoch_seconds", "train_seconds")
     result = {"key": key, "options": options, **{k: metrics[k] for k in keep}}
     device = metrics["config"]["device"]
@@ -56,12 +60,12 @@ def device_names(runs: Sequence[dict]) -> list[str]:
 
 
 def run_and_record(todo: Sequence[tuple[str, dict]], jobs: int, path: Path, folder: Path,
-                   device: str = "cpu") -> None:
-    """Fit each (key, options) on `device`, appending each result the moment it ends; the run
-    folders go in `folder`."""
+                   device: str = "cpu", fit: FitFunction | None = None) -> None:
+    """Fit each (key, options) on `device` with `fit` (see train_one), appending each result
+    the moment it ends; the run folders go in `folder`."""
     extra = {} if device == "cpu" else {"device": device}
     with ProcessPoolExecutor(jobs) as pool:
-        futures = [pool.submit(train_one, key, {**options, **extra}, folder)
+        futures = [pool.submit(train_one, key, {**options, **extra}, folder, fit)
                    for key, options in todo]
         for future in as_completed(futures):
             result = future.result()

@@ -97,3 +97,12 @@ def seed_runs(runs: dict, variant: str, task: str, loss: str) -> tuple[dict | No
         return None, []
     found = [runs.get(run_key(variant, task, loss, cell, s)) for s in SEEDS]
     return cell, [r for r in found if r]
+
+
+def row_seeds(runs: dict, variant: str, task: str) -> list[dict]:
+    """A finished row's runs: its squared-loss seeds at its best cell; a clear stop if they are
+    not all in (the scripts that rerun ablation rows elsewhere start from these)."""
+    _, found = seed_runs(runs, variant, task, "squared")
+    if len(found) < len(SEEDS):
+        raise SystemExit(f"{variant} {task}: the ablation has not run this row to 3 seeds")
+    return found

@@ -33,6 +33,42 @@ def fit_in_worker(options: dict[str, Any], out: Path) -> dict[str, Any]:
     return fit(options, out)
 
 
+def fit_with_torchrun(options: dict[str, Any], out: Path, processes: int) -> dict[str, Any]:
+    """One fit by `torchrun --nproc-per-node processes` (python -m torch.distributed.run, this
+    interpreter's) on loopback: the CLI's own fit in every process, the options handed over
+    as its --config file; rank 0's metrics.json as a dict."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    import tomli_w
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp, "fit.toml")
+        config.write_text(tomli_w.dumps(options))
+        done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node",
+                               str(processes), "--master-port", str(free_port()), "-m",
+                               "training", "fit", "--config", str(config), "--out", str(out),
+                               "--overwrite", "--quiet"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"torchrun fit of {out} failed: {done.stderr[-3000:]}")
+    metrics = json.loads((out / "metrics.json").read_text())
+    if metrics["world_size"] != processes:
+        raise RuntimeError(f"{out}: trained by {metrics['world_size']} processes, not "
+                           f"{processes}")
+    return metrics
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now, for torchrun's rendezvous."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def fit_with_leaky_negatives(options: dict[str, Any], out: Path) -> dict[str, Any]:
     """`fit_in_worker` with per-epoch negatives that avoid every interaction, held-out ones
     included: the leak that `--resample-negatives` avoids, measured by bench.negatives_leak.

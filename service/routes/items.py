@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from service.deps import Model
 from service.errors import UnknownItems
@@ -10,6 +12,7 @@ from service.routes.common import LOOKUP_ERRORS, PathId
 from service.schemas import ItemAnswer, ModelAnswer
 
 router = APIRouter(tags=["catalog"])
+MAX_VALUES_LISTED = 1000  # per field in GET /model: an id field can have millions
 
 
 @router.get("/items/{item_id}", response_model=ItemAnswer, responses=LOOKUP_ERRORS)
@@ -22,8 +25,10 @@ async def item(item_id: PathId, model: Model) -> ItemAnswer:
 
 
 @router.get("/model", response_model=ModelAnswer)
-async def served_model(model: Model) -> ModelAnswer:
+async def served_model(model: Model,
+                       values: Annotated[int, Query(ge=0, le=MAX_VALUES_LISTED)] = 50
+                       ) -> ModelAnswer:
     """What is being served: name, version, kind, catalog size, the user fields a profile
-    can have, and the run's metrics."""
-    info = model.describe()
+    can have, every field with up to `values` of its known values, and the run's metrics."""
+    info = model.describe(values)
     return ModelAnswer(model_version=info.pop("version"), **info)

@@ -1,22 +1,45 @@
-"""PUT /users/{user_id}, POST /users/{user_id}/interactions."""
+"""GET /users, GET and PUT /users/{user_id}, POST /users/{user_id}/interactions."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
 
 from service.deps import Model, UsersDep, admitted
 from service.routes.common import LOOKUP_ERRORS, PathId
 from service.schemas import (
+    MAX_ID,
     InteractionsAnswer,
     InteractionsRequest,
     ProfileAnswer,
     ProfileRequest,
+    UserAnswer,
+    UsersAnswer,
     as_text,
 )
 
 router = APIRouter(prefix="/users", tags=["users"],
                    dependencies=[Depends(admitted, scope="function")])
+MAX_LISTED = 1000  # user ids per GET /users
 STORE_DOWN = {503: {"description": "the user store is unavailable; nothing was saved"}}
+
+
+@router.get("", response_model=UsersAnswer)
+async def list_users(model: Model, limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 20,
+                     prefix: Annotated[str, Query(max_length=MAX_ID)] = "") -> UsersAnswer:
+    """Some users of the model's training data, to try the API with: the first `limit`, or
+    those whose id starts with `prefix`. Users only PUT has created are not listed."""
+    return UsersAnswer(model_version=model.version, total=model.bundle.n_users,
+                       user_ids=model.user_ids(prefix, limit))
+
+
+@router.get("/{user_id}", response_model=UserAnswer, responses=LOOKUP_ERRORS | STORE_DOWN)
+async def get_profile(user_id: PathId, model: Model, users: UsersDep) -> UserAnswer:
+    """A known user's profile: the one PUT stored, else the training data's."""
+    features, source = await users.profile(model, user_id)
+    return UserAnswer(model_version=model.version, user_id=user_id, features=features,
+                      source=source)
 
 
 @router.put("/{user_id}", response_model=ProfileAnswer, responses=STORE_DOWN)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.device_agreement import ROWS, cpu_runs, rerun, rows
-from bench.lib.grid import SEEDS, cells, run_key
+from bench.device_agreement import ROWS, rerun, rows
+from bench.lib.grid import SEEDS, cells, row_seeds, run_key
 
 
 def _ablation(test_value: float) -> dict:
@@ -22,7 +22,7 @@ def _ablation(test_value: float) -> dict:
 
 def test_gpu_column_compares_the_same_keys_and_waits_for_every_seed():
     recorded = _ablation(0.5)
-    fm = cpu_runs(recorded, "fm", "topn")
+    fm = row_seeds(recorded, "fm", "topn")
     gpu = {r["key"]: {**r, "test": {"hr@10": 0.52}, "epoch_seconds": 4.0,
                       "device_name": "GPU-X"} for r in fm}
     table = {line.split(" | ")[0].strip("| "): line for line in rows(recorded, gpu)}
@@ -37,6 +37,6 @@ def test_an_incomplete_ablation_row_and_a_cpu_rerun_are_clear_stops():
     recorded = _ablation(0.5)
     del recorded[run_key("fm", "topn", "squared", cells("fm")[0], 2)]
     with pytest.raises(SystemExit, match="fm topn"):
-        cpu_runs(recorded, "fm", "topn")
+        row_seeds(recorded, "fm", "topn")
     with pytest.raises(SystemExit, match="--device cuda"):
         rerun("cpu", jobs=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 
+import bench.ddp_agreement as ddp_agreement
 import bench.device_agreement as device_agreement
 import bench.more_seeds as more_seeds
 from bench.lib.ablation_tables import ablation_section
@@ -41,4 +42,5 @@ def test_the_reports_regenerate_the_committed_sections_byte_for_byte(tmp_path):
     write_section("ablation", ablation_section(load_runs())[0], copy)
     write_section("more-seeds", more_seeds.section(), copy)
     write_section("device-agreement", device_agreement.section(), copy)
+    write_section("ddp-agreement", ddp_agreement.section(), copy)
     assert copy.read_bytes() == RESULTS.read_bytes()

@@ -23,8 +23,8 @@ from tests.export.helpers import (
     torch_scores,
 )
 from tests.factories import tiny_interactions
-from training.config import DISTANCES
 from training.data.protocols import make_split
+from training.models.gmlfm import DISTANCES
 
 VARIANTS = [
     *[(m, {}) for m in ("fm", "nfm", "transfm", "deepfm", "xdeepfm", "afm")],

@@ -21,7 +21,7 @@ def split():
 
 
 def _items(batches) -> list[np.ndarray]:
-    return [idx[:, 2].numpy() for idx, _, _ in batches]  # the item-id column
+    return [idx[:, 2].numpy() for (idx, _, _), _ in batches]  # the item-id column
 
 
 def test_pointwise_keeps_the_protocol_draw_unless_asked(split):
@@ -37,7 +37,8 @@ def test_pointwise_keeps_the_protocol_draw_unless_asked(split):
 
 def test_bpr_pairs_each_positive_with_its_users_negatives(split):
     objective = BPR(split, batch_size=16, resample_seed=0)
-    for idx, _, n_pos in objective.batches(3, torch.Generator().manual_seed(0)):
+    for (idx, _, n_pos), share in objective.batches(3, torch.Generator().manual_seed(0)):
+        assert share == 1.0  # one process: every batch whole
         n = int(n_pos)
         users = idx[:, 0]
         assert len(idx) == 3 * n

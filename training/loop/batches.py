@@ -30,12 +30,6 @@ class TensorInstances:
         val = torch.cat([t[r] for t, r in zip(self.val, rows)], dim=1)
         return idx, val, self.labels[sel]
 
-    def shuffled(self, batch_size: int, generator: torch.Generator
-                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        order = torch.randperm(len(self), generator=generator)
-        for start in range(0, len(self), batch_size):
-            yield self.batch(order[start:start + batch_size])
-
     def in_order(self, batch_size: int
                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         for start in range(0, len(self), batch_size):

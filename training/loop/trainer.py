@@ -1,6 +1,6 @@
 """A small training loop: Adam on the objective's loss (squared or BPR), validation each
 epoch, early stopping with patience, the best weights kept. It knows nothing of any
-particular model."""
+particular model. Under torchrun every process runs it alike (`training.loop.distributed`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,14 @@ from tqdm.auto import tqdm
 
 from training.data.protocols import Split
 from training.loop.device import model_device, on_device
+from training.loop.distributed import (
+    SINGLE,
+    World,
+    data_parallel,
+    from_main,
+    mean_over_ranks,
+    stop_agreed,
+)
 from training.loop.evaluation import Evaluator, headline
 from training.loop.interrupt import StopRequest
 from training.loop.objectives import BPR, Pointwise, make_objective
@@ -66,61 +74,77 @@ def make_optimizer(model: torch.nn.Module, options: TrainOptions) -> torch.optim
 
 
 def fit(model: torch.nn.Module, split: Split, options: TrainOptions, seed: int,
-        progress: bool = True, stop: StopRequest | None = None) -> FitResult:
+        progress: bool = True, stop: StopRequest | None = None, world: World = SINGLE
+        ) -> FitResult:
     """Train in place; on return the model holds the weights of its best validation epoch.
     `seed` orders the batches and, with resampling, draws the negatives. Once `stop` is
     requested the loop ends after the current batch and drops that unfinished epoch; stopped
-    before any epoch finished, there is nothing to keep and KeyboardInterrupt propagates."""
+    before any epoch finished, there is nothing to keep and KeyboardInterrupt propagates.
+
+    Under torchrun every rank of `world` calls it with the same arguments: each trains on its
+    part of every batch, rank 0 alone validates and decides which epoch is best and when to
+    stop, and every rank follows, so all end with the same best weights."""
     stop = stop or StopRequest()
     generator = torch.Generator().manual_seed(seed)
     optimizer = make_optimizer(model, options)
     objective = make_objective(split, options.loss, options.batch_size,
-                               seed if options.resample_negatives else None)
-    validate = Evaluator(split.valid) if split.valid is not None else None
+                               seed if options.resample_negatives else None, world)
+    validate = Evaluator(split.valid) if split.valid is not None and world.is_main else None
+    trained = data_parallel(model, world)  # what the steps call; `model` is what is judged
     history: list[EpochRecord] = []
     scores: list[float] = []
     best_state, best_epoch, started = None, 0, time.perf_counter()
     for epoch in range(1, options.epochs + 1):
         tick = time.perf_counter()
-        loss = train_epoch(model, optimizer, objective, generator, epoch, progress, stop)
-        if stop.requested:
+        loss, stopped = train_epoch(trained, optimizer, objective, generator, epoch,
+                                    progress and world.is_main, stop, world)
+        if stopped:
             break
-        record = EpochRecord(epoch, loss, time.perf_counter() - tick)
+        seconds = time.perf_counter() - tick
+        record = EpochRecord(epoch, mean_over_ranks(world, loss), seconds)
         if validate is not None:
             record.valid = validate(model)
             scores.append(headline(split.task, record.valid)[1])
         history.append(record)
-        if validate is None or scores[-1] >= max(scores):
+        improved, exhausted = from_main(world, not scores or scores[-1] >= max(scores),
+                                        patience_exhausted(scores, options.patience))
+        if improved:  # always, without a validation set: the last epoch is kept
             best_state, best_epoch = copy.deepcopy(model.state_dict()), epoch
-        if progress:
-            tqdm.write(_summary(record, best_epoch == epoch))
-        if validate is not None and patience_exhausted(scores, options.patience):
+        if progress and world.is_main:
+            tqdm.write(_summary(record, improved))
+        if exhausted:
             break
     if best_state is None:
         raise KeyboardInterrupt  # stopped inside the first epoch: no weights worth keeping
     model.load_state_dict(best_state)
-    return FitResult(best_epoch, history, time.perf_counter() - started, stop.requested)
+    return FitResult(best_epoch, history, time.perf_counter() - started, stopped)
 
 
 def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                 objective: Pointwise | BPR, generator: torch.Generator, epoch: int,
-                progress: bool, stop: StopRequest) -> float:
-    """One pass over the objective's batches (cut short once `stop` is requested); returns
-    the mean batch loss."""
+                progress: bool, stop: StopRequest, world: World = SINGLE
+                ) -> tuple[float, bool]:
+    """One pass over the objective's batches (under torchrun, this rank's parts of them), cut
+    short once `stop` is requested (on any rank: every rank stops after the same batch);
+    returns the mean batch loss and whether the epoch was cut short."""
     model.train()
     device = model_device(model)
     losses = torch.zeros(len(objective), device=device)
     bar = tqdm(objective.batches(epoch, generator), total=len(objective), desc=f"epoch {epoch}",
                leave=False, disable=not progress, unit="batch", mininterval=0.5)
-    for step, batch in enumerate(bar):
+    stopped = False
+    for step, (batch, share) in enumerate(bar):
         optimizer.zero_grad(set_to_none=True)
-        loss = objective.loss(model, on_device(batch, device))
+        # weighted by the part's share of its batch, so that the mean over the ranks, of the
+        # gradient (DDP's) and of the loss, is the batch's; share 1 for a single process
+        loss = objective.loss(model, on_device(batch, device)) * share
         loss.backward()
         optimizer.step()
         losses[step] = loss.detach()
-        if stop.requested:
+        stopped = stop_agreed(world, stop.requested, step, step == len(objective) - 1)
+        if stopped:
             break
-    return float(losses.mean())
+    return float(losses.mean()), stopped
 
 
 def _summary(record: EpochRecord, is_best: bool) -> str:

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from training.export.rebuild import rebuild_model
 
 from service.bundle import load_bundle
 from tests.service.api.conftest import Trained
+from training.export.rebuild import rebuild_model
 from training.pipeline import prepare
 
 

@@ -1,0 +1,402 @@
+"use strict";
+// The explorer page: a client of the public API (see /docs) and nothing else.
+// Plain browser JavaScript, no framework and no build step.
+
+const $ = (id) => document.getElementById(id);
+const enc = encodeURIComponent;
+
+const state = {
+  model: null,  // GET /model's answer
+  user: null,  // the chosen user's id; null while recommending for a described new user
+  shown: [],  // item ids on screen, best first: what the next list is compared with
+};
+
+const CHANGES = "Badges mark what changed: new in the list, ▲ up, ▼ down.";
+
+class ApiError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
+
+// ---- talking to the API -------------------------------------------------------------------
+
+async function api(method, path, body, { quiet = false } = {}) {
+  const started = performance.now();
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers: body === undefined ? {} : { "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {
+    throw new ApiError(`${method} ${path}: the service did not answer (${err.message}).`, 0);
+  }
+  const text = await response.text();
+  let data = null;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    // not JSON: the raw text is shown if this is an error
+  }
+  if (!quiet) showTiming(method, path, response, performance.now() - started, data);
+  if (!response.ok) {
+    const why = `${response.status} ${response.statusText}`.trim();
+    throw new ApiError(`${method} ${path} answered ${why}: ${problem(data, text)}`,
+      response.status);
+  }
+  return data;
+}
+
+// The service's error bodies are {"detail": "message"} or {"detail": [{loc, msg}, ...]}.
+function problem(data, text) {
+  const detail = data && data.detail;
+  if (Array.isArray(detail)) {
+    return detail.map((d) => {
+      const where = (d.loc || []).filter((part) => part !== "body").join(".");
+      return where ? `${where}: ${d.msg}` : d.msg;
+    }).join("; ");
+  }
+  if (typeof detail === "string") return detail;
+  return text.trim().slice(0, 300) || "no details given";
+}
+
+function showTiming(method, path, response, roundTripMs, data) {
+  const timing = /(?:^|,)\s*app;dur=([0-9.]+)/.exec(response.headers.get("Server-Timing") || "");
+  $("server-time").textContent = timing ? `${Number(timing[1]).toFixed(2)} ms` : "not reported";
+  $("round-trip").textContent = `${roundTripMs.toFixed(1)} ms`;
+  $("last-request").textContent = `${method} ${path}`;
+  $("request-id").textContent = response.headers.get("X-Request-ID") || "–";
+  if (data && data.model_version) $("answer-version").textContent = data.model_version;
+}
+
+// Runs one user action; whatever goes wrong is shown in the alert box, readably.
+async function guarded(action) {
+  const box = $("error");
+  box.hidden = true;
+  box.textContent = "";
+  try {
+    await action();
+  } catch (err) {
+    if (!(err instanceof ApiError)) console.error(err);
+    box.textContent = err instanceof ApiError ? err.message : `The page failed: ${err.message}`;
+    box.hidden = false;
+  }
+}
+
+// ---- small DOM helpers --------------------------------------------------------------------
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function pretty(name) {
+  const words = name.replace(/_/g, " ");
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+function titleOf(item) {
+  return item.title || `Item ${item.item_id}`;
+}
+
+// Everything the answer says about an item besides its title and score.
+function metaOf(item) {
+  const parts = [`item ${item.item_id}`];
+  for (const [key, value] of Object.entries(item)) {
+    if (["item_id", "score", "title"].includes(key) || value === "") continue;
+    parts.push(String(value).split("|").join(", "));
+  }
+  return parts.join(" · ");
+}
+
+// ---- the model and the profile form -------------------------------------------------------
+
+function profileFields(model) {
+  return model.fields.filter((f) => f.side === "user" && f.name !== model.id_field);
+}
+
+function buildProfileForm(model) {
+  const box = $("profile-fields");
+  box.replaceChildren();
+  for (const field of profileFields(model)) {
+    const id = `field-${field.name}`;
+    const complete = field.values.length === field.size;
+    if (field.kind === "multihot" && complete) {
+      const set = el("fieldset", "choices");
+      set.dataset.field = field.name;
+      set.append(el("legend", "", pretty(field.name)));
+      for (const value of field.values) {
+        const label = el("label", "choice");
+        const box = el("input");
+        box.type = "checkbox";
+        box.value = value;
+        label.append(box, ` ${value}`);
+        set.append(label);
+      }
+      box.append(set);
+      continue;
+    }
+    const wrap = el("div", "field");
+    const label = el("label", "", pretty(field.name));
+    label.htmlFor = id;
+    let control;
+    if (complete) {
+      control = el("select");
+      control.append(new Option("(not set)", ""));
+      for (const value of field.values) control.append(new Option(value, value));
+    } else {
+      control = el("input");
+      control.placeholder = `one of ${field.size.toLocaleString("en")} values`;
+      const list = el("datalist");
+      list.id = `${id}-values`;
+      for (const value of field.values) list.append(new Option(value));
+      control.setAttribute("list", list.id);
+      wrap.append(list);
+    }
+    control.id = id;
+    control.dataset.field = field.name;
+    wrap.prepend(label, control);
+    box.append(wrap);
+  }
+  if (!box.children.length) {
+    box.append(el("p", "hint", "This model knows its users by id only: there is nothing to edit."));
+  }
+}
+
+function profileFeatures() {
+  const features = {};
+  for (const control of $("profile-fields").querySelectorAll("[data-field]")) {
+    const name = control.dataset.field;
+    if (control.tagName === "FIELDSET") {
+      const checked = [...control.querySelectorAll("input:checked")].map((b) => b.value);
+      if (checked.length) features[name] = checked;
+    } else if (control.value.trim()) {
+      features[name] = control.value.trim();
+    }
+  }
+  return features;
+}
+
+function fillProfile(features) {
+  for (const control of $("profile-fields").querySelectorAll("[data-field]")) {
+    const given = features[control.dataset.field];
+    const values = given === undefined ? [] : [].concat(given).map(String);
+    if (control.tagName === "FIELDSET") {
+      for (const box of control.querySelectorAll("input")) box.checked = values.includes(box.value);
+      continue;
+    }
+    const value = values[0] || "";
+    if (control.tagName === "SELECT" && ![...control.options].some((o) => o.value === value)) {
+      control.append(new Option(`${value} (unknown to the model)`, value));
+    }
+    control.value = value;
+  }
+}
+
+function ignoredText(ignored) {
+  const parts = Object.entries(ignored || {}).map(([f, v]) => `${f}: ${v.join(", ")}`);
+  return parts.length ? ` Unknown to the model, so ignored: ${parts.join("; ")}.` : "";
+}
+
+// ---- choosing who to recommend for --------------------------------------------------------
+
+function showSuggestions(userIds) {
+  const chips = $("suggestions");
+  chips.replaceChildren();
+  for (const userId of userIds) {
+    const item = el("li");
+    const button = el("button", "chip", userId);
+    button.type = "button";
+    button.setAttribute("aria-label", `Choose user ${userId}`);
+    button.addEventListener("click", () => {
+      $("user-id").value = userId;
+      chooseUser(userId);
+    });
+    item.append(button);
+    chips.append(item);
+  }
+  fillDatalist(userIds);
+}
+
+function fillDatalist(userIds) {
+  $("user-ids").replaceChildren(...userIds.map((u) => new Option(u)));
+}
+
+let searchTimer = null;
+function searchUsers() {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(async () => {
+    const prefix = $("user-id").value.trim();
+    try {
+      const found = await api("GET", `/users?limit=20&prefix=${enc(prefix)}`, undefined,
+        { quiet: true });
+      fillDatalist(found.user_ids);
+    } catch {
+      // suggestions only: typing an id the list lacks still works
+    }
+  }, 200);
+}
+
+function setUser(userId, note) {
+  state.user = userId;
+  state.shown = [];
+  const save = $("save-profile");
+  save.disabled = userId === null;
+  save.textContent = userId === null ? "Save profile" : `Save as user ${userId}`;
+  $("profile-note").textContent = note;
+}
+
+async function chooseUser(userId) {
+  if (!userId) return;
+  await guarded(async () => {
+    $("last-action").textContent = "";
+    let profile;
+    try {
+      profile = await api("GET", `/users/${enc(userId)}`);
+    } catch (err) {
+      if (err.status !== 404) throw err;
+      setUser(userId, `User ${userId} has no profile yet: fill in the features and save ` +
+        "to create one.");
+      fillProfile({});
+      $("items").replaceChildren();
+      $("results-note").textContent = `Nothing to show for user ${userId} until it has a profile.`;
+      throw err;
+    }
+    const source = profile.source === "stored" ? "saved through the API" : "from the training data";
+    setUser(userId, `Editing user ${userId}'s profile (${source}).`);
+    fillProfile(profile.features);
+    await refresh();
+  });
+}
+
+async function recommendForFeatures() {
+  await guarded(async () => {
+    setUser(null, "A new user described by these features: nothing is stored. Choose a " +
+      "user id to save a profile and record interactions.");
+    $("user-id").value = "";
+    $("last-action").textContent = "";
+    await refresh();
+  });
+}
+
+async function saveProfile(event) {
+  event.preventDefault();
+  if (state.user === null) return;
+  await guarded(async () => {
+    const saved = await api("PUT", `/users/${enc(state.user)}`, { features: profileFeatures() });
+    $("profile-note").textContent = `Editing user ${state.user}'s profile (saved through the API).`;
+    const described = Object.entries(saved.features).map(([f, v]) => `${f} ${v}`).join(", ");
+    $("last-action").textContent = `Saved user ${state.user}'s profile (${described || "empty"})` +
+      `.${ignoredText(saved.ignored)} ${CHANGES}`;
+    await refresh();
+  });
+}
+
+// ---- the recommendations ------------------------------------------------------------------
+
+async function refresh() {
+  const n = Number($("n").value);
+  const answer = state.user === null
+    ? await api("POST", "/recommend", { user: profileFeatures(), n, details: true })
+    : await api("GET", `/recommend/${enc(state.user)}?n=${n}&details=true`);
+  $("results-note").textContent = (state.user === null
+    ? `Top ${n} for a new user with these features.`
+    : `Top ${n} for user ${state.user}, over the whole catalog; items they have seen are ` +
+      "left out.") + ignoredText(answer.ignored);
+  renderItems(answer.items);
+}
+
+function changeBadge(before, itemId, rank) {
+  const badge = el("span", "change");
+  if (!before.length) return badge;
+  const was = before.indexOf(itemId);
+  if (was < 0) {
+    badge.textContent = "new";
+    badge.classList.add("new");
+    badge.title = "new in the list";
+  } else if (was !== rank) {
+    const places = Math.abs(was - rank);
+    badge.textContent = `${was > rank ? "▲" : "▼"} ${places}`;
+    badge.classList.add(was > rank ? "up" : "down");
+    badge.title = `${was > rank ? "up" : "down"} ${places} place${places > 1 ? "s" : ""}`;
+  }
+  return badge;
+}
+
+function renderItems(items) {
+  const list = $("items");
+  const scores = items.map((i) => i.score);
+  const top = Math.max(...scores);
+  const span = top - Math.min(...scores) || 1;
+  list.replaceChildren();
+  items.forEach((item, rank) => {
+    const row = el("li", "item");
+    row.dataset.itemId = item.item_id;
+    const what = el("div", "what");
+    what.append(el("span", "title", titleOf(item)), el("span", "meta", metaOf(item)));
+    const score = el("div", "score");
+    const bar = el("span", "bar");
+    bar.style.width = `${Math.round(15 + 85 * (1 - (top - item.score) / span))}%`;
+    score.append(el("span", "value", item.score.toFixed(3)), bar);
+    score.title = "the model's score: higher ranks first";
+    row.append(el("span", "rank", String(rank + 1)), what,
+      changeBadge(state.shown, item.item_id, rank), score);
+    if (state.user !== null) {
+      const button = el("button", "seen", "Seen it");
+      button.type = "button";
+      button.setAttribute("aria-label", `Record that user ${state.user} has seen ${titleOf(item)}`);
+      button.addEventListener("click", () => recordSeen(item, button));
+      row.append(button);
+    }
+    list.append(row);
+  });
+  if (!items.length) list.append(el("li", "empty", "No items left to recommend."));
+  state.shown = items.map((i) => i.item_id);
+}
+
+async function recordSeen(item, button) {
+  button.disabled = true;
+  await guarded(async () => {
+    await api("POST", `/users/${enc(state.user)}/interactions`, { item_ids: [item.item_id] });
+    $("last-action").textContent = `Recorded that user ${state.user} has seen ` +
+      `“${titleOf(item)}”: it is left out of their recommendations from now on. ${CHANGES}`;
+    await refresh();
+  });
+  button.disabled = false;
+}
+
+// ---- start --------------------------------------------------------------------------------
+
+async function start() {
+  $("user-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    chooseUser($("user-id").value.trim());
+  });
+  $("user-id").addEventListener("input", searchUsers);
+  $("profile-form").addEventListener("submit", saveProfile);
+  $("try-profile").addEventListener("click", recommendForFeatures);
+  $("n").addEventListener("change", () => {
+    if (!state.shown.length) return;
+    state.shown = [];
+    guarded(refresh);
+  });
+  await guarded(async () => {
+    const model = await api("GET", "/model?values=200");
+    state.model = model;
+    $("model-name").textContent = `${model.name} (${model.kind})`;
+    $("model-version").textContent = model.model_version;
+    $("model-size").textContent = `${model.items.toLocaleString("en")} items · ` +
+      `${model.users.toLocaleString("en")} users`;
+    buildProfileForm(model);
+    const users = await api("GET", "/users?limit=12");
+    showSuggestions(users.user_ids);
+  });
+  document.body.dataset.ready = "true";
+}
+
+start();

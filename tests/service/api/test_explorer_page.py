@@ -1,0 +1,199 @@
+"""The explorer page (GET /) in a real headless Chromium, driven by Selenium, against a real
+uvicorn server on a loopback port: describe a new user, choose a known one, record an
+interaction, edit the profile; what the page shows is checked against the API's own answers.
+
+The bundle is fit on a tiny made-up movie catalog (tiny_movies.py), so items have titles and
+users have gender, age and occupation, as on MovieLens. The screenshot of the finished flow
+goes to $GMLREC_EXPLORER_SCREENSHOT when set (the README's docs/explorer.png is made that
+way), else to the test's temporary folder: a test run leaves the work tree as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.service.api.conftest import fit_and_export, settings_for
+from tests.service.api.live import live_server
+from tests.service.api.tiny_movies import taste, write_tiny_movies
+
+CHROMIUM = Path(os.environ.get("GMLREC_CHROMIUM", "/usr/bin/chromium"))
+CHROMEDRIVER = Path(os.environ.get("GMLREC_CHROMEDRIVER", "/usr/bin/chromedriver"))
+WAIT_S = 30
+WIDTH = 1280
+
+
+def _selenium():
+    """The selenium package, or a skip that says what is missing."""
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
+    if missing:
+        pytest.skip(f"no headless browser: {', '.join(missing)} not found (Debian: apt-get "
+                    "install chromium chromium-driver; .ci/run does)")
+    return pytest.importorskip("selenium.webdriver",
+                               reason="selenium is not installed (pip install -e '.[dev]')")
+
+
+@pytest.fixture(scope="module")
+def movies(tmp_path_factory):
+    root = tmp_path_factory.mktemp("movies")
+    data = write_tiny_movies(root / "ml-1m")
+    # enough epochs, at a high enough rate, for user features to steer the ranking
+    return fit_and_export(root, "gmlfm", 0, "--distance", "dnn", "--layers", "1",
+                          "--epochs", "8", "--lr", "0.02", data=f"movielens-1m:{data}",
+                          name="movies")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    webdriver = _selenium()
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 f"--window-size={WIDTH},1000", "--force-device-scale-factor=1"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=webdriver.ChromeService(str(CHROMEDRIVER)),
+                              options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def server(browser, movies):  # the browser first: nothing is fit where it is missing
+    with live_server(settings_for(movies.models_dir)) as base:
+        yield base
+
+
+class Page:
+    """The explorer as a person sees it: what is on screen, and the controls."""
+
+    def __init__(self, driver, base: str):
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.select import Select
+        from selenium.webdriver.support.wait import WebDriverWait
+
+        self.driver, self.base, self.by, self.select = driver, base, By, Select
+        self.wait = WebDriverWait(driver, WAIT_S)
+
+    def open(self) -> None:
+        self.driver.get(self.base + "/")
+        self.until(lambda: self.driver.find_element(self.by.TAG_NAME, "body")
+                   .get_attribute("data-ready") == "true", "the page never finished starting")
+
+    def until(self, condition, what: str):
+        return self.wait.until(lambda _: condition(), message=what)
+
+    def text(self, element_id: str) -> str:
+        return self.driver.find_element(self.by.ID, element_id).text
+
+    def css(self, selector: str) -> list:
+        return self.driver.find_elements(self.by.CSS_SELECTOR, selector)
+
+    def items(self) -> list[tuple[str, str]]:
+        """(item id, title) of each listed item, best first, read in one script: the list
+        may be redrawn between two separate element reads."""
+        rows = self.driver.execute_script(
+            "return [...document.querySelectorAll('#items li.item')].map("
+            "row => [row.dataset.itemId, row.querySelector('.title').textContent])")
+        return [tuple(row) for row in rows]
+
+    def choose(self, field: str, value: str) -> None:
+        self.select(self.driver.find_element(self.by.ID, f"field-{field}")) \
+            .select_by_value(value)
+
+    def chosen(self, field: str) -> str:
+        return self.select(self.driver.find_element(self.by.ID, f"field-{field}")) \
+            .first_selected_option.get_attribute("value")
+
+    def click(self, element_id: str) -> None:
+        self.driver.find_element(self.by.ID, element_id).click()
+
+    def shows(self, expected: list[tuple[str, str]], what: str) -> None:
+        self.until(lambda: self.items() == expected, f"{what}: the page never listed "
+                                                     f"{expected}, it shows {self.items()}")
+
+    def screenshot(self, path: Path) -> None:
+        """The whole page, not the window: the viewport grows to the page's height."""
+        height = self.driver.execute_script("return document.documentElement.scrollHeight")
+        self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": WIDTH, "height": height, "deviceScaleFactor": 1, "mobile": False})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        assert self.driver.save_screenshot(str(path))
+
+
+def listed(answer: httpx.Response) -> list[tuple[str, str]]:
+    assert answer.status_code == 200, answer.text
+    return [(item["item_id"], item["title"]) for item in answer.json()["items"]]
+
+
+def test_the_explorer_flow(server, browser, movies, tmp_path):
+    page, api = Page(browser, server), httpx.Client(base_url=server, timeout=10)
+    page.open()
+    assert page.text("model-version") == movies.version
+    assert "144 items" in page.text("model-size") and "40 users" in page.text("model-size")
+    assert page.text("error") == ""
+
+    # a new user described by their fields: nothing stored, nothing to record
+    described = {"gender": "F", "age": "50", "occupation": "writer"}
+    for field, value in described.items():
+        page.choose(field, value)
+    page.click("try-profile")
+    page.shows(listed(api.post("/recommend", json={"user": described, "n": 10,
+                                                   "details": True})), "a described user")
+    assert not page.css("#items button.seen")
+
+    # a known user, chosen from the suggestions: their profile fills the form
+    page.css("#suggestions button[aria-label='Choose user 3']")[0].click()
+    page.shows(listed(api.get("/recommend/3", params={"details": "true"})), "user 3")
+    profile = api.get("/users/3").json()["features"]
+    assert {f: page.chosen(f) for f in described} == {f: profile[f] for f in described}
+    assert page.text("answer-version") == movies.version
+    assert re.fullmatch(r"\d+\.\d\d ms", page.text("server-time"))
+    assert page.text("last-request") == "GET /recommend/3?n=10&details=true"
+
+    # record an interaction: the item leaves the list, the next one moves up
+    first_id, first_title = page.items()[0]
+    page.css(f"#items li[data-item-id='{first_id}'] button.seen")[0].click()
+    after_seen = listed(api.get("/recommend/3", params={"details": "true"}))
+    assert first_id not in {i for i, _ in after_seen} and len(after_seen) == 10
+    page.shows(after_seen, "after recording an interaction")
+    assert first_title in page.text("last-action")
+
+    # edit the profile into a group with other tastes: the list follows
+    gender = "M" if profile["gender"] == "F" else "F"
+    age = "18" if int(profile["age"]) >= 35 else "50"
+    assert set(taste(gender, age)).isdisjoint(taste(profile["gender"], profile["age"]))
+    page.choose("gender", gender)
+    page.choose("age", age)
+    page.click("save-profile")
+    page.until(lambda: api.get("/users/3").json()["source"] == "stored", "the PUT never landed")
+    assert api.get("/users/3").json()["features"] == {**{f: profile[f] for f in described},
+                                                       "gender": gender, "age": age}
+    edited = listed(api.get("/recommend/3", params={"details": "true"}))
+    assert edited != after_seen and first_id not in {i for i, _ in edited}
+    page.shows(edited, "after the profile edit")
+    assert page.css("#items .change.new") or page.css("#items .change.up")
+    assert page.text("error") == ""
+
+    shot = Path(os.environ.get("GMLREC_EXPLORER_SCREENSHOT") or tmp_path / "explorer.png")
+    page.screenshot(shot)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_api_errors_are_shown_readably(server, browser):
+    page = Page(browser, server)
+    page.open()
+    box = page.driver.find_element(page.by.ID, "user-id")
+    box.clear()
+    box.send_keys("nobody-here")
+    page.click("load-user")
+    page.until(lambda: page.text("error") != "", "no error was shown for an unknown user")
+    assert page.text("error") == ("GET /users/nobody-here answered 404 Not Found: unknown user "
+                                  "'nobody-here': PUT /users/{user_id} creates a profile")
+    assert page.text("save-profile") == "Save as user nobody-here"  # and it offers to
+    assert page.items() == []
