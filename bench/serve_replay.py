@@ -30,7 +30,8 @@ CLIENTS = 4  # requests in flight
 
 
 def replay_over_http(base: str, run: Path) -> dict[str, float]:
-    """The run's test ranking metrics with every score from POST /score at `base`."""
+    """The run's test ranking metrics with every score from POST /score at `base`, and how
+    many groups they cover."""
     groups = held_out_groups(run)
 
     def scores(group: int) -> list[float]:
@@ -41,7 +42,7 @@ def replay_over_http(base: str, run: Path) -> dict[str, float]:
 
     with httpx.Client(base_url=base, timeout=30) as client, ThreadPoolExecutor(CLIENTS) as pool:
         rows = list(pool.map(scores, range(len(groups.user_ids))))
-    return ranking_report(np.array(rows))
+    return {**ranking_report(np.array(rows)), "groups": len(rows)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -67,10 +68,10 @@ def main(argv: list[str] | None = None) -> None:
     write_section("serve-replay", "\n".join([
         "## serve-replay: the MovieLens-100k test protocol through the HTTP API", "",
         f"Command: `{command.strip()}`. Bundle `{manifest['name']}/{manifest['version']}` "
-        f"({manifest['model']['kind']}, run `{run}`); each of the "
-        f"{manifest['counts']['users']} test users' held-out item and its 99 sampled "
-        "candidates scored by POST /score of `python -m service` (one worker, its own Redis), "
-        "ranked tie-pessimistically as in training.", "",
+        f"({manifest['model']['kind']}, run `{run}`); each of the {served['groups']} test "
+        "groups (a user's held-out item and its sampled candidates) scored by POST /score of "
+        "`python -m service` (one worker, its own Redis), ranked tie-pessimistically as in "
+        "training.", "",
         "| scores from | HR@10 | NDCG@10 |", "|---|---|---|", *rows, "",
         f"Equal to 4 decimals: {'yes' if same else 'NO'}."]))
     print("\n".join(rows))

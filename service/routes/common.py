@@ -30,8 +30,13 @@ def scored_items(model: ServedModel, positions: np.ndarray, scores: np.ndarray,
             for p, s in zip(positions.tolist(), scores.tolist())]
 
 
-def answer(body: BaseModel) -> Response:
+DEGRADED = "X-Degraded"  # on answers computed without the user store (its value says so)
+
+
+def answer(body: BaseModel, degraded: bool = False) -> Response:
     """The answer as JSON, serialized once by pydantic: a route that returns the model
     itself has FastAPI validate it against its response_model a second time (the routes
     keep response_model for the OpenAPI schema)."""
-    return Response(body.model_dump_json().encode(), media_type="application/json")
+    headers = {DEGRADED: "user store unavailable"} if degraded else None
+    return Response(body.model_dump_json().encode(), media_type="application/json",
+                    headers=headers)

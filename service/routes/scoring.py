@@ -41,7 +41,7 @@ async def score(body: ScoreRequest, model: Model, users: UsersDep) -> Response:
     scores = model.score(who.state, positions)
     return answer(ScoreAnswer(model_version=model.version, user_id=body.user_id,
                               scores=scored_items(model, positions, scores, body.details),
-                              ignored=who.ignored))
+                              ignored=who.ignored), who.degraded)
 
 
 @router.get("/recommend/{user_id}", response_model=RecommendAnswer,
@@ -69,4 +69,4 @@ async def _recommend(model: Model, ranker: RankerDep, user_id: str | None, who: 
     positions, scores = await ranker.top(model, who.state, n, who.seen)
     return answer(RecommendAnswer(model_version=model.version, user_id=user_id,
                                   items=scored_items(model, positions, scores, details),
-                                  ignored=who.ignored))
+                                  ignored=who.ignored), who.degraded)

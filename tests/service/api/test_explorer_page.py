@@ -159,6 +159,8 @@ def test_the_explorer_flow(server, browser, movies, tmp_path):
     # record an interaction: the item leaves the list, the next one moves up
     first_id, first_title = page.items()[0]
     page.css(f"#items li[data-item-id='{first_id}'] button.seen")[0].click()
+    page.until(lambda: first_title in page.text("last-action"),  # the click's POST landed
+               "the interaction was never recorded")
     after_seen = listed(api.get("/recommend/3", params={"details": "true"}))
     assert first_id not in {i for i, _ in after_seen} and len(after_seen) == 10
     page.shows(after_seen, "after recording an interaction")

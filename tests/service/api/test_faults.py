@@ -93,6 +93,7 @@ async def test_redis_stopped_mid_load_and_restarted(gmlfm, own_redis):
         own_redis.start()
         await wait_for(client, "ready", 5)
         await asyncio.sleep(0.5)
+        assert "x-degraded" not in (await client.get("/recommend/7")).headers
         load.running = False
         await asyncio.gather(*tasks)
         assert load.failed() == [] and len(load.statuses) > 100
@@ -134,7 +135,8 @@ async def test_writes_and_store_only_users_are_503s_while_redis_is_down(gmlfm, o
         assert r.status_code == 503
         r = await client.get("/recommend/only-in-redis")
         assert r.status_code == 503 and "only-in-redis" in r.json()["detail"]
-        assert (await client.get("/recommend/7")).status_code == 200  # from the bundle
+        r = await client.get("/recommend/7")
+        assert r.status_code == 200 and "x-degraded" in r.headers  # from the bundle alone
         assert (await client.get("/health")).json() == {"status": "ok"}
 
 
