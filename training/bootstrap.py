@@ -27,7 +27,9 @@ def existing_bundle(models_dir: Path) -> Path | None:
     """Any finished bundle in the models folder (a version folder with its manifest)."""
     if not models_dir.is_dir():
         return None
-    return next(iter(sorted(models_dir.glob("*/*/manifest.json"))), None)
+    finished = [m for m in sorted(models_dir.glob("*/*/manifest.json"))
+                if not any(part.startswith(".") for part in m.relative_to(models_dir).parts)]
+    return finished[0] if finished else None  # hidden folders are exports being written
 
 
 def bootstrap(models_dir: Path, runs_dir: Path, force: bool = False,

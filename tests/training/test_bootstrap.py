@@ -1,0 +1,37 @@
+"""`python -m training bootstrap` serves what is there: with a bundle in the models folder it
+returns it at once and trains nothing (the compose file's train job relies on this on every
+`docker compose up` after the first)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from training.bootstrap import bootstrap, existing_bundle
+from training.cli import main
+
+
+def fake_bundle(models_dir: Path) -> Path:
+    version = models_dir / "gmlfm-gem" / "20260101T000000Z-abcdef12"
+    version.mkdir(parents=True)
+    (version / "manifest.json").write_text("{}")
+    return version
+
+
+def test_an_existing_bundle_is_served_without_training(tmp_path, capsys):
+    version = fake_bundle(tmp_path / "models")
+    runs = tmp_path / "runs"
+    assert bootstrap(tmp_path / "models", runs) == version
+    assert not runs.exists()  # nothing was fitted
+    assert main(["bootstrap", "--models-dir", str(tmp_path / "models"),
+                 "--runs-dir", str(runs)]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == str(version) and "exists; serving it" in err
+
+
+def test_only_a_finished_bundle_counts(tmp_path):
+    models = tmp_path / "models"
+    partial = models / "gmlfm-gem" / ".partial-write"  # an export being written, or cut short
+    partial.mkdir(parents=True)
+    (partial / "manifest.json").write_text("{}")
+    assert existing_bundle(models) is None
+    assert existing_bundle(tmp_path / "nowhere") is None
