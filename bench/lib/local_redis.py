@@ -23,13 +23,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# a cluster node also listens on its port + 10000 (the cluster bus), so its port stays below this
+CLUSTER_MAX_PORT = 55535
+
+
 def distinct_ports(n: int) -> list[int]:
+    """n free ports, each one a cluster node can use (the bus port above it is free too)."""
     ports: list[int] = []
     while len(ports) < n:
         port = free_port()
-        if port not in ports:
+        if port not in ports and port <= CLUSTER_MAX_PORT and _free(port + 10000):
             ports.append(port)
     return ports
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def launch(args: list[str], port: int, log: Path) -> subprocess.Popen:
