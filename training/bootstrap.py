@@ -43,6 +43,6 @@ def bootstrap(models_dir: Path, runs_dir: Path, force: bool = False,
         return found.parent
     run = runs_dir / DEFAULT_NAME
     print(f"bootstrap: fitting the default model (GML-FM-dnn + GEM on MovieLens-100k) into "
-          f"{run}; about three minutes on two cores", file=sys.stderr)
+          f"{run}; up to ten minutes on two cores", file=sys.stderr)
     fit_and_save(resolve({}, {**DEFAULT_OPTIONS, "out": str(run)}), progress, overwrite=True)
     return export_run(run, models_dir, DEFAULT_NAME)
