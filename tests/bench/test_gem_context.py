@@ -44,8 +44,10 @@ def test_fixed_field_rows_wait_for_the_default_and_skip_what_it_already_ran():
     first = pending({})
     assert len(first) == len(DATASETS) * 2 * len(SEEDS) * 4  # fm, fm+gem, gmlfm-dnn (+gem)
     assert not any("graph_fields" in options for _, options in first)
-    assert [k.split("|")[3:] for k, _ in first[:len(first) // 3]] == [["lr=0.001", "seed=0"]] * (
-        len(first) // 3)  # every row's seed 0 first
+    pair = len(DATASETS) * 2 * len(SEEDS) * 2
+    assert {k.split("|")[0] for k, _ in first[:pair]} == {"fm", "fm+gem"}  # the verdict's first
+    rest = [k.split("|")[4] for k, _ in first[pair:]]
+    assert rest == sorted(rest)  # then the other rows, seed by seed
     runs = {r["key"]: r for r in (
         record("fm+gem", "ml100k-ctx", "rating", 0, 0.6, ["user_id", "item_id"]),
         record("fm+gem", "synthetic-ctx", "rating", 0, 0.6,
