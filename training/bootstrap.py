@@ -5,6 +5,9 @@ default model and exports it, unless the models folder already holds one, so tha
 start at once and a second start costs nothing. The default is the best split model measured
 on MovieLens-100k top-n (bench/RESULTS.md, ablation): GML-FM-dnn with GEM at its best
 validation cell, lr 0.003.
+
+`--config FILE` (or `GMLREC_TRAIN_CONFIG`, so the compose job's command stays as it is) fits the
+options of that TOML file instead, on the user's own data; the bundle is named after the file.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from training.config import resolve
+from training.config import read_toml, resolve
 from training.export import export_run
 from training.pipeline import fit_and_save
 
@@ -21,6 +24,7 @@ DEFAULT_NAME = "gmlfm-gem"
 DEFAULT_OPTIONS = {"data": "movielens-100k", "task": "topn", "model": "gmlfm",
                    "distance": "dnn", "layers": 1, "embedding": "gcn", "lr": 0.003, "seed": 0}
 RETRAIN_ENV = "GMLREC_RETRAIN"  # "1": fit and export afresh even when a bundle exists
+CONFIG_ENV = "GMLREC_TRAIN_CONFIG"  # a TOML file of fit options to use instead of the default
 
 
 def existing_bundle(models_dir: Path) -> Path | None:
@@ -33,16 +37,21 @@ def existing_bundle(models_dir: Path) -> Path | None:
 
 
 def bootstrap(models_dir: Path, runs_dir: Path, force: bool = False,
-              progress: bool = True) -> Path:
-    """The bundle to serve: an existing one, or the default model fitted and exported."""
+              progress: bool = True, config: Path | None = None) -> Path:
+    """The bundle to serve: an existing one, or the default model (or `config`'s) fitted and
+    exported."""
     force = force or os.environ.get(RETRAIN_ENV, "0") == "1"
+    config = config or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    options, name = (read_toml(config), config.stem) if config else (DEFAULT_OPTIONS,
+                                                                      DEFAULT_NAME)
+    fit = resolve({}, {**options, "out": str(runs_dir / name)})  # bad options stop here
     found = existing_bundle(models_dir)
     if found is not None and not force:
         print(f"bootstrap: {found.parent} exists; serving it (--force retrains)",
               file=sys.stderr)
         return found.parent
-    run = runs_dir / DEFAULT_NAME
-    print(f"bootstrap: fitting the default model (GML-FM-dnn + GEM on MovieLens-100k) into "
-          f"{run}; up to ten minutes on two cores", file=sys.stderr)
-    fit_and_save(resolve({}, {**DEFAULT_OPTIONS, "out": str(run)}), progress, overwrite=True)
-    return export_run(run, models_dir, DEFAULT_NAME)
+    what = f"{config}'s model" if config else \
+        "the default model (GML-FM-dnn + GEM on MovieLens-100k; up to ten minutes on two cores)"
+    print(f"bootstrap: fitting {what} into {fit.run.out}", file=sys.stderr)
+    fit_and_save(fit, progress, overwrite=True)
+    return export_run(Path(fit.run.out), models_dir, name)

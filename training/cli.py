@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="where the default model's run folder goes (default runs)")
     boot.add_argument("--force", action="store_true",
                       help="fit and export afresh even if a bundle exists (or GMLREC_RETRAIN=1)")
+    boot.add_argument("--config", type=Path, help="TOML file of fit options to use instead of "
+                      "the default model (or GMLREC_TRAIN_CONFIG); the bundle takes its name")
     boot.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     return parser
 
@@ -94,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             print(run_export(args.run, args.models_dir, args.name))
             return 0
         elif args.command == "bootstrap":
-            print(run_bootstrap(args.models_dir, args.runs_dir, args.force, not args.quiet))
+            print(run_bootstrap(args.models_dir, args.runs_dir, args.force, not args.quiet,
+                                args.config))
             return 0
         else:
             metrics = run_evaluate(args.run, args.data)
@@ -123,10 +126,11 @@ def run_export(run: Path, models_dir: Path, name: str | None) -> Path:
     return export_run(run, models_dir, name)
 
 
-def run_bootstrap(models_dir: Path, runs_dir: Path, force: bool, progress: bool) -> Path:
+def run_bootstrap(models_dir: Path, runs_dir: Path, force: bool, progress: bool,
+                  config: Path | None) -> Path:
     from training.bootstrap import bootstrap
 
-    return bootstrap(models_dir, runs_dir, force, progress)
+    return bootstrap(models_dir, runs_dir, force, progress, config)
 
 
 def run_evaluate(run: Path, data: str | None) -> dict[str, Any]:

@@ -35,3 +35,18 @@ def test_only_a_finished_bundle_counts(tmp_path):
     (partial / "manifest.json").write_text("{}")
     assert existing_bundle(models) is None
     assert existing_bundle(tmp_path / "nowhere") is None
+
+
+def test_a_bad_config_is_one_line_and_trains_nothing(tmp_path, capsys, monkeypatch):
+    config = tmp_path / "mine.toml"
+    config.write_text('model = "fm"\ndistance = "dnn"\n')  # FM takes no distance
+    runs = tmp_path / "runs"
+    args = ["bootstrap", "--models-dir", str(tmp_path / "models"), "--runs-dir", str(runs)]
+    assert main([*args, "--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --distance: model fm does not take this option")
+    assert "\n" not in err and not runs.exists()
+    monkeypatch.setenv("GMLREC_TRAIN_CONFIG", str(tmp_path / "missing.toml"))
+    assert main(args) == 2
+    missing = tmp_path / "missing.toml"
+    assert capsys.readouterr().err.strip() == f"error: config file not found: {missing}"

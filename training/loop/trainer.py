@@ -5,6 +5,7 @@ particular model. Under torchrun every process runs it alike (`training.loop.dis
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -111,7 +112,7 @@ def fit(model: torch.nn.Module, split: Split, options: TrainOptions, seed: int,
         if improved:  # always, without a validation set: the last epoch is kept
             best_state, best_epoch = copy.deepcopy(model.state_dict()), epoch
         if progress and world.is_main:
-            tqdm.write(_summary(record, improved))
+            tqdm.write(_summary(record, improved), file=sys.stderr)  # stdout: the result
         if exhausted:
             break
     if best_state is None:

@@ -1,0 +1,161 @@
+"""The compose file's own commands, run directly on this machine (no Docker engine runs here).
+
+Each service's command and environment are read from docker-compose.yml and its Dockerfile,
+not restated here, so a change to either is what this test runs. Translated, and nothing else:
+each named volume is a temporary folder (the `models` volume is shared by `train` and `api` as
+in compose); the host name `redis` is the Redis at 127.0.0.1:6379 under a key prefix of this
+test; the API listens on a free loopback port; `${VAR:-default}` takes its default. The one
+addition: `GMLREC_TRAIN_CONFIG` points the train job at a small synthetic fit, since the default
+model takes minutes (the README's quick start and the fresh-clone check run the default).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from bench.lib.local_redis import free_port
+
+yaml = pytest.importorskip("yaml")
+
+ROOT = Path(__file__).resolve().parents[1]
+REDIS_URL = "redis://127.0.0.1:6379/0"
+SMALL_FIT = """\
+data = "synthetic:users=60,items=200,interactions=2000,categories=5,segments=3"
+task = "topn"
+model = "gmlfm"
+distance = "dnn"
+layers = 1
+embedding = "gcn"
+dim = 8
+epochs = 2
+"""
+
+
+def compose_services() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+
+
+def dockerfile_command_and_env(path: Path) -> tuple[list[str], dict[str, str], list[str]]:
+    """CMD, ENV and the HEALTHCHECK command of a Dockerfile (exec forms, as ours use)."""
+    text = re.sub(r"\\\n\s*", " ", path.read_text())  # join continued lines
+    command, health, env = [], [], {}
+    for line in text.splitlines():
+        word, _, rest = line.strip().partition(" ")
+        if word == "CMD":
+            command = json.loads(rest)
+        elif word == "ENV":
+            env.update(dict(pair.split("=", 1) for pair in shlex.split(rest)))
+        elif word == "HEALTHCHECK":
+            health = json.loads(rest[rest.index("CMD") + 3:])
+    return command, env, health
+
+
+def with_defaults(value: str) -> str:
+    """Compose's `${VAR:-default}` with VAR unset."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
+
+
+class ComposeService:
+    """One service of the compose file as a process here: its argv and environment."""
+
+    def __init__(self, name: str, volumes: dict[str, Path], redis_prefix: str):
+        service = compose_services()[name]
+        command, env, self.health = dockerfile_command_and_env(
+            ROOT / service["build"]["dockerfile"])
+        env.update({k: with_defaults(str(v)) for k, v in service.get("environment", {}).items()})
+        mounts = {}
+        for volume in service.get("volumes", []):
+            source, target = volume.split(":")[:2]
+            mounts[target] = str(volumes.setdefault(source, volumes["root"] / source))
+            Path(mounts[target]).mkdir(exist_ok=True)
+
+        def here(value: str) -> str:
+            for target, folder in mounts.items():
+                value = folder if value == target else value
+            return value.replace("//redis:6379", "//127.0.0.1:6379")
+
+        self.argv = [sys.executable if arg == "python" else here(arg)
+                     for arg in service.get("command", command)]
+        self.env = {**os.environ, **{k: here(v) for k, v in env.items()}}
+        if "GMLREC_REDIS_URL" in self.env:
+            self.env["GMLREC_REDIS_PREFIX"] = redis_prefix
+        if self.env.get("GMLREC_HOST") == "0.0.0.0":
+            self.env.update(GMLREC_HOST="127.0.0.1", GMLREC_PORT=str(free_port()))
+
+
+@pytest.fixture
+def redis_prefix():
+    prefix = f"gmlrec-compose-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    with contextlib.suppress(redis.RedisError):
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(f"{prefix}*", count=1000):
+            client.delete(key)
+
+
+def wait_ready(base: str, process: subprocess.Popen) -> dict:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read()
+        with contextlib.suppress(httpx.TransportError):
+            answer = httpx.get(f"{base}/ready", timeout=2)
+            if answer.status_code == 200:
+                return answer.json()
+        time.sleep(0.2)
+    raise AssertionError("the API never became ready")
+
+
+def test_train_job_then_api_on_redis_answer_a_recommendation(tmp_path, redis_prefix):
+    try:
+        redis.Redis.from_url(REDIS_URL).ping()
+    except redis.RedisError:
+        pytest.skip("no Redis on 127.0.0.1:6379 (.ci/run starts one)")
+    volumes = {"root": tmp_path}
+    (tmp_path / "small-fit.toml").write_text(SMALL_FIT)
+    train = ComposeService("train", volumes, redis_prefix)
+    train.env["GMLREC_TRAIN_CONFIG"] = str(tmp_path / "small-fit.toml")
+    done = subprocess.run(train.argv, env=train.env, capture_output=True, text=True,
+                          timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    bundle = Path(done.stdout.strip())
+    assert bundle.parents[1] == volumes["models"] and (bundle / "manifest.json").is_file()
+
+    again = subprocess.run(train.argv, env=train.env, capture_output=True, text=True,
+                           timeout=120, cwd=tmp_path)  # every later `docker compose up`
+    assert again.returncode == 0 and "exists; serving it" in again.stderr
+    assert [p.name for p in bundle.parent.iterdir()] == [bundle.name]  # nothing retrained
+
+    api = ComposeService("api", volumes, redis_prefix)
+    process = subprocess.Popen(api.argv, env=api.env, cwd=tmp_path, text=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        base = f"http://127.0.0.1:{api.env['GMLREC_PORT']}"
+        ready = wait_ready(base, process)
+        assert ready == {"status": "ready", "model_version": bundle.name, "store": "redis",
+                         "detail": None}
+        health = subprocess.run(api.health, env=api.env, timeout=10)  # the image's HEALTHCHECK
+        assert health.returncode == 0
+        user = httpx.get(f"{base}/users", params={"limit": 1}).json()["user_ids"][0]
+        answer = httpx.get(f"{base}/recommend/{user}", timeout=10)
+        assert answer.status_code == 200
+        items = answer.json()["items"]
+        assert len(items) == 10 and len({item["item_id"] for item in items}) == 10
+        assert httpx.put(f"{base}/users/{user}", json={"features": {}}).status_code == 200
+        assert any(key.startswith(redis_prefix.encode()) for key in
+                   redis.Redis.from_url(REDIS_URL).scan_iter(f"{redis_prefix}*"))
+    finally:
+        process.terminate()
+        process.wait(30)
