@@ -92,35 +92,101 @@ class RedisServer:
 
 
 class RedisClusterServers:
-    """`nodes` redis-servers in cluster mode, all slots assigned (no replicas), in a folder
-    of their own; `url` is the redis+cluster:// URL the service takes."""
+    """A Redis Cluster of `masters` redis-servers, each with `replicas` replicas, all slots
+    assigned, in a folder of its own; `url` is the redis+cluster:// URL the service takes.
+    Nodes time out after `node_timeout_ms`, so a killed master's replica takes over within a
+    few seconds."""
 
-    def __init__(self, folder: Path, nodes: int = 3):
+    def __init__(self, folder: Path, masters: int = 3, replicas: int = 0,
+                 node_timeout_ms: int = 1000):
         if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
             raise NoRedisServer("redis-server or redis-cli is not installed")
-        self.folder, self.ports = folder, distinct_ports(nodes)
+        self.folder, self.replicas = folder, replicas
+        self.node_timeout_ms = node_timeout_ms
+        self.ports = distinct_ports(masters * (1 + replicas))
         self.url = f"redis+cluster://127.0.0.1:{self.ports[0]}"
-        self.processes: list[subprocess.Popen] = []
+        self.processes: dict[int, subprocess.Popen] = {}
 
     def start(self) -> RedisClusterServers:
         for port in self.ports:
             node = self.folder / str(port)
             node.mkdir(parents=True)
-            self.processes.append(launch(["--cluster-enabled", "yes", "--cluster-config-file",
-                                          str(node / "nodes.conf")], port, node / "redis.log"))
+            self.processes[port] = launch(
+                ["--cluster-enabled", "yes", "--cluster-config-file", str(node / "nodes.conf"),
+                 "--cluster-node-timeout", str(self.node_timeout_ms)], port, node / "redis.log")
         subprocess.run(["redis-cli", "--cluster", "create",
-                        *(f"127.0.0.1:{p}" for p in self.ports), "--cluster-replicas", "0",
-                        "--cluster-yes"], check=True, capture_output=True, timeout=120)
-        client = redis.Redis(port=self.ports[0], socket_timeout=5)
-        deadline = time.monotonic() + 120  # generous: a loaded machine is slow to gossip
-        while b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the cluster never reached cluster_state:ok")
-            time.sleep(0.05)
+                        *(f"127.0.0.1:{p}" for p in self.ports), "--cluster-replicas",
+                        str(self.replicas), "--cluster-yes"], check=True, capture_output=True,
+                       timeout=120)
+        self.wait_until(lambda: self.healthy(self.ports[0]), "cluster_state:ok, replicas synced")
         return self
 
+    def nodes(self, via: int) -> list[dict]:
+        """CLUSTER NODES as seen by the node on port `via`: port, role, flags, slot count."""
+        text = self.client(via).execute_command("CLUSTER", "NODES")
+        text = text.decode() if isinstance(text, bytes) else text
+        found = []
+        for line in text.splitlines():
+            fields = line.split()
+            flags = set(fields[2].split(","))
+            slots = sum(int(r.split("-")[-1]) - int(r.split("-")[0]) + 1
+                        for r in fields[8:] if not r.startswith("["))
+            found.append({"port": int(fields[1].split(":")[1].split("@")[0]), "flags": flags,
+                          "master": "master" in flags, "slots": slots})
+        return found
+
+    def healthy(self, via: int) -> bool:
+        """Every slot served by a live master, and every live replica in sync with its master."""
+        try:
+            client = self.client(via)
+            if b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
+                return False
+            live = [n for n in self.nodes(via) if not n["flags"] & {"fail", "fail?"}]
+            if sum(n["slots"] for n in live if n["master"]) != 16384:
+                return False
+            return all(self.client(n["port"]).info("replication").get("master_link_status")
+                       == "up" for n in live if not n["master"])
+        except redis.RedisError:
+            return False
+
+    def master_of(self, key: str) -> int:
+        """The port of the master that holds `key`'s slot."""
+        client = self.client(self.ports[0])
+        slot = client.execute_command("CLUSTER", "KEYSLOT", key)
+        for start, end, master, *_ in client.execute_command("CLUSTER", "SLOTS"):
+            if start <= slot <= end:
+                return int(master[1])
+        raise RuntimeError(f"no node serves slot {slot}")
+
+    def kill(self, port: int) -> None:
+        process = self.processes.pop(port)
+        process.kill()
+        process.wait(10)
+
+    def wait_until(self, condition, what: str, timeout_s: float = 120) -> float:
+        """Seconds until `condition()` held (generous: a loaded machine is slow to gossip)."""
+        start = time.monotonic()
+        while not condition():
+            if time.monotonic() - start > timeout_s:
+                raise RuntimeError(f"the cluster never reached {what}: {self.describe()}")
+            time.sleep(0.05)
+        return time.monotonic() - start
+
+    def client(self, port: int) -> redis.Redis:
+        return redis.Redis(port=port, socket_timeout=5)
+
+    def describe(self) -> str:
+        """Each live node's view of the cluster, for an error message."""
+        views = []
+        for port in self.processes:
+            try:
+                views.append(f"{port}: {self.nodes(port)}")
+            except redis.RedisError as err:
+                views.append(f"{port}: {err}")
+        return "; ".join(views)
+
     def stop(self) -> None:
-        for process in self.processes:
+        for process in self.processes.values():
             process.kill()
             process.wait(10)
-        self.processes = []
+        self.processes = {}

@@ -5,14 +5,17 @@ its state, goes in one pipeline to one node, on a single Redis or a Redis Cluste
 MULTI is needed: a state carries the tag of the profile it came from (state_blob), so a
 reader that meets the new profile with the old state recomputes rather than trusting it.
 Timeouts are short and nothing is retried here: a failure becomes StoreUnavailable at once
-and the caller decides (StoreGuard stops calling for a cool-down instead of retrying).
+and the caller decides (StoreGuard stops calling for a cool-down instead of retrying). On a
+cluster, a failure also marks the slot map stale: the next call asks the cluster who serves
+which slots before it runs, so once a replica has taken over a dead master's slots the store
+talks to it (redis-py refreshes the map itself for single commands, not for pipelines).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 
 from redis import asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -44,6 +47,7 @@ def connect(url: str, timeout_s: float, pool_timeout_s: float, max_connections: 
 class RedisStore:
     def __init__(self, client: aioredis.Redis | RedisCluster, prefix: str = "gmlrec"):
         self.client, self.keys = client, Keys(prefix)
+        self._slot_map_stale = False
 
     async def read(self, user_id: str, model: str, seen: bool = False) -> StoredUser:
         pipe = self.client.pipeline(transaction=False)
@@ -79,9 +83,13 @@ class RedisStore:
     async def _run(self, pipe) -> list:
         return await self._call(pipe.execute())
 
-    @staticmethod
-    async def _call(awaitable):
+    async def _call(self, command: Coroutine):
         try:
-            return await awaitable
+            if self._slot_map_stale:
+                await self.client.nodes_manager.initialize()
+                self._slot_map_stale = False
+            return await command
         except FAILURES as err:
+            command.close()  # never awaited if the refresh failed; a no-op otherwise
+            self._slot_map_stale = isinstance(self.client, RedisCluster)
             raise StoreUnavailable(f"redis: {type(err).__name__}: {err}") from None

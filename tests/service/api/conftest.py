@@ -1,9 +1,10 @@
 """Fixtures of the HTTP tests: small trained bundles, both stores, an app per test.
 
 Bundles come from the real pipeline (`python -m training fit` then `export`, in process) on a
-small synthetic dataset, once per session. Every test that takes `client` runs twice: with
-the in-process store and with the Redis at 127.0.0.1:6379 under a key prefix of its own,
-deleted afterwards (never FLUSHALL: the Redis is shared).
+small synthetic dataset, once per session. Every test that takes `client` runs three times:
+with the in-process store, with the Redis at 127.0.0.1:6379 under a key prefix of its own,
+deleted afterwards (never FLUSHALL: the Redis is shared), and with a Redis Cluster of three
+masters and three replicas that the session starts and stops.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import httpx
 import pytest
 import redis
 
+from bench.lib.local_redis import NoRedisServer, RedisClusterServers
 from service.app import create_app
 from service.settings import Settings
 from training.cli import main as training_cli
 
 SYNTHETIC = "synthetic:users=60,items=200,interactions=2000,categories=5,segments=3"
 REDIS_URL = "redis://127.0.0.1:6379/0"
-STORES = ("memory", "redis")
+STORES = ("memory", "redis", "cluster")
 
 
 @dataclass(frozen=True)
@@ -88,11 +90,27 @@ def redis_is_up() -> bool:
         return False
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory):
+    """A Redis Cluster of three masters and three replicas, started on first use, for the
+    whole session."""
+    try:
+        servers = RedisClusterServers(tmp_path_factory.mktemp("cluster"), 3, 1).start()
+    except NoRedisServer as err:
+        pytest.skip(str(err))
+    yield servers
+    servers.stop()
+
+
 @pytest.fixture(params=STORES)
 def store(request, redis_prefix) -> dict[str, str]:
-    """Settings of one store: the in-process one, or Redis under a prefix of this test."""
+    """Settings of one store: the in-process one, Redis under a prefix of this test, or a
+    Redis Cluster of three masters and three replicas."""
     if request.param == "memory":
         return {"redis_prefix": f"{redis_prefix}-mem"}
+    if request.param == "cluster":
+        return {"redis_url": request.getfixturevalue("redis_cluster").url,
+                "redis_prefix": f"{redis_prefix}-{uuid.uuid4().hex[:8]}", "redis_timeout_s": 2.0}
     if not redis_is_up():
         pytest.skip(f"no Redis at {REDIS_URL}")
     # a loaded machine can stall this process past the service's default 0.25 s timeout,

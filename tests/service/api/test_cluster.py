@@ -3,6 +3,11 @@ one slot, one pipeline per call; and the API on top of it."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import random
+
+import httpx
 import pytest
 
 from bench.lib.local_redis import NoRedisServer, RedisClusterServers
@@ -50,3 +55,82 @@ async def test_the_api_on_a_cluster(cluster, gmlfm):
         warm = await client.post("/score", json={"user_id": "c1", "item_ids": ["4"]})
         assert warm.json()["scores"] == cold.json()["scores"]
         assert (await client.get("/recommend/7")).status_code == 200
+
+
+@pytest.fixture
+def cluster_with_replicas(tmp_path):
+    """Three masters, three replicas: this test's own, since it kills one."""
+    try:
+        servers = RedisClusterServers(tmp_path / "cluster", 3, 1).start()
+    except NoRedisServer as err:
+        pytest.skip(str(err))
+    yield servers
+    servers.stop()
+
+
+async def test_a_master_killed_under_load_loses_no_request_and_no_profile(
+        cluster_with_replicas, gmlfm):
+    """Reads and writes go on while a master dies and its replica takes over. Reads of
+    training users never fail (served from the bundle meanwhile); a write or a read of a
+    Redis-only user in the failover window is a 503 with Retry-After, which the client
+    honours, so every request ends in a 200; every acknowledged profile is there after."""
+    cluster = cluster_with_replicas
+    settings = settings_for(gmlfm.models_dir, redis_url=cluster.url, redis_timeout_s=0.5,
+                            redis_cooldown_s=0.5)
+    written: dict[str, str] = {}
+    statuses: list[int] = []
+    running = True
+
+    async with serving(settings) as client:
+        async def call(method: str, url: str, **body) -> httpx.Response:
+            """One request as a well-behaved client makes it: a 503 is retried after its
+            Retry-After, for up to 30 s."""
+            deadline = asyncio.get_running_loop().time() + 30
+            while True:
+                r = await client.request(method, url, **body)
+                statuses.append(r.status_code)
+                if r.status_code != 503 or asyncio.get_running_loop().time() > deadline:
+                    return r
+                await asyncio.sleep(float(r.headers["retry-after"]) / 4)
+
+        async def writer(worker: int) -> None:
+            for i in itertools.count():
+                await asyncio.sleep(0)
+                if not running:
+                    return
+                user, segment = f"fo-{worker}-{i}", str(i % 3)
+                r = await call("PUT", f"/users/{user}", json={"features": {"segment": segment}})
+                assert r.status_code == 200, r.text
+                written[user] = segment
+
+        async def reader(worker: int) -> None:
+            while running:
+                await asyncio.sleep(0)  # a degraded read never waits: let the others run
+                user = random.choice([*written] or ["7"]) if worker % 2 else "7"
+                r = await call("POST", "/score", json={"user_id": user, "item_ids": ["4", "9"]})
+                assert r.status_code == 200, r.text
+
+        for i in range(30):  # profiles on every master before the failure
+            await call("PUT", f"/users/before-{i}", json={"features": {"segment": "1"}})
+            written[f"before-{i}"] = "1"
+        tasks = [asyncio.create_task(writer(w)) for w in range(3)] + \
+            [asyncio.create_task(reader(w)) for w in range(3)]
+        await asyncio.sleep(0.5)
+        victim = cluster.master_of("gmlrec:{user:before-0}:profile")
+        cluster.kill(victim)
+        survivor = next(p for p in cluster.ports if p in cluster.processes)
+        took_over = await asyncio.to_thread(cluster.wait_until, lambda: cluster.healthy(
+            survivor), "a replica serving the dead master's slots")
+        await asyncio.sleep(1.0)  # load on the healed cluster
+        running = False
+        await asyncio.gather(*tasks)
+
+        assert took_over > 0 and set(statuses) <= {200, 503}
+        missing = []
+        for user, segment in written.items():
+            r = await client.get(f"/users/{user}")
+            if r.status_code != 200 or r.json()["features"] != {"segment": segment}:
+                missing.append(user)
+        assert not missing, f"{len(missing)} of {len(written)} profiles lost: {missing[:5]}"
+        assert any(cluster.master_of(f"gmlrec:{{user:{u}}}:profile") != victim
+                   for u in written)
