@@ -4,11 +4,14 @@ onnxruntime maps a bundle's npy files (model.onnx's external data) without copyi
 at session start each Gemm over a constant item table repacks that table into its own heap
 buffer: every worker then holds a private copy of the largest tables (bench/scale_out.py: at
 1,000,000 items and k = 64, 490 MB a worker). Turning prepacking off keeps the tables shared
-but made the 1M-item top 10 half again as slow (each call packs its operand anew). Instead,
-the first process to load a bundle lets onnxruntime save its optimized graph with the packed
-weights in an external file (`session.save_external_prepacked_constant_initializers`), and
-every session then loads that file, which onnxruntime maps read-only: the packed tables sit
-once in the page cache, shared by all workers, and calls run at the packed speed.
+but made the 1M-item top 10 1.7× as slow on one thread (110 ms against 67 ms: each call packs
+its operand anew). Instead, the first process to load a bundle lets onnxruntime save its
+optimized graph with the packed weights in an external file
+(`session.save_external_prepacked_constant_initializers`), and every session then loads that
+file, which onnxruntime maps read-only: the packed tables sit once in the page cache, shared by
+all workers, and calls run at the packed speed. Its cost: the file holds the graph's tables
+as well as their packed copies (1 GB for a 548 MB 1M-item bundle), and other versions' entries
+of the same model are deleted when a new one is built.
 
 The cache is keyed by model name, bundle version (its content hash), onnxruntime version and
 machine; a file lock makes concurrent workers build it once. It is derived data: a process
