@@ -27,19 +27,16 @@ import numpy as np
 import torch
 
 from bench.lib.results import write_section
+from bench.lib.synthetic_bundle import export_synthetic, size_mb
 from bench.lib.timing import Timing, interleaved, item_arrays, read_once
 from service.bundle import Bundle, OnnxScorer, load_bundle, reference_scorer
 from service.bundle import format as fmt
 from training.config import resolve
-from training.data.protocols import make_split
 from training.data.specs import load_data
 from training.export import export_run
-from training.export.catalog import serving_data
 from training.export.rebuild import rebuild_model
 from training.export.replay import replay_topn
-from training.export.writer import Provenance, write_bundle
 from training.loop.batches import predict
-from training.models import build_model
 from training.pipeline import fit_and_save
 
 OUT = Path("runs/bench/export_serving")
@@ -102,10 +99,6 @@ def faiss_flat(bundle: Bundle, threads: int) -> tuple[Timing, Timing, bool]:
     return times["faiss"], times["ort"], same
 
 
-def size_mb(folder: Path) -> float:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
-
-
 def item_mb(bundle: Bundle) -> float:
     return sum(a.nbytes for a in item_arrays(bundle)) / 2**20
 
@@ -129,25 +122,12 @@ def movielens(epochs: int, threads: list[int]) -> dict:
 
 
 def synthetic(model: str, threads: list[int]) -> dict:
-    data = load_data(SYNTHETIC)
-    split = make_split(data, "topn", 0)
-    dnn = {"distance": "dnn", "layers": 1} if model == "gmlfm" else {}
-    config = resolve({}, {"model": model, "dim": 64, **dnn})
-    torch.manual_seed(0)
-    net = build_model(model, data.schema.n_features, split.train.slot_field,
-                      config.model).eval()
-    slot_field = split.train.slot_field
-    serving = serving_data(data, split, slot_field)
-    start = time.perf_counter()
-    bundle_dir = write_bundle(net, data.schema, slot_field, serving,
-                              Provenance(model, "random weights", SYNTHETIC, data.fingerprint,
-                                         {}), OUT / "models", f"synthetic-{model}")
-    seconds = time.perf_counter() - start
-    bundle = load_bundle(bundle_dir)
+    made = export_synthetic(SYNTHETIC, model, OUT / "models", f"synthetic-{model}")
+    bundle = load_bundle(made.path)
     result = {"name": f"synthetic 100k items {'GML-FM-dnn' if model == 'gmlfm' else 'FM'} "
-                      "(random weights)", "items": data.n_items, "export_s": seconds,
-              "size_mb": size_mb(bundle_dir), "item_mb": item_mb(bundle),
-              "times": serving_times(bundle, net, data, threads, 10)}
+                      "(random weights)", "items": made.data.n_items, "export_s": made.export_s,
+              "size_mb": size_mb(made.path), "item_mb": item_mb(bundle),
+              "times": serving_times(bundle, made.net, made.data, threads, 10)}
     if model == "fm":
         result["faiss"] = faiss_flat(bundle, min(threads))
     return result

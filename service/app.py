@@ -39,7 +39,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logs.configure(settings.log_level)
         metrics.forget_dead_workers()
         store = open_store(settings, metrics.STORE_ERRORS.inc)
-        host = ModelHost(settings.models_dir, settings.model, settings.intra_op_threads())
+        host = ModelHost(settings.models_dir, settings.model, settings.intra_op_threads(),
+                         settings.ort_cache_dir)
         app.state.settings, app.state.store, app.state.host = settings, store, host
         app.state.users = Users(store, settings.cache_ttl_s)
         app.state.gate = gate = Gate(settings.max_active)

@@ -55,9 +55,9 @@ class EncodedUser:
 class ServedModel:
     """One bundle version, ready to score (see the module doc)."""
 
-    def __init__(self, path: Path, threads: int):
+    def __init__(self, path: Path, threads: int, ort_cache_dir: Path | None = None):
         self.bundle = load_bundle(path)
-        self.scorer = OnnxScorer(self.bundle, threads, spinning=False)
+        self.scorer = OnnxScorer(self.bundle, threads, spinning=False, cache_dir=ort_cache_dir)
         self.name, self.version = self.bundle.name, self.bundle.version
         self.key = f"{self.name}:{self.version}"  # namespaces cached states in the store
         self.state_size = self.scorer.state_size
@@ -229,8 +229,10 @@ class ReloadResult:
 class ModelHost:
     """Holds the served model and replaces it (see the module doc)."""
 
-    def __init__(self, models_dir: Path, name: str | None, threads: int):
+    def __init__(self, models_dir: Path, name: str | None, threads: int,
+                 ort_cache_dir: Path | None = None):
         self.models_dir, self.name, self.threads = Path(models_dir), name, threads
+        self.ort_cache_dir = ort_cache_dir
         self.current: ServedModel | None = None
         self.last_error: str | None = None  # why the newest bundle is not the one served
         self._refused: set[Path] = set()
@@ -271,7 +273,7 @@ class ModelHost:
             return ReloadResult(_version(previous), model.version, True)
 
     def _build(self, path: Path) -> ServedModel:
-        model = ServedModel(path, self.threads)
+        model = ServedModel(path, self.threads, self.ort_cache_dir)
         model.self_check()
         return model
 

@@ -7,6 +7,7 @@ for one small machine and are listed in the README's Serving section.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -43,6 +44,9 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # onnxruntime intra-op threads per worker; unset -> the cores divided among the workers
     ort_threads: int | None = Field(None, ge=1, le=64)
+    # where large bundles' prepacked onnxruntime weights are saved once and mapped by every
+    # worker (service/bundle/prepacked.py); empty -> each worker packs a private copy
+    ort_cache_dir: Path | None = Path(tempfile.gettempdir()) / "gmlrec-ort-cache"
     # requests doing work at once per worker; the rest queue before touching the store, so
     # a burst cannot keep the event loop busy past the store's timeouts (which would read as
     # a Redis fault)
@@ -55,6 +59,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1 << 20, ge=1024)
     max_n: int = Field(1000, ge=1)  # items per /recommend answer
     max_score_items: int = Field(1000, ge=1)  # item ids per /score or interactions body
+
+    @field_validator("ort_cache_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("log_level", mode="before")
     @classmethod

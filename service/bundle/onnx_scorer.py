@@ -10,11 +10,13 @@ catalog is ranked in chunks of rows here.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
 from service.bundle import format as fmt
+from service.bundle.prepacked import SHARE_FROM_BYTES, cached_model, item_table_bytes, log
 from service.bundle.reader import Bundle
 from service.bundle.reference import (
     ReferenceScorer,
@@ -32,9 +34,14 @@ class OnnxScorer:
     `spinning=False` lets idle intra-op threads sleep instead of busy-waiting for the next
     call: a server whose calls are spread out between requests needs those cores for its
     own Python, Redis and the network (bench/serve.py: twice the requests/s on 2 cores).
+
+    With `cache_dir`, a bundle of at least `share_from` bytes of item tables is loaded from
+    its prepacked copy there (service/bundle/prepacked.py), so that processes serving it
+    share the packed tables instead of each holding its own.
     """
 
-    def __init__(self, bundle: Bundle, threads: int = 1, spinning: bool = True):
+    def __init__(self, bundle: Bundle, threads: int = 1, spinning: bool = True,
+                 cache_dir: Path | None = None, share_from: int = SHARE_FROM_BYTES):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         if not spinning:
@@ -42,8 +49,18 @@ class OnnxScorer:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3  # warnings about unused initializers are not news
-        self.session = ort.InferenceSession(str(bundle.onnx_path), options,
-                                            providers=["CPUExecutionProvider"])
+        self.model_path = bundle.onnx_path
+        if cache_dir is not None and item_table_bytes(bundle) >= share_from:
+            self.model_path = cached_model(bundle, cache_dir)
+        try:
+            self.session = _session(self.model_path, options)
+        except Exception as err:  # onnxruntime's errors share no base class but Exception
+            if self.model_path == bundle.onnx_path:
+                raise
+            log.warning("prepacked cache unreadable, loading model.onnx",
+                        extra={"bundle": str(bundle.path), "problem": str(err)})
+            self.model_path = bundle.onnx_path
+            self.session = _session(self.model_path, options)
         self.reference: ReferenceScorer = reference_scorer(bundle)
         self.whole = bundle.scoring["path"] == fmt.WHOLE
         self.n_items = bundle.n_items
@@ -82,6 +99,10 @@ class OnnxScorer:
             items = np.pad(items, ((0, 0), (0, n - take)), constant_values=-1)
             scores = np.pad(scores, ((0, 0), (0, n - take)), constant_values=-np.inf)
         return items, scores
+
+
+def _session(model: Path, options: ort.SessionOptions) -> ort.InferenceSession:
+    return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
 
 
 def pad_rows(rows: Sequence[np.ndarray] | None, batch: int) -> np.ndarray:

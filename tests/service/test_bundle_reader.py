@@ -9,9 +9,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from service.bundle import BundleError, BundleInputError, find_bundle, load_bundle
+from service.bundle import (
+    BundleError,
+    BundleInputError,
+    OnnxScorer,
+    find_bundle,
+    load_bundle,
+    prepacked,
+)
 from service.bundle import format as fmt
 from tests.export.helpers import export, random_model
 from tests.factories import tiny_interactions
@@ -148,3 +156,41 @@ print(",".join(bad))
                           cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+def _top_and_scores(scorer, bundle):
+    state = scorer.user_state(*(a[None] for a in bundle.user_row(0)))
+    return scorer.top_n(state, 5, [bundle.seen_items(0)]), scorer.score(state, np.arange(8)[None])
+
+
+def test_a_large_bundle_is_served_from_its_prepacked_copy_with_the_same_answers(exported,
+                                                                                tmp_path):
+    bundle = load_bundle(exported[1])
+    plain = OnnxScorer(bundle, threads=1)
+    cached = OnnxScorer(bundle, threads=1, cache_dir=tmp_path, share_from=0)
+    assert plain.model_path == bundle.onnx_path and cached.model_path.is_relative_to(tmp_path)
+    assert (cached.model_path.parent / prepacked.WEIGHTS).is_file()
+    (items, top), scores = _top_and_scores(cached, bundle)
+    (items0, top0), scores0 = _top_and_scores(plain, bundle)
+    assert (items == items0).all()
+    np.testing.assert_allclose(top, top0, rtol=1e-5)
+    np.testing.assert_allclose(scores, scores0, rtol=1e-5)
+    built = cached.model_path.stat().st_mtime_ns  # a second process reuses the copy
+    again = OnnxScorer(bundle, threads=1, cache_dir=tmp_path, share_from=0)
+    assert again.model_path == cached.model_path
+    assert again.model_path.stat().st_mtime_ns == built
+
+
+def test_a_small_bundle_or_a_broken_cache_falls_back_to_model_onnx(exported, tmp_path):
+    bundle = load_bundle(exported[1])
+    assert OnnxScorer(bundle, cache_dir=tmp_path).model_path == bundle.onnx_path
+    assert not any(tmp_path.iterdir())  # below SHARE_FROM_BYTES nothing is written
+    cached = OnnxScorer(bundle, cache_dir=tmp_path, share_from=0).model_path
+    cached.write_bytes(b"not onnx")
+    fallback = OnnxScorer(bundle, cache_dir=tmp_path, share_from=0)
+    assert fallback.model_path == bundle.onnx_path
+    assert _top_and_scores(fallback, bundle)[0][0].shape == (1, 5)
+    unwritable = tmp_path / "file"
+    unwritable.write_text("")  # a cache dir below a file cannot be made
+    assert OnnxScorer(bundle, cache_dir=unwritable / "x", share_from=0).model_path \
+        == bundle.onnx_path
