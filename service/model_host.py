@@ -62,7 +62,9 @@ class ServedModel:
         self.key = f"{self.name}:{self.version}"  # namespaces cached states in the store
         self.state_size = self.scorer.state_size
         self.n_items = self.bundle.n_items
-        self.item_ids: list[str] = [str(i) for i in self.bundle.array(fmt.ITEM_IDS).tolist()]
+        # the mapped (N,) str array itself: a list of a million Python strings would be 61 MB
+        # in every worker
+        self.item_ids: np.ndarray = self.bundle.item_ids
         self.display_names: tuple[str, ...] = tuple(self.bundle.manifest.get("display", []))
         self.user_fields = tuple(f.name for f in self.bundle.fields if f.side != fmt.ITEM_SIDE)
         self.id_field = self._id_field()
@@ -175,7 +177,7 @@ class ServedModel:
         of its vocabulary (enough for a client to build a profile form)."""
         manifest = self.bundle.manifest
         fields = [{"name": f.name, "side": f.side, "kind": f.kind, "size": len(f.vocab),
-                   "values": list(f.vocab[:values])} for f in self.bundle.fields]
+                   "values": [str(v) for v in f.vocab[:values]]} for f in self.bundle.fields]
         return {"name": self.name, "version": self.version, "kind": manifest["model"]["kind"],
                 "created_at": manifest.get("created_at"), "items": self.n_items,
                 "users": self.bundle.n_users, "user_fields": list(self.user_fields),
@@ -204,19 +206,21 @@ class ServedModel:
         rows = [EncodedUser(*self.bundle.user_row(u), {}) for u in users] or \
             [self.encode(None, {})]
         states = self.states(rows)
-        candidates = np.broadcast_to(np.arange(min(CHECK_ITEMS, self.n_items)),
-                                     (len(rows), min(CHECK_ITEMS, self.n_items)))
-        served = self.scorer.score(states, candidates)
-        reference = self.scorer.reference.score(states, candidates)
-        scale = max(1.0, float(np.abs(reference).max()))
-        if not np.isfinite(served).all() or \
-                np.abs(served - reference).max() > CHECK_TOLERANCE * scale:
-            raise BundleError(self.bundle.onnx_path, "model.onnx disagrees with the bundle's "
-                                                     "tables on the self-check")
-        items, _ = self.scorer.top_n(states, 1, None)
-        if not ((items >= 0) & (items < self.n_items)).all():
-            raise BundleError(self.bundle.onnx_path, "top-n returned a position outside the "
-                                                     "catalog on the self-check")
+        candidates = np.arange(min(CHECK_ITEMS, self.n_items))[None]
+        # one user a call, as requests make them: onnxruntime keeps its largest call's
+        # buffers, and at a million items each user of a call holds about 30 MB
+        for state in states:
+            served = self.scorer.score(state[None], candidates)
+            reference = self.scorer.reference.score(state[None], candidates)
+            scale = max(1.0, float(np.abs(reference).max()))
+            if not np.isfinite(served).all() or \
+                    np.abs(served - reference).max() > CHECK_TOLERANCE * scale:
+                raise BundleError(self.bundle.onnx_path, "model.onnx disagrees with the "
+                                                         "bundle's tables on the self-check")
+            items, _ = self.scorer.top_n(state[None], 1, None)
+            if not ((items >= 0) & (items < self.n_items)).all():
+                raise BundleError(self.bundle.onnx_path, "top-n returned a position outside "
+                                                         "the catalog on the self-check")
 
 
 @dataclass(frozen=True)

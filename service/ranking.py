@@ -26,6 +26,15 @@ from service.model_host import ServedModel
 
 MODES = ("inline", "thread", "batch")
 MAX_BATCH = 64  # users per stacked call: bounds the (B, N) score matrix
+# ...and so does this, for large catalogs: onnxruntime keeps its largest call's buffers (about
+# 30 bytes a user and item for GML-FM), so 64 users over a million items would hold 2 GB
+MAX_CELLS = 2_000_000
+
+
+def stack_limit(n_items: int) -> int:
+    """Users per stacked call over a catalog of n_items: 64 up to 31,250 items, then fewer,
+    one at least."""
+    return max(1, min(MAX_BATCH, MAX_CELLS // max(1, n_items)))
 
 
 class Ranker:
@@ -61,7 +70,8 @@ class Ranker:
         try:
             while self.pending:
                 model = self.pending[0].model  # never stack two versions in one call
-                batch = [w for w in self.pending if w.model is model][:MAX_BATCH]
+                batch = [w for w in self.pending if w.model is model][
+                    :stack_limit(model.n_items)]
                 self.pending = [w for w in self.pending if w not in batch]
                 n = max(w.n for w in batch)
                 states = np.stack([w.state for w in batch])

@@ -25,7 +25,7 @@ def scored_items(model: ServedModel, positions: np.ndarray, scores: np.ndarray,
                  details: bool) -> list[ItemScore]:
     """Items with their scores, in the given order, each with its title where the catalog has
     titles (a list of bare ids tells a person nothing); with details, every display attribute."""
-    return [ItemScore(item_id=model.item_ids[p], score=float(s),
+    return [ItemScore(item_id=str(model.item_ids[p]), score=float(s),
                       **(model.display(p) if details else model.title(p)))
             for p, s in zip(positions.tolist(), scores.tolist())]
 

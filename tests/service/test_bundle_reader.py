@@ -21,6 +21,7 @@ from service.bundle import (
     prepacked,
 )
 from service.bundle import format as fmt
+from service.bundle.reader import LARGE_VOCAB, IdIndex, compact_vocabulary
 from tests.export.helpers import export, random_model
 from tests.factories import tiny_interactions
 from training.data.protocols import make_split
@@ -194,3 +195,21 @@ def test_a_small_bundle_or_a_broken_cache_falls_back_to_model_onnx(exported, tmp
     unwritable.write_text("")  # a cache dir below a file cannot be made
     assert OnnxScorer(bundle, cache_dir=unwritable / "x", share_from=0).model_path \
         == bundle.onnx_path
+
+
+def test_id_index_finds_positions_and_only_exact_ids():
+    ids = np.array(["b", "a", "c10", "c1"], dtype=str)  # width 3
+    index = IdIndex(ids)
+    assert index.positions(["a", "c1", "c10", "b"]).tolist() == [1, 3, 2, 0]
+    # unknown, past either end, and longer than the array's width (never truncated to "c10")
+    assert index.positions(["", "0", "zz", "c100", "c1 "]).tolist() == [-1] * 5
+    assert index.positions([]).tolist() == []
+    assert IdIndex(np.array([], dtype=str)).positions(["a"]).tolist() == [-1]
+
+
+def test_large_vocabularies_are_kept_compact_and_read_alike():
+    values = [str(v) for v in range(LARGE_VOCAB)]
+    compact = compact_vocabulary(values)
+    assert isinstance(compact, np.ndarray) and list(compact[:3]) == ["0", "1", "2"]
+    assert isinstance(compact_vocabulary(values[:5]), tuple)
+

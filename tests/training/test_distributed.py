@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from tests.factories import tiny_interactions
+from tests.training.test_runs import EPOCH_LINE
 from training.data.protocols import topn_split
 from training.errors import ConfigError
 from training.loop.distributed import (
@@ -194,8 +195,8 @@ def test_ctrl_c_under_torchrun_stops_every_rank_and_rank_0_saves_the_best_epoch(
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
     seen = 0
-    for line in proc.stdout:  # rank 0's epoch lines
-        seen += line.startswith("epoch")
+    for line in proc.stderr:  # rank 0's epoch lines, among its progress bar's updates
+        seen += bool(EPOCH_LINE.search(line))
         if seen >= 2:
             break
     workers = [int(pid) for pid in

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -65,6 +66,9 @@ def test_a_folder_without_its_completion_marker_is_not_a_run(capsys, tmp_path):
     assert "not a finished run folder" in capsys.readouterr().err
 
 
+EPOCH_LINE = re.compile(r"epoch +\d+  loss=")
+
+
 def _start_long_fit(out: Path) -> subprocess.Popen:
     """A fit that would run for minutes, started so that SIGINT reaches only it."""
     args = [sys.executable, "-m", "training", "fit", "--out", str(out), "--data", SMALL,
@@ -76,11 +80,11 @@ def _start_long_fit(out: Path) -> subprocess.Popen:
 
 def _wait_for_epochs(proc: subprocess.Popen, count: int) -> None:
     seen = 0
-    for line in proc.stdout:  # the epoch lines
-        seen += line.startswith("epoch")
+    for line in proc.stderr:  # the epoch lines, among the progress bar's updates
+        seen += bool(EPOCH_LINE.search(line))
         if seen >= count:
             return
-    raise AssertionError(f"fit ended before {count} epochs: {proc.stderr.read()}")
+    raise AssertionError(f"fit ended before {count} epochs: {proc.stdout.read()}")
 
 
 def test_first_ctrl_c_saves_the_best_epoch_so_far_as_a_finished_run(tmp_path):

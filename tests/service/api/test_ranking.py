@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from service.ranking import stack_limit
 from tests.service.api.conftest import serving, settings_for
 
 pytestmark = pytest.mark.anyio
@@ -36,3 +37,10 @@ async def test_every_ranking_mode_answers_as_inline(gmlfm, mode):
         want = await answers(client)
     async with serving(settings_for(gmlfm.models_dir, ranking=mode)) as client:
         assert await answers(client) == want
+
+
+def test_stacked_calls_are_bounded_by_catalog_size():
+    assert stack_limit(1682) == 64
+    assert stack_limit(100_000) == 20
+    assert stack_limit(1_000_000) == 2
+    assert stack_limit(10_000_000) == 1
