@@ -27,13 +27,14 @@ from service.model_host import ServedModel
 MODES = ("inline", "thread", "batch")
 MAX_BATCH = 64  # users per stacked call: bounds the (B, N) score matrix
 # ...and so does this, for large catalogs: onnxruntime keeps its largest call's buffers (about
-# 30 bytes a user and item for GML-FM), so 64 users over a million items would hold 2 GB
-MAX_CELLS = 2_000_000
+# 30 bytes a user and item for GML-FM), so 64 users over a million items would hold 2 GB in
+# every worker; past a million cells a call is long enough that stacking saves little anyway
+MAX_CELLS = 1_000_000
 
 
 def stack_limit(n_items: int) -> int:
-    """Users per stacked call over a catalog of n_items: 64 up to 31,250 items, then fewer,
-    one at least."""
+    """Users per stacked call over a catalog of n_items: 64 up to 15,625 items, then fewer,
+    one from 500,001 items on."""
     return max(1, min(MAX_BATCH, MAX_CELLS // max(1, n_items)))
 
 

@@ -47,14 +47,16 @@ def _report(p50_ms: float, private_mb: float) -> str:
     args = argparse.Namespace(items=1_000_000, requests=10, throughput_requests=100,
                               concurrency=8)
     return report({"items": 1_000_000, "size_mb": 548.0, "export_s": 16.0}, runs, rates,
-                  [1.0, 2.0], args, {"manifest": 100.0, "ids": 77.0})
+                  [1.0, 2.0], args)
 
 
 def test_met_targets_say_met_and_misses_say_by_how_much_and_why():
     fine = _report(80.0, 150.0)
     assert "80.0 ms (target ≤ 150 ms): met." in fine and "missed" not in fine
+    assert "150 MB (target ≤ 200 MB): met. The tables are shared" in fine
     assert "Two workers / one: 1.50×" in fine and "| GMLREC_WORKERS=2 | 150 | 30% |" in fine
     slow = _report(170.0, 260.0)
     assert "170.0 ms (target ≤ 150 ms): missed by 20.0 ms: each request" in slow
     assert "260 MB (target ≤ 200 MB): missed by 60 MB. The tables are shared" in slow
-    assert "manifest as Python objects (100 MB" in slow and "Python strings (77 MB)" in slow
+    assert "260 MB once loaded; serving added up to 0 MB" in slow
+    assert "stacks 1 user(s) a call here" in slow

@@ -41,6 +41,6 @@ async def test_every_ranking_mode_answers_as_inline(gmlfm, mode):
 
 def test_stacked_calls_are_bounded_by_catalog_size():
     assert stack_limit(1682) == 64
-    assert stack_limit(100_000) == 20
-    assert stack_limit(1_000_000) == 2
+    assert stack_limit(100_000) == 10
+    assert stack_limit(1_000_000) == 1
     assert stack_limit(10_000_000) == 1
