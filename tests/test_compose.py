@@ -19,7 +19,6 @@ import shlex
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import httpx
@@ -96,16 +95,6 @@ class ComposeService:
             self.env.update(GMLREC_HOST="127.0.0.1", GMLREC_PORT=str(free_port()))
 
 
-@pytest.fixture
-def redis_prefix():
-    prefix = f"gmlrec-compose-{uuid.uuid4().hex[:12]}"
-    yield prefix
-    with contextlib.suppress(redis.RedisError):
-        client = redis.Redis.from_url(REDIS_URL)
-        for key in client.scan_iter(f"{prefix}*", count=1000):
-            client.delete(key)
-
-
 def wait_ready(base: str, process: subprocess.Popen) -> dict:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -138,7 +127,7 @@ def test_train_job_then_api_on_redis_answer_a_recommendation(tmp_path, redis_pre
     assert again.returncode == 0 and "exists; serving it" in again.stderr
     assert [p.name for p in bundle.parent.iterdir()] == [bundle.name]  # nothing retrained
 
-    api = ComposeService("api", volumes, redis_prefix)
+    api = ComposeService("api", volumes, redis_prefix)  # keys go with the session's prefix
     process = subprocess.Popen(api.argv, env=api.env, cwd=tmp_path, text=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

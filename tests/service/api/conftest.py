@@ -72,17 +72,6 @@ def gmlfm_next(tmp_path_factory) -> Trained:
                           "dnn", "--layers", "1")
 
 
-@pytest.fixture(scope="session")
-def redis_prefix() -> str:
-    """A key prefix of this session on the shared Redis; its keys go at the end."""
-    prefix = f"gmlrec-test-{uuid.uuid4().hex[:12]}"
-    yield prefix
-    with contextlib.suppress(redis.RedisError):
-        client = redis.Redis.from_url(REDIS_URL)
-        for key in client.scan_iter(f"{prefix}*", count=1000):
-            client.delete(key)
-
-
 def redis_is_up() -> bool:
     try:
         return bool(redis.Redis.from_url(REDIS_URL, socket_timeout=0.5).ping())
