@@ -11,14 +11,12 @@ model takes minutes (the README's quick start and the fresh-clone check run the 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -26,6 +24,7 @@ import pytest
 import redis
 
 from bench.lib.local_redis import free_port
+from tests.service.api.test_uvicorn import wait_until_ready
 
 yaml = pytest.importorskip("yaml")
 
@@ -95,18 +94,6 @@ class ComposeService:
             self.env.update(GMLREC_HOST="127.0.0.1", GMLREC_PORT=str(free_port()))
 
 
-def wait_ready(base: str, process: subprocess.Popen) -> dict:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read()
-        with contextlib.suppress(httpx.TransportError):
-            answer = httpx.get(f"{base}/ready", timeout=2)
-            if answer.status_code == 200:
-                return answer.json()
-        time.sleep(0.2)
-    raise AssertionError("the API never became ready")
-
-
 def test_train_job_then_api_on_redis_answer_a_recommendation(tmp_path, redis_prefix):
     try:
         redis.Redis.from_url(REDIS_URL).ping()
@@ -128,11 +115,13 @@ def test_train_job_then_api_on_redis_answer_a_recommendation(tmp_path, redis_pre
     assert [p.name for p in bundle.parent.iterdir()] == [bundle.name]  # nothing retrained
 
     api = ComposeService("api", volumes, redis_prefix)  # keys go with the session's prefix
-    process = subprocess.Popen(api.argv, env=api.env, cwd=tmp_path, text=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with open(tmp_path / "api.log", "w") as log:  # a file: an unread pipe could fill up
+        process = subprocess.Popen(api.argv, env=api.env, cwd=tmp_path, stdout=log,
+                                   stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{api.env['GMLREC_PORT']}"
-        ready = wait_ready(base, process)
+        wait_until_ready(base, process)
+        ready = httpx.get(f"{base}/ready").json()
         assert ready == {"status": "ready", "model_version": bundle.name, "store": "redis",
                          "detail": None}
         health = subprocess.run(api.health, env=api.env, timeout=10)  # the image's HEALTHCHECK

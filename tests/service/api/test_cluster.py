@@ -1,5 +1,6 @@
-"""A `redis+cluster://` URL: the store on a three-node Redis Cluster, each user's keys in
-one slot, one pipeline per call; and the API on top of it."""
+"""A `redis+cluster://` URL: the store on the session's Redis Cluster (three masters, three
+replicas), each user's keys in one slot, one pipeline per call; the API on top of it; and a
+master killed under load on a cluster of this test's own."""
 
 from __future__ import annotations
 
@@ -17,23 +18,13 @@ from tests.service.api.conftest import serving, settings_for
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    try:
-        servers = RedisClusterServers(tmp_path_factory.mktemp("cluster")).start()
-    except NoRedisServer as err:
-        pytest.skip(str(err))
-    yield servers
-    servers.stop()
-
-
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
 
 
-async def test_the_store_on_a_cluster(cluster):
-    store = RedisStore(connect(cluster.url, 1.0, 1.0, 8), "gmlrec")
+async def test_the_store_on_a_cluster(redis_cluster):
+    store = RedisStore(connect(redis_cluster.url, 1.0, 1.0, 8), "gmlrec")
     try:
         for user in ("7", "a}b", "é", "😀"):  # spread over the slots of all three nodes
             await store.write_profile(user, b'{"segment":"1"}', ("m:v", b"state"), 60)
@@ -46,8 +37,8 @@ async def test_the_store_on_a_cluster(cluster):
         await store.close()
 
 
-async def test_the_api_on_a_cluster(cluster, gmlfm):
-    async with serving(settings_for(gmlfm.models_dir, redis_url=cluster.url)) as client:
+async def test_the_api_on_a_cluster(redis_cluster, gmlfm):
+    async with serving(settings_for(gmlfm.models_dir, redis_url=redis_cluster.url)) as client:
         assert (await client.get("/ready")).json()["status"] == "ready"
         r = await client.put("/users/c1", json={"features": {"segment": "2"}})
         assert r.status_code == 200
