@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from training.config import read_toml, resolve
-from training.export import export_run
+from training.export import check_bundle_name, export_run
 from training.pipeline import fit_and_save
 
 DEFAULT_NAME = "gmlfm-gem"
@@ -44,7 +44,9 @@ def bootstrap(models_dir: Path, runs_dir: Path, force: bool = False,
     config = config or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
     options, name = (read_toml(config), config.stem) if config else (DEFAULT_OPTIONS,
                                                                       DEFAULT_NAME)
-    fit = resolve({}, {**options, "out": str(runs_dir / name)})  # bad options stop here
+    if config:  # a bad name or option stops here, not after the fit
+        check_bundle_name(name, "--config: the bundle takes the file's name;")
+    fit = resolve({}, {**options, "out": str(runs_dir / name)})
     found = existing_bundle(models_dir)
     if found is not None and not force:
         print(f"bootstrap: {found.parent} exists; serving it (--force retrains)",

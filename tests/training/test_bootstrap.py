@@ -50,3 +50,15 @@ def test_a_bad_config_is_one_line_and_trains_nothing(tmp_path, capsys, monkeypat
     assert main(args) == 2
     missing = tmp_path / "missing.toml"
     assert capsys.readouterr().err.strip() == f"error: config file not found: {missing}"
+
+
+def test_a_config_whose_name_cannot_be_a_bundle_is_refused_before_any_fit(tmp_path, capsys):
+    config = tmp_path / "my model.toml"
+    config.write_text('model = "fm"\n')
+    runs = tmp_path / "runs"
+    assert main(["bootstrap", "--models-dir", str(tmp_path / "models"), "--runs-dir",
+                 str(runs), "--config", str(config)]) == 2
+    assert capsys.readouterr().err.strip() == ("error: --config: the bundle takes the file's "
+                                               "name; 'my model': use letters, digits, '.', "
+                                               "'_' or '-'")
+    assert not runs.exists()

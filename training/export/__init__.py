@@ -23,7 +23,13 @@ from training.runs import load_run
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
-__all__ = ["export_run"]
+__all__ = ["check_bundle_name", "export_run"]
+
+
+def check_bundle_name(name: str, flag: str = "--name") -> None:
+    """A bundle name is one folder name the service can be told (GMLREC_MODEL)."""
+    if not NAME.fullmatch(name):
+        raise ConfigError(f"{flag} {name!r}: use letters, digits, '.', '_' or '-'")
 
 
 def export_run(run: Path, models_dir: Path, name: str | None = None) -> Path:
@@ -33,8 +39,7 @@ def export_run(run: Path, models_dir: Path, name: str | None = None) -> Path:
     run = Path(run)
     config = load_run(run)[0]
     name = name or config.run.model
-    if not NAME.fullmatch(name):
-        raise ConfigError(f"--name {name!r}: use letters, digits, '.', '_' or '-'")
+    check_bundle_name(name)
     models_dir = Path(models_dir)
     if models_dir.exists() and not models_dir.is_dir():
         raise ConfigError(f"--models-dir {models_dir}: not a folder")
