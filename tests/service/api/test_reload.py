@@ -8,6 +8,7 @@ import logging
 import shutil
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -16,6 +17,16 @@ from tests.service.api.conftest import serving, settings_for
 pytestmark = pytest.mark.anyio
 REQUEST = {"user_id": "7", "item_ids": ["1", "20", "77", "150"]}
 NEWER = "29991231T235959Z-00000000"  # sorts after any version exported today
+
+
+class Answer(NamedTuple):
+    """One answer seen under load, with when its request was sent."""
+
+    worker: int
+    sent: float
+    status: int
+    version: str
+    answer: object
 
 
 def place(bundle: Path, models_dir: Path, version: str = NEWER) -> Path:
@@ -41,24 +52,28 @@ async def test_reload_under_load_never_fails_or_mixes_versions(gmlfm, gmlfm_next
     expected = {gmlfm.version: await answers_of(gmlfm, store),
                 gmlfm_next.version: await answers_of(gmlfm_next, store)}
     assert expected[gmlfm.version] != expected[gmlfm_next.version]
-    seen: list[tuple[str, str, object]] = []
+    seen: list[Answer] = []
     running = True
 
     async with serving(settings_for(models_copy, **store)) as client:
         async def load(worker: int) -> None:
             while running:
                 await asyncio.sleep(0)  # with the in-process store a request never waits
+                sent = time.monotonic()
                 if worker % 2:
                     r = await client.post("/score", json=REQUEST)
-                    seen.append((r.status_code, r.json()["model_version"], r.json()["scores"]))
+                    answer = r.json()["scores"]
                 else:
                     r = await client.get("/recommend/7", params={"n": 5})
-                    seen.append((r.status_code, r.json()["model_version"], r.json()["items"]))
+                    answer = r.json()["items"]
+                seen.append(Answer(worker, sent, r.status_code, r.json()["model_version"],
+                                   answer))
 
         tasks = [asyncio.create_task(load(w)) for w in range(8)]
         await asyncio.sleep(0.3)
         place(gmlfm_next.bundle, models_copy)
         r = await client.post("/admin/reload")
+        swapped = time.monotonic()
         assert r.status_code == 200, r.text
         assert r.json() == {"model_version": gmlfm_next.version, "changed": True,
                             "previous_version": gmlfm.version}
@@ -66,13 +81,15 @@ async def test_reload_under_load_never_fails_or_mixes_versions(gmlfm, gmlfm_next
         running = False
         await asyncio.gather(*tasks)
 
-    assert {status for status, _, _ in seen} == {200}
-    versions = [version for _, version, _ in seen]
-    assert set(versions) == {gmlfm.version, gmlfm_next.version}
-    switch = versions.index(gmlfm_next.version)
-    assert gmlfm.version not in versions[switch + 8:]  # only requests already in flight
-    for _, version, answer in seen:
-        assert answer in (expected[version]["score"], expected[version]["top"])
+    assert {a.status for a in seen} == {200}
+    assert {a.version for a in seen} == {gmlfm.version, gmlfm_next.version}
+    late_old = [a for a in seen if a.sent > swapped and a.version == gmlfm.version]
+    assert not late_old, "a request sent after the reload answered was served the old version"
+    for worker in range(8):
+        versions = [a.version for a in seen if a.worker == worker]
+        assert versions == sorted(versions, key=[gmlfm.version, gmlfm_next.version].index)
+    for a in seen:
+        assert a.answer in (expected[a.version]["score"], expected[a.version]["top"])
 
 
 async def test_the_watcher_finds_a_new_version(gmlfm, gmlfm_next, models_copy):
