@@ -12,7 +12,7 @@ epochs with patience 5.
 Each fit is appended to bench/records/gem_context_runs.jsonl as it ends, so the runner resumes
 where it stopped; `--report` only rewrites the section from that file.
 
-    nice -n 19 python -m bench.gem_context --jobs 1   # about 4 h on the 2 shared cores
+    nice -n 19 python -m bench.gem_context --jobs 2   # about 1.5 h on 2 cores (2.7 h of fits)
     python -m bench.gem_context --report
 """
 
@@ -178,6 +178,24 @@ def verdict(runs: dict, dataset: str, task: str) -> str:
             f"{len(seeds)} seeds")
 
 
+def node_field_order(runs: dict, dataset: str, task: str) -> str:
+    """FM + GEM's node-field choices ordered best first by their mean headline metric, each
+    with its paired change against FM: the evidence for what the README tells users to
+    choose."""
+    metric, better = HEADLINE[task]
+    fm = found(runs, "fm", dataset, task)
+    means = {}
+    for variant in (v for v in ROWS if v.startswith("fm+gem")):
+        mine = found(runs, variant, dataset, task)
+        if mine:
+            means[variant] = (statistics.mean(r["test"][metric] for r in mine),
+                              paired_change(mine, fm, metric))
+    order = sorted(means, key=lambda v: means[v][0], reverse=better is max)
+    return f"{task} ({metric}, change against FM): " + "; ".join(
+        f"{LABELS[v].removeprefix('FM + GEM, ')} {means[v][0]:.4f} ({means[v][1]})"
+        for v in order)
+
+
 def shares(runs: dict, dataset: str) -> str:
     """Each field's link share in the training graph of the rating split, seed 0."""
     run = runs.get(run_key("fm+gem", dataset, "rating", 0))
@@ -191,14 +209,14 @@ def shares(runs: dict, dataset: str) -> str:
 def section() -> str:
     runs = fits.load_records(RUNS)
     lines = ["## gem-context: GEM's node fields on data with context\n",
-             "Command: `nice -n 19 python -m bench.gem_context --jobs 1`, then `--report` "
+             "Command: `nice -n 19 python -m bench.gem_context --jobs 2`, then `--report` "
              "(resumable; raw runs in `bench/records/gem_context_runs.jsonl`). "
              f"lr {SHARED['lr']}, no dropout, k = 64, batch 256, at most 50 epochs with "
              "patience 5, for every row; test metrics mean ± std over seeds 0–2; the change "
              "against FM is paired by seed (same split, same negatives). A row whose node "
              "fields equal the default's on that data reuses the default's fits. The fits ran "
-             "one at a time under `nice -n 19` beside other benchmarks, so their epoch seconds "
-             "do not compare.\n"]
+             "one or two at a time under `nice -n 19`, some beside other benchmarks, so their "
+             "epoch seconds do not compare.\n"]
     for dataset, data in DATASETS.items():
         lines.append(f"### {data.title}: `{data.spec}`\n")
         lines.append(shares(runs, dataset) + "\n")
@@ -206,11 +224,13 @@ def section() -> str:
             lines += [f"{task}:\n", *table(runs, dataset, task), ""]
         lines.append("Default node fields against FM: " + "; ".join(
             verdict(runs, dataset, task) for task in TASKS) + ".\n")
+        lines.append("Node-field choices, best first: " + "; ".join(
+            node_field_order(runs, dataset, task) for task in TASKS) + ".\n")
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    fits.rerun_main(argv, __doc__, rerun, "gem-context", section, jobs=1)
+    fits.rerun_main(argv, __doc__, rerun, "gem-context", section, jobs=2)
 
 
 if __name__ == "__main__":
