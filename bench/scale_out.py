@@ -177,8 +177,8 @@ def throughput(bundle: Path, redis_url: str, cache: str, requests: int, concurre
                ) -> dict[int, dict]:
     """Requests/s with 1 and 2 workers, taking turns; the load generator's own CPU."""
     users = [str(u) for u in load_bundle(bundle, verify=False).user_ids]
-    runs: dict[int, dict] = {w: {"requests": 0, "seconds": 0.0, "client_cpu": 0.0}
-                             for w in (1, 2)}
+    runs: dict[int, dict] = {w: {"requests": 0, "seconds": 0.0, "client_cpu": 0.0,
+                                 "server_cpu": [0.0] * w} for w in (1, 2)}
     with contextlib.ExitStack() as stack:
         servers = {w: stack.enter_context(serving(bundle, redis_url, w, cache))
                    for w in (1, 2)}
@@ -186,17 +186,37 @@ def throughput(bundle: Path, redis_url: str, cache: str, requests: int, concurre
             drive(server, users, concurrency, len(users))
         for _ in range(TURNS):
             for w, server in servers.items():
-                cpu = client_cpu()
+                cpu, served = client_cpu(), server_cpu(server.process.pid)
                 result = drive(server, users, concurrency, requests // TURNS)
                 runs[w]["requests"] += result.requests
                 runs[w]["seconds"] += result.seconds
                 runs[w]["client_cpu"] += client_cpu() - cpu
+                runs[w]["server_cpu"] = [total + after - before for total, after, before in
+                                         zip(runs[w]["server_cpu"],
+                                             server_cpu(server.process.pid), served)]
     return runs
 
 
 def client_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def server_cpu(pid: int) -> list[float]:
+    """CPU seconds used so far by each worker of `python -m service` (the supervisor's own
+    added to the first): how much of the 2 cores the API takes, and how evenly its workers
+    share the load."""
+    def seconds(proc: int) -> float:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{proc}/stat").read_text().rpartition(")")[2].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return 0.0
+
+    workers = workers_of(pid)
+    used = [seconds(w) for w in workers]
+    if workers != [pid]:
+        used[0] += seconds(pid)
+    return used
 
 
 def memory_rows(label: str, workers: list[Memory]) -> list[str]:
@@ -213,8 +233,8 @@ def report(export: dict, runs: dict[str, dict], rates: dict[int, dict], loads: l
         f"Command: `python -m bench.scale_out --items {args.items} --requests {args.requests} "
         f"--throughput-requests {args.throughput_requests} --concurrency {args.concurrency}`. "
         f"Load average {loads[0]:.1f} at the start, {loads[1]:.1f} at the end (1 min), on "
-        f"this machine's {len(os.sched_getaffinity(0))} cores, which other work shares "
-        "(a niced training benchmark ran throughout).", "",
+        f"this machine's {len(os.sched_getaffinity(0))} cores, which other work may share.",
+        "",
         f"Bundle: synthetic GML-FM-dnn, k = 64, one layer, random weights, "
         f"{export['items']:,} items: {export['size_mb']:.0f} MB on disk, exported in "
         f"{export['export_s']:.1f} s (write_bundle alone).", "",
@@ -238,21 +258,44 @@ def report(export: dict, runs: dict[str, dict], rates: dict[int, dict], loads: l
               f"recipe), closed loop at concurrency {args.concurrency}, "
               f"{args.throughput_requests // TURNS * TURNS} requests per server in {TURNS} "
               "turns taken alternately, one Redis; onnxruntime threads = cores / workers:", "",
-              "| API processes | req/s | load generator CPU, share of one core |",
-              "|---|---|---|"]
+              "| API processes | req/s | API CPU, cores busy (by worker) | load generator CPU, "
+              "share of one core |", "|---|---|---|---|"]
     per_second = {w: r["requests"] / r["seconds"] for w, r in rates.items()}
     for w, r in rates.items():
-        lines.append(f"| GMLREC_WORKERS={w} | {per_second[w]:.0f} | "
+        busy = [cpu / r["seconds"] for cpu in r["server_cpu"]]
+        lines.append(f"| GMLREC_WORKERS={w} | {per_second[w]:.0f} | {sum(busy):.2f} ("
+                     f"{' + '.join(f'{b:.2f}' for b in busy)}) | "
                      f"{100 * r['client_cpu'] / r['seconds']:.0f}% |")
-    lines += ["", f"Two workers / one: {per_second[2] / per_second[1]:.2f}×. " + SCALING, ""]
+    split = [cpu / rates[2]["seconds"] for cpu in rates[2]["server_cpu"]]
+    lines += ["", f"Two workers / one: {per_second[2] / per_second[1]:.2f}×. "
+              + scaling_note(split, args.concurrency), ""]
     return "\n".join(lines + targets(shared, private, export["items"]))
 
 
 WEIGHTS = {"shared": "prepacked cache, mapped (default)",
            "private": "packed per worker (GMLREC_ORT_CACHE_DIR empty)"}
 SCALING = ("The load generator, Redis and both workers share this machine's 2 cores, so a "
-           "second worker can add at most the core the first left idle, less what the load "
-           "generator takes.")
+           "second worker can add at most the share of the cores the first left idle (column "
+           "*API CPU*: one worker runs onnxruntime on 2 threads), less what the load generator "
+           "and Redis take. Split in two, each worker also stacks fewer of the concurrent users "
+           "into one onnxruntime call (GMLREC_RANKING=batch, section serve), so each call reads "
+           "the item tables for fewer users.")
+UNEVEN = ("The workers did not share the load evenly: uvicorn's workers take connections from "
+          "one listening socket, and asyncio accepts every connection waiting when its worker "
+          "wakes, so the load generator's {concurrency} keep-alive connections, opened at once, "
+          "land mostly on one worker and the other idles. Many or short-lived client "
+          "connections spread out; a proxy that holds a few keep-alive connections does not, "
+          "and there one worker per container behind the proxy (`docker compose up --scale "
+          "api=N`) spreads the load.")
+
+
+def scaling_note(busy: list[float], concurrency: int) -> str:
+    """Why two workers gave what they gave; the uneven-accept sentence only when the split
+    measured shows it (one worker at least 1.5× the other's CPU)."""
+    note = SCALING
+    if max(busy) > 1.5 * min(busy):
+        note += " " + UNEVEN.format(concurrency=concurrency)
+    return note
 
 
 def targets(shared: dict, private: dict, items: int) -> list[str]:
