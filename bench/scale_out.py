@@ -280,13 +280,10 @@ SCALING = ("The load generator, Redis and both workers share this machine's 2 co
            "and Redis take. Split in two, each worker also stacks fewer of the concurrent users "
            "into one onnxruntime call (GMLREC_RANKING=batch, section serve), so each call reads "
            "the item tables for fewer users.")
-UNEVEN = ("The workers did not share the load evenly: uvicorn's workers take connections from "
-          "one listening socket, and asyncio accepts every connection waiting when its worker "
-          "wakes, so the load generator's {concurrency} keep-alive connections, opened at once, "
-          "land mostly on one worker and the other idles. Many or short-lived client "
-          "connections spread out; a proxy that holds a few keep-alive connections does not, "
-          "and there one worker per container behind the proxy (`docker compose up --scale "
-          "api=N`) spreads the load.")
+UNEVEN = ("The workers did not share the load evenly: each listens on a socket of its own "
+          "(service/workers.py) and the kernel picks a socket for each new connection by a hash "
+          "of its addresses, so the load generator's {concurrency} connections can split "
+          "unevenly; with one shared socket they all went to one worker.")
 
 
 def scaling_note(busy: list[float], concurrency: int) -> str:

@@ -2,9 +2,10 @@
 
 Each worker is a fresh process that imports the app and runs its lifespan, so the bundle,
 its onnxruntime session (GMLREC_ORT_THREADS intra-op threads, by default the cores shared
-out among the workers) and the Redis pool are made after the fork, never shared. SIGTERM or
-SIGINT stops accepting, lets requests in flight finish (GMLREC_GRACEFUL_TIMEOUT_S), then
-closes the store.
+out among the workers) and the Redis pool are made after the fork, never shared. On Linux
+each worker listens on a socket of its own (service/workers.py), so connections spread over
+the workers however they arrive. SIGTERM or SIGINT stops accepting, lets requests in flight
+finish (GMLREC_GRACEFUL_TIMEOUT_S), then closes the store.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import tempfile
 import uvicorn
 from pydantic import ValidationError
 
-from service import logs
+from service import logs, workers
 from service.settings import Settings
 
 # service.metrics reads this too; not imported from there because prometheus_client must
@@ -42,10 +43,14 @@ def main() -> int:
     own_metrics_dir = MULTIPROC_ENV not in os.environ
     if own_metrics_dir:  # set before any worker imports prometheus_client
         os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="gmlrec-metrics-")
+    options = {"host": settings.host, "port": settings.port, "workers": settings.workers,
+               "log_config": None, "access_log": False, "lifespan": "on",
+               "timeout_graceful_shutdown": settings.graceful_timeout_s}
     try:
-        uvicorn.run("service.app:app", host=settings.host, port=settings.port,
-                    workers=settings.workers, log_config=None, access_log=False,
-                    lifespan="on", timeout_graceful_shutdown=settings.graceful_timeout_s)
+        if settings.workers > 1 and workers.spreads_connections():
+            workers.run(uvicorn.Config("service.app:app", **options))
+        else:
+            uvicorn.run("service.app:app", **options)
     finally:
         if own_metrics_dir:
             shutil.rmtree(os.environ[MULTIPROC_ENV], ignore_errors=True)

@@ -5,10 +5,12 @@ graceful stop on SIGTERM."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -96,6 +98,65 @@ def test_read_your_writes_across_workers(server):
         assert got == want
 
 
+def test_a_burst_of_keepalive_connections_spreads_over_the_workers(server):
+    """Connections opened at once, as a proxy's upstream pool or a load test opens them, are
+    served by every worker, not all by the first one to wake (section scale-out)."""
+    base, process, _ = server
+    port = int(base.rsplit(":", 1)[1])
+    request = f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(16)]
+    try:
+        for conn in connections:
+            conn.sendall(request)
+        for conn in connections:
+            assert conn.recv(65536).startswith(b"HTTP/1.1 200")
+        held = connections_held(port, workers_of(process.pid))
+        assert len(held) == WORKERS and sum(held.values()) == 16, held
+        assert min(held.values()) >= 1, f"one worker took every connection: {held}"
+    finally:
+        for conn in connections:
+            conn.close()
+
+
+def workers_of(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children
+            if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def connections_held(port: int, pids: list[int]) -> dict[int, int]:
+    """How many established TCP connections on the server's port each process holds, from
+    /proc/net/tcp (which socket is on the port) and each process's file descriptors (which
+    process holds that socket)."""
+    local = f":{port:04X}"
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(local) and fields[3] == "01":  # 01: ESTABLISHED
+            inodes.add(fields[9])
+    held = {}
+    for pid in pids:
+        sockets = []
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):  # closed while we looked
+                sockets.append(os.readlink(fd))
+        held[pid] = sum(link[8:-1] in inodes for link in sockets if link.startswith("socket:["))
+    return held
+
+
+def test_a_port_in_use_is_one_log_line_and_exit_3(gmlfm, tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        env = {**os.environ, "GMLREC_MODELS_DIR": str(gmlfm.models_dir),
+               "GMLREC_PORT": str(taken.getsockname()[1]), "GMLREC_WORKERS": str(WORKERS),
+               "GMLREC_REDIS_URL": REDIS_URL}
+        done = subprocess.run([sys.executable, "-m", "service"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3
+    assert "Traceback" not in done.stdout + done.stderr
+    errors = [json.loads(line) for line in done.stdout.splitlines() if '"error"' in line]
+    assert len(errors) == 1 and "cannot listen on 127.0.0.1" in errors[0]["msg"]
+
+
 def test_sigterm_lets_requests_in_flight_finish(server):
     """Every request the server started (its access line is in the log) reaches the client
     whole; the others were still in the kernel's accept queue when the listener closed,
@@ -127,3 +188,4 @@ def test_sigterm_lets_requests_in_flight_finish(server):
     assert started and set(started.values()) == {200}
     assert all(outcomes[rid] == 200 for rid in started)
     assert "Application shutdown complete." in {x["msg"] for x in lines}
+
