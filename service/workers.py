@@ -32,8 +32,16 @@ def spreads_connections() -> bool:
     return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
-def reuse_port_socket(host: str, port: int) -> socket.socket:
+def reuse_port_socket(host: str, port: int, alone: bool = False) -> socket.socket:
+    """A socket bound with SO_REUSEPORT. `alone` first binds one without it, which fails
+    when anything holds the port: SO_REUSEPORT would otherwise let a second `python -m
+    service` share the port with this one, and its traffic, without a word."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if alone:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+            port = probe.getsockname()[1]
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -52,7 +60,7 @@ class OwnSocketWorker(multiprocess.Process):
 def run(config: uvicorn.Config) -> None:
     """Serve config.workers workers, each on its own socket, under uvicorn's supervisor."""
     try:
-        holder = reuse_port_socket(config.host, config.port)
+        holder = reuse_port_socket(config.host, config.port, alone=True)
     except OSError as err:  # as uvicorn says it for one worker: a log line, exit 3
         log.error("cannot listen on %s:%d: %s", config.host, config.port, err.strerror)
         sys.exit(STARTUP_FAILURE)

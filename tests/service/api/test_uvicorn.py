@@ -24,6 +24,7 @@ from tests.service.api.conftest import REDIS_URL, redis_is_up
 
 ROOT = Path(__file__).parents[3]
 WORKERS = 2
+ESTABLISHED, LISTEN = "01", "0A"  # TCP states as /proc/net/tcp writes them
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +39,26 @@ def server(gmlfm, redis_prefix, tmp_path_factory):
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT)
+                                   stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(base, process)
+        wait_until_every_worker_listens(port, process)
         yield base, process, log
     finally:
-        if process.poll() is None:
-            process.kill()
+        stop(process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM, which stops the workers too; SIGKILL to the whole session only if that
+    hangs (killing the supervisor alone would leave its workers listening)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
 
 
@@ -59,6 +72,15 @@ def wait_until_ready(base: str, process: subprocess.Popen) -> None:
         except httpx.TransportError:
             pass
         assert time.monotonic() < deadline, "python -m service never became ready"
+        time.sleep(0.1)
+
+
+def wait_until_every_worker_listens(port: int, process: subprocess.Popen) -> None:
+    """/ready answers once one worker is up; each worker opens its own socket only after its
+    startup, so the others may still be loading."""
+    deadline = time.monotonic() + 60
+    while sum(connections_held(port, workers_of(process.pid), LISTEN).values()) < WORKERS:
+        assert time.monotonic() < deadline, "not every worker started listening"
         time.sleep(0.1)
 
 
@@ -124,15 +146,15 @@ def workers_of(pid: int) -> list[int]:
             if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
-def connections_held(port: int, pids: list[int]) -> dict[int, int]:
-    """How many established TCP connections on the server's port each process holds, from
+def connections_held(port: int, pids: list[int], state: str = ESTABLISHED) -> dict[int, int]:
+    """How many TCP sockets in `state` on the server's port each process holds, from
     /proc/net/tcp (which socket is on the port) and each process's file descriptors (which
     process holds that socket)."""
     local = f":{port:04X}"
     inodes = set()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
-        if fields[1].endswith(local) and fields[3] == "01":  # 01: ESTABLISHED
+        if fields[1].endswith(local) and fields[3] == state:
             inodes.add(fields[9])
     held = {}
     for pid in pids:
@@ -144,17 +166,36 @@ def connections_held(port: int, pids: list[int]) -> dict[int, int]:
     return held
 
 
-def test_a_port_in_use_is_one_log_line_and_exit_3(gmlfm, tmp_path):
-    with socket.create_server(("127.0.0.1", 0)) as taken:
-        env = {**os.environ, "GMLREC_MODELS_DIR": str(gmlfm.models_dir),
-               "GMLREC_PORT": str(taken.getsockname()[1]), "GMLREC_WORKERS": str(WORKERS),
-               "GMLREC_REDIS_URL": REDIS_URL}
-        done = subprocess.run([sys.executable, "-m", "service"], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=60)
+def start_on_taken_port(port: int, models_dir: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GMLREC_MODELS_DIR": str(models_dir), "GMLREC_PORT": str(port),
+           "GMLREC_WORKERS": str(WORKERS), "GMLREC_REDIS_URL": REDIS_URL}
+    process = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        stop(process)
+        pytest.fail("python -m service started on a port already taken")
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def assert_refused(done: subprocess.CompletedProcess) -> None:
     assert done.returncode == 3
     assert "Traceback" not in done.stdout + done.stderr
     errors = [json.loads(line) for line in done.stdout.splitlines() if '"error"' in line]
     assert len(errors) == 1 and "cannot listen on 127.0.0.1" in errors[0]["msg"]
+
+
+def test_a_port_in_use_is_one_log_line_and_exit_3(gmlfm):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        assert_refused(start_on_taken_port(taken.getsockname()[1], gmlfm.models_dir))
+
+
+def test_a_second_service_cannot_share_the_port_of_one_with_workers(server, gmlfm):
+    """SO_REUSEPORT would let it, silently splitting the traffic between two services."""
+    base, _, _ = server
+    assert_refused(start_on_taken_port(int(base.rsplit(":", 1)[1]), gmlfm.models_dir))
 
 
 def test_sigterm_lets_requests_in_flight_finish(server):
