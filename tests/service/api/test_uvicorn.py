@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from bench.lib.local_redis import free_port
+from bench.scale_out import workers_of
 from tests.service.api.conftest import REDIS_URL, redis_is_up
 
 ROOT = Path(__file__).parents[3]
@@ -138,12 +139,6 @@ def test_a_burst_of_keepalive_connections_spreads_over_the_workers(server):
     finally:
         for conn in connections:
             conn.close()
-
-
-def workers_of(pid: int) -> list[int]:
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [int(c) for c in children
-            if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
 def connections_held(port: int, pids: list[int], state: str = ESTABLISHED) -> dict[int, int]:
