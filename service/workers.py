@@ -9,7 +9,10 @@ sockets by a hash of its addresses, so connections spread over the workers howev
 arrive: 0.95 + 0.95 cores busy and 0.98× (section scale-out; the 2 cores are the limit).
 
 uvicorn's supervisor still starts, health-checks, restarts and stops the workers; only the
-socket a worker serves changes. The supervisor's own socket is bound but never listens: it
+socket a worker serves changes. That reaches into uvicorn's supervisor (its worker class and
+`Multiprocess(config, sockets)`), which is why pyproject.toml asks for uvicorn ≥ 0.54, the
+release this was written and tested against; tests/service/api/test_uvicorn.py fails if a
+release moves them. The supervisor's own socket is bound but never listens: it
 holds the port (and resolves port 0) without taking connections.
 """
 
