@@ -261,14 +261,13 @@ def report(export: dict, runs: dict[str, dict], rates: dict[int, dict], loads: l
               "| API processes | req/s | API CPU, cores busy (by worker) | load generator CPU, "
               "share of one core |", "|---|---|---|---|"]
     per_second = {w: r["requests"] / r["seconds"] for w, r in rates.items()}
+    busy = {w: [cpu / r["seconds"] for cpu in r["server_cpu"]] for w, r in rates.items()}
     for w, r in rates.items():
-        busy = [cpu / r["seconds"] for cpu in r["server_cpu"]]
-        lines.append(f"| GMLREC_WORKERS={w} | {per_second[w]:.0f} | {sum(busy):.2f} ("
-                     f"{' + '.join(f'{b:.2f}' for b in busy)}) | "
+        lines.append(f"| GMLREC_WORKERS={w} | {per_second[w]:.0f} | {sum(busy[w]):.2f} ("
+                     f"{' + '.join(f'{b:.2f}' for b in busy[w])}) | "
                      f"{100 * r['client_cpu'] / r['seconds']:.0f}% |")
-    split = [cpu / rates[2]["seconds"] for cpu in rates[2]["server_cpu"]]
     lines += ["", f"Two workers / one: {per_second[2] / per_second[1]:.2f}×. "
-              + scaling_note(split, args.concurrency), ""]
+              + scaling_note(busy[2], args.concurrency), ""]
     return "\n".join(lines + targets(shared, private, export["items"]))
 
 

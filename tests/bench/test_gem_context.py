@@ -9,6 +9,7 @@ from bench.gem_context import (
     DATASETS,
     ROWS,
     SEEDS,
+    node_field_order,
     pending,
     run_key,
     table,
@@ -33,7 +34,8 @@ def test_every_row_is_a_valid_fit_naming_real_fields(dataset):
 def record(variant: str, dataset: str, task: str, seed: int, value: float,
            nodes: list[str] | None = None) -> dict:
     key = run_key(variant, dataset, task, seed)
-    found = {"key": key, "options": {"seed": seed}, "test": {"rmse": value, "mae": value},
+    metrics = {"rmse": value, "mae": value} if task == "rating" else {"ndcg@10": value}
+    found = {"key": key, "options": {"seed": seed}, "test": metrics,
              "epochs": 10, "epoch_seconds": 1.0}
     if nodes:
         found["graph"] = {"node_fields": nodes, "link_shares": {}}
@@ -76,3 +78,23 @@ def test_table_reuses_the_default_and_pairs_each_row_with_fm():
     assert verdict(runs, "ml100k-ctx", "rating") == \
         "rating: rmse -0.0100 against FM on average, better on 3 of 3 seeds"
     assert verdict(runs, "ml100k-ctx", "topn") == "topn: pending"
+
+
+@pytest.mark.parametrize(("task", "best_first"), [("rating", "user–item only"),
+                                                  ("topn", "every field")])
+def test_node_field_choices_are_ordered_best_first_by_the_task_s_own_direction(task,
+                                                                                best_first):
+    """RMSE: lower is better; NDCG@10: higher is better. Each choice carries its paired
+    change against FM."""
+    values = {"fm": 0.50, "fm+gem-ids": 0.40, "fm+gem-every": 0.60}
+    runs = {}
+    for seed in SEEDS:
+        for variant, value in values.items():
+            r = record(variant, "synthetic-ctx", task, seed, value,
+                       None if variant == "fm" else ["user_id", "item_id"])
+            runs[r["key"]] = r
+    line = node_field_order(runs, "synthetic-ctx", task)
+    choices = line.split(": ", 1)[1].split("; ")
+    assert choices[0].startswith(best_first) and len(choices) == 2
+    assert "user–item only 0.4000 (-0.1000 ± 0.0000)" in line
+    assert "every field 0.6000 (+0.1000 ± 0.0000)" in line

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.anyio
 def replicas(models_copy, redis_prefix, tmp_path):
     """Base URLs of three single-worker replicas polling the shared models folder."""
     if not redis_is_up():
-        pytest.skip(f"no Redis at {REDIS_URL}")
+        pytest.skip(f"no Redis at {REDIS_URL} (.ci/run starts one)")
     processes, bases = [], []
     try:
         for replica in range(REPLICAS):
