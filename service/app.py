@@ -64,8 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="gmlrec", version="1", description=DESCRIPTION, lifespan=lifespan,
                   default_response_class=errors.SafeJSONResponse,
                   redirect_slashes=False)  # /recommend/ is no way to say POST /recommend
-    for module in (scoring, users, items, ops, explorer):
-        app.include_router(module.router)
+    for router in (scoring.router(settings), users.router(settings), items.router, ops.router,
+                   explorer.router):
+        app.include_router(router)
     explorer.mount_files(app)
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -3,16 +3,18 @@
 The limits live in the types, so they show in the OpenAPI schema at /docs and a request
 beyond them is a 422 naming the field before any work is done. Unknown body fields are
 422s too (extra="forbid"): a misspelt `exclude_seen` must not pass unnoticed.
+
+Two limits are settings (GMLREC_MAX_N, GMLREC_MAX_SCORE_ITEMS): the bodies holding them are
+made per app by `limited_bodies`, so the schema an app publishes states the limits it keeps.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import functools
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
-MAX_N = 1000  # items per recommendation answer
-MAX_ITEMS = 1000  # item ids per /score or interactions body
 MAX_FIELDS = 64  # fields per feature map
 MAX_VALUES = 64  # values per multi-valued field
 MAX_ID = 256  # characters per id or value
@@ -24,8 +26,7 @@ Id = Annotated[str, Field(min_length=1, max_length=MAX_ID, pattern=PRINTABLE)]
 Value = Annotated[Id | StrictInt, Field(description="a categorical value; numbers are read "
                                                     "as their decimal text")]
 FeatureValue = Value | Annotated[list[Value], Field(min_length=1, max_length=MAX_VALUES)]
-Features = Annotated[dict[Id, FeatureValue], Field(max_length=MAX_FIELDS)]
-ItemIds = Annotated[list[Id], Field(min_length=1, max_length=MAX_ITEMS)]
+RequestFeatures = Annotated[dict[Id, FeatureValue], Field(max_length=MAX_FIELDS)]
 Ignored = Annotated[dict[str, list[str]], Field(
     description="values of the request's features the model has never seen (an FM ignores "
                 "them), by field")]
@@ -51,9 +52,10 @@ class UserFeatures(Body):
     """Who to score: a known user, features of one, or both (features override the profile)."""
 
     user_id: Id | None = Field(None, description="a user the service knows")
-    user: Features | None = Field(None, description="user features: a cold-start profile, or "
-                                                    "overrides of the known user's")
-    context: Features | None = Field(None, description="context features of this request")
+    user: RequestFeatures | None = Field(None, description="user features: a cold-start "
+                                                           "profile, or overrides of the "
+                                                           "known user's")
+    context: RequestFeatures | None = Field(None, description="context features of this request")
 
     @model_validator(mode="after")
     def _someone(self) -> UserFeatures:
@@ -62,32 +64,47 @@ class UserFeatures(Body):
         return self
 
 
-class ScoreRequest(UserFeatures):
-    item_ids: ItemIds
-    details: bool = Field(False, description="add each item's display attributes")
-    model_config = ConfigDict(json_schema_extra={**USER_ID_OR_USER, "examples": [
-        {"user_id": "196", "item_ids": ["242", "302"]},
-        {"user": {"gender": "F", "age": "25", "occupation": "writer"},
-         "item_ids": ["50", "181"], "details": True}]})
-
-
-class RecommendRequest(UserFeatures):
-    n: int = Field(10, ge=1, le=MAX_N)
-    exclude_seen: bool = Field(True, description="leave out the known user's interactions")
-    details: bool = False
-    model_config = ConfigDict(json_schema_extra={**USER_ID_OR_USER, "examples": [
-        {"user": {"gender": "M", "age": "35", "occupation": "engineer"}, "n": 5}]})
-
-
 class ProfileRequest(Body):
-    features: Features
+    features: RequestFeatures
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"features": {"gender": "F", "age": "25", "occupation": "artist"}}]})
 
 
-class InteractionsRequest(Body):
-    item_ids: ItemIds
-    model_config = ConfigDict(json_schema_extra={"examples": [{"item_ids": ["50", "172"]}]})
+class LimitedBodies(NamedTuple):
+    """The request bodies whose limits are settings."""
+
+    score: type[UserFeatures]
+    recommend: type[UserFeatures]
+    interactions: type[Body]
+
+
+@functools.cache
+def limited_bodies(max_n: int, max_items: int) -> LimitedBodies:
+    """The bodies of POST /score, POST /recommend and POST /users/{id}/interactions holding
+    at most `max_items` item ids and asking for at most `max_n` items (one class per pair of
+    limits, so apps with the same limits share their schema)."""
+    item_ids = Annotated[list[Id], Field(min_length=1, max_length=max_items)]
+
+    class ScoreRequest(UserFeatures):
+        item_ids: item_ids
+        details: bool = Field(False, description="add each item's display attributes")
+        model_config = ConfigDict(json_schema_extra={**USER_ID_OR_USER, "examples": [
+            {"user_id": "196", "item_ids": ["242", "302"]},
+            {"user": {"gender": "F", "age": "25", "occupation": "writer"},
+             "item_ids": ["50", "181"], "details": True}]})
+
+    class RecommendRequest(UserFeatures):
+        n: int = Field(10, ge=1, le=max_n)
+        exclude_seen: bool = Field(True, description="leave out the known user's interactions")
+        details: bool = False
+        model_config = ConfigDict(json_schema_extra={**USER_ID_OR_USER, "examples": [
+            {"user": {"gender": "M", "age": "35", "occupation": "engineer"}, "n": 5}]})
+
+    class InteractionsRequest(Body):
+        item_ids: item_ids
+        model_config = ConfigDict(json_schema_extra={"examples": [{"item_ids": ["50", "172"]}]})
+
+    return LimitedBodies(ScoreRequest, RecommendRequest, InteractionsRequest)
 
 
 class ItemScore(BaseModel):

@@ -25,7 +25,13 @@ def test_settings_come_from_gmlrec_env(monkeypatch):
     s = Settings()
     assert (s.models_dir, s.model, s.redis_url, s.cache_ttl_s, s.workers, s.log_level) == (
         Path("/srv/models"), "gmlfm", "redis://cache:6379/0", 600, 3, "warning")
-    assert s.intra_op_threads() >= 1
+
+
+def test_onnxruntime_threads_share_the_cores_among_workers_unless_given():
+    cores = len(os.sched_getaffinity(0))
+    assert Settings(workers=1).intra_op_threads() == cores
+    assert Settings(workers=cores * 2).intra_op_threads() == 1  # never 0
+    assert Settings(workers=cores * 2, ort_threads=3).intra_op_threads() == 3
 
 
 @pytest.mark.parametrize(("name", "value"), [("GMLREC_PORT", "70000"), ("GMLREC_WORKERS", "0"),
