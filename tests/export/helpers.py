@@ -12,6 +12,7 @@ from training.config import resolve
 from training.data.instances import Interactions
 from training.data.protocols import Split
 from training.export.catalog import serving_data
+from training.export.verify import tolerance, torch_scores
 from training.export.writer import Provenance, write_bundle
 from training.models import FeatureModel, build_model
 from training.pipeline import attach_graph
@@ -43,21 +44,14 @@ def export(net: FeatureModel, data, split: Split, models_dir: Path, name: str = 
                         provenance, models_dir, name)
 
 
-@torch.no_grad()
-def torch_scores(net: FeatureModel, user_idx: np.ndarray, user_val: np.ndarray,
-                 item_idx: np.ndarray, item_val: np.ndarray) -> np.ndarray:
-    """The model's plain forward on every (user row, item row): (B, N), global indices."""
-    n = len(item_idx)
-    rows = [net(torch.from_numpy(np.concatenate([np.repeat(ui[None], n, 0), item_idx], 1)),
-                torch.from_numpy(np.concatenate([np.repeat(uv[None], n, 0), item_val], 1)))
-            for ui, uv in zip(user_idx, user_val)]
-    return torch.stack(rows).numpy()
+__all__ = ["GEM", "assert_close", "assert_same_top", "export", "known_rows", "random_model",
+           "torch_scores"]  # torch_scores lives with export's own check of what it wrote
 
 
 def assert_close(got: np.ndarray, want: np.ndarray) -> None:
-    """float32 agreement: 1e-4 relative to each score, or to the scale of the scores."""
-    scale = max(float(np.abs(want).max()), 1e-6)
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * scale)
+    """float32 agreement: 1e-4 relative to each score, or to the scale of the scores (the
+    tolerance export itself holds a written bundle to)."""
+    np.testing.assert_allclose(got, want, **tolerance(want))
 
 
 def assert_same_top(items: np.ndarray, want: np.ndarray, excluded: np.ndarray) -> None:

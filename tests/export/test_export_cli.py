@@ -1,6 +1,7 @@
 """`python -m training export` end to end: fit (GML-FM with GEM) -> export -> the run's top-n
 test protocol replayed through the bundle's ONNX graph gives the metrics of metrics.json; bad
-input is one line and exit status 2; libFM data exports with its user, item and context
+input is one line and exit status 2; a bundle that does not score like its torch model is
+refused and nothing is published; libFM data exports with its user, item and context
 columns."""
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import pytest
 import torch
 
 from service.bundle import OnnxScorer, load_bundle, reference_scorer
+from service.bundle import format as fmt
 from tests.export.helpers import assert_close, export, random_model
 from tests.training.test_cli import cli
 from tests.training.test_readers import write_libfm
 from training.cli import main
 from training.data.protocols import make_split
 from training.data.specs import load_data
+from training.export import writer
 from training.export.replay import replay_topn
 
 SMALL = "synthetic:users=100,items=300,interactions=2500,seed=3"
@@ -67,6 +70,48 @@ def test_bad_name_and_models_dir_are_one_clear_line(fitted, tmp_path, capsys):
         assert main(["export", "--run", str(fitted), *args]) == 2
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and needle in lines[0], lines
+
+
+@pytest.fixture(scope="module")
+def fitted_deepfm(tmp_path_factory) -> Path:
+    """A whole-path model, on the service tests' small synthetic data."""
+    run = tmp_path_factory.mktemp("run") / "deepfm"
+    assert main(["fit", "--data", "synthetic:users=60,items=200,interactions=2000,"
+                 "categories=5,segments=3", "--task", "topn", "--model", "deepfm",
+                 "--epochs", "1", "--dim", "8", "--out", str(run), "--quiet"]) == 0
+    return run
+
+
+@pytest.mark.parametrize("which,table", [("gmlfm", fmt.item_table_file("const")),
+                                         ("deepfm", fmt.table_file("user_v"))])
+def test_export_refuses_a_mismatch(request, tmp_path, capsys, monkeypatch, which, table):
+    """A table written wrong (here: one table perturbed on its way to disk) fails export's
+    check of the staged bundle against the torch model: exit 2, one line naming what
+    disagreed, and no version or staging folder left behind; earlier versions stay."""
+    run = request.getfixturevalue("fitted" if which == "gmlfm" else "fitted_deepfm")
+    models = tmp_path / "models"
+    earlier = set()
+    if which == "gmlfm":  # a published version of the same name is left as it was
+        assert main(["export", "--run", str(run), "--models-dir", str(models)]) == 0
+        earlier = set((models / which).iterdir())
+        capsys.readouterr()
+    written = writer.bundle_arrays
+
+    def perturbed(*args, **kwargs) -> dict[str, np.ndarray]:
+        arrays = written(*args, **kwargs)
+        arrays[table] = arrays[table] + np.float32(0.5)
+        return arrays
+
+    monkeypatch.setattr(writer, "bundle_arrays", perturbed)
+    assert main(["export", "--run", str(run), "--models-dir", str(models)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "does not score like the torch model" in lines[0] and which in lines[0]
+    assert "onnxruntime off by" in lines[0] and "numpy reference off by" in lines[0]
+    if earlier:
+        assert set((models / which).iterdir()) == earlier
+    else:
+        assert list(models.rglob("*")) == []
 
 
 LIBFM_LINES = 60

@@ -1,12 +1,14 @@
 """Write a bundle folder: npy files, model.onnx over them, then the manifest that lists them.
 
-Everything is written into a hidden temporary folder beside the versions and renamed into
-place at the end, so a reader never sees half a bundle; the version is a sortable UTC
-timestamp plus a hash of the files' contents.
+Everything is written into a hidden temporary folder beside the versions, read back and
+checked against the torch model (verify.py), and renamed into place only then, so a reader
+never sees half a bundle or a wrong one; the version is a sortable UTC timestamp plus a hash
+of the files' contents.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -29,6 +31,7 @@ from training.errors import ConfigError
 from training.export.catalog import ServingData, SideIndex
 from training.export.onnx_graphs import build_graph
 from training.export.tables import Extracted, extract
+from training.export.verify import verify_bundle
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ def write_bundle(model: torch.nn.Module, schema: FeatureSchema, slot_field: np.n
         raise ConfigError(f"{len(sides.user_features)} user-side features: a whole-model "
                           "state holds indices as float32, exact only below 2^24")
     home = Path(models_dir) / name
+    new_home = not home.exists()
     home.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=home))
     try:
@@ -70,6 +74,7 @@ def write_bundle(model: torch.nn.Module, schema: FeatureSchema, slot_field: np.n
         manifest = build_manifest(name, version, created, extracted, schema,
                                   np.asarray(slot_field), sides, serving, provenance, files)
         (tmp / fmt.MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        verify_bundle(tmp, model, serving)  # still staged: a mismatch publishes nothing
         for path in tmp.rglob("*"):
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
         os.chmod(tmp, 0o755)
@@ -81,6 +86,9 @@ def write_bundle(model: torch.nn.Module, schema: FeatureSchema, slot_field: np.n
         return target
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if new_home:  # leave no empty model folder behind (rmdir keeps a non-empty one)
+            with contextlib.suppress(OSError):
+                home.rmdir()
         raise
 
 
