@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.service.api.reference import TorchModel, brute_force_top
+from tests.service.api.reference import TorchModel, assert_same_ranking, brute_force_top
 
 pytestmark = pytest.mark.anyio
 USERS = ["0", "7", "31", "59"]
@@ -100,16 +100,3 @@ async def test_details_add_display_attributes(client):
     for item in r.json()["items"]:
         position = model.item_positions([item["item_id"]])[0][0]
         assert {k: item[k] for k in model.display_names} == model.display(position)
-
-
-def assert_same_ranking(got: list[tuple[str, float]], want: list[tuple[str, float]]) -> None:
-    """The same scores in the same order (float32 against float64: 1e-4 of the scale); ids
-    equal wherever the scores are not within that tolerance of a tie."""
-    got_scores, want_scores = np.array([s for _, s in got]), np.array([s for _, s in want])
-    scale = max(np.abs(want_scores).max(), 1e-6)
-    np.testing.assert_allclose(got_scores, want_scores, rtol=1e-4, atol=1e-4 * scale)
-    gaps = np.diff(want_scores)
-    for k, ((g, _), (w, _)) in enumerate(zip(got, want)):
-        near_tie = (k > 0 and -gaps[k - 1] < 1e-4 * scale) or \
-            (k < len(gaps) and -gaps[k] < 1e-4 * scale)
-        assert g == w or near_tie, f"rank {k}: {g} != {w}"
