@@ -109,10 +109,9 @@ async def test_a_slow_redis_is_skipped_not_waited_for(gmlfm, own_redis):
         tasks = [asyncio.create_task(load.run(w)) for w in range(8)]
         await asyncio.sleep(0.3)
         sleeper = threading.Thread(target=lambda: own_redis.client().execute_command(
-            "DEBUG", "SLEEP", "1.5"))
-        sleeper.start()  # Redis answers nothing for 1.5 s
-        await asyncio.sleep(0.3)
-        assert await ready_status(client) == "degraded"
+            "DEBUG", "SLEEP", "2.5"))
+        sleeper.start()  # Redis answers nothing for 2.5 s
+        await wait_for(client, "degraded", 1.5)  # a timeout (0.25 s) after the sleep began
         started, before = time.monotonic(), len(load.statuses)
         await asyncio.sleep(0.5)
         assert len(load.statuses) - before > 20, "requests waited on the slow store"
