@@ -29,8 +29,8 @@ import torch
 from bench.lib.results import write_section
 from bench.lib.synthetic_bundle import export_synthetic, size_mb
 from bench.lib.timing import Timing, interleaved, item_arrays, read_once
-from service.bundle import Bundle, OnnxScorer, load_bundle, reference_scorer
-from service.bundle import format as fmt
+from bundle import Bundle, OnnxScorer, load_bundle, reference_scorer
+from bundle import format as fmt
 from training.config import resolve
 from training.data.specs import load_data
 from training.export import export_run

@@ -8,7 +8,7 @@ second worker buys in requests/s.
    (bench/lib/synthetic_bundle.py, as bench.export_serving does at 100k): size on disk and
    export seconds.
 2. Serve it with `python -m service`, GMLREC_WORKERS=2 and a Redis of its own, twice: with
-   the prepacked cache (service/bundle/prepacked.py, the default) and without it
+   the prepacked cache (bundle/prepacked.py, the default) and without it
    (GMLREC_ORT_CACHE_DIR empty: each worker packs its own copy of the item tables, as before
    the cache). Each time: GET /recommend/{user} (n = 10) at concurrency 1, --requests of
    them (half the users twice: state-cache misses, then hits), after a warm-up over several
@@ -36,10 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.lib.http_load import LoadResult, encode, load
-from bench.lib.local_redis import RedisServer, free_port
+from bench.lib.local_redis import RedisServer
+from bench.lib.ports import free_port
 from bench.lib.results import write_section
 from bench.lib.synthetic_bundle import export_synthetic, size_mb
-from service.bundle import load_bundle
+from bundle import load_bundle
 from service.ranking import stack_limit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,8 +88,9 @@ def process_memory(pid: int) -> Memory:
 
 
 def workers_of(pid: int) -> list[int]:
-    """uvicorn's worker processes under `python -m service` (the process itself with one
-    worker); multiprocessing's resource tracker is not one."""
+    """The worker processes of `python -m service`: its children (gunicorn forks them,
+    service/workers.py), or the process itself with one worker. multiprocessing's resource
+    tracker, a child where uvicorn's own supervisor runs the workers, is not one."""
     children = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -96,7 +98,7 @@ def workers_of(pid: int) -> list[int]:
         with contextlib.suppress(OSError):
             status = parse_status_ppid((proc / "status").read_text())
             command = (proc / "cmdline").read_bytes()
-            if status == pid and b"spawn_main" in command:
+            if status == pid and b"resource_tracker" not in command:
                 children.append(int(proc.name))
     return sorted(children) or [pid]
 

@@ -38,11 +38,12 @@ import httpx
 import numpy as np
 
 from bench.lib.http_load import LoadResult, encode, load
-from bench.lib.local_redis import RedisServer, free_port
+from bench.lib.local_redis import RedisServer
+from bench.lib.ports import free_port
 from bench.lib.results import write_section
 from bench.lib.timing import Timing, interleaved, item_arrays, read_once
-from service.model_host import ServedModel
 from service.ranking import MODES
+from service.served_model import ServedModel
 from service.settings import Settings
 from service.stores import StoredUser
 from service.stores.redis_store import RedisStore, connect
@@ -199,7 +200,7 @@ def bare_times(model: ServedModel, redis_url: str) -> dict[str, Timing]:
     """The model alone, the memory floor, and one Redis read, interleaved in one run."""
     position = int(np.argmax(np.diff(model.bundle.array("users/seen_offsets.npy"))))
     user = str(model.bundle.array("users/ids.npy")[position])
-    state = model.states([model.encode(user, model.bundle_profile(position))])
+    state = model.states([model.profiles.encode(user, model.training_profile(position))])
     seen = model.training_seen(position)
     items = np.random.default_rng(0).choice(model.n_items, SCORE_ITEMS, replace=False)
     store = RedisStore(connect(redis_url, 1.0, 1.0, 4), "bench")

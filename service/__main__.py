@@ -1,29 +1,39 @@
 """`python -m service`: uvicorn with GMLREC_WORKERS workers, settings from GMLREC_* env.
 
-Each worker is a fresh process that imports the app and runs its lifespan, so the bundle,
+One worker is plain `uvicorn.run`. Several are, on Linux, uvicorn workers under gunicorn,
+each listening on a socket of its own (service/workers.py), so connections spread over the
+workers however they arrive; elsewhere uvicorn's own workers on one shared socket. Either
+way each worker imports the app and runs its lifespan in its own process, so the bundle,
 its onnxruntime session (GMLREC_ORT_THREADS intra-op threads, by default the cores shared
-out among the workers) and the Redis pool are made after the fork, never shared. On Linux
-each worker listens on a socket of its own (service/workers.py), so connections spread over
-the workers however they arrive. SIGTERM or SIGINT stops accepting, lets requests in flight
-finish (GMLREC_GRACEFUL_TIMEOUT_S), then closes the store.
+out among the workers) and the Redis pool are made after the fork, never shared. SIGTERM or
+SIGINT stops accepting, lets requests in flight finish (GMLREC_GRACEFUL_TIMEOUT_S), then
+closes the store.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sys
 import tempfile
 
 import uvicorn
 from pydantic import ValidationError
 
-from service import logs, workers
+from service import logs
 from service.settings import Settings
 
 # service.metrics reads this too; not imported from there because prometheus_client must
 # not be imported before the variable is set
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+APP = "service.app:app"
+
+
+def spreads_connections() -> bool:
+    """Only Linux balances connections over SO_REUSEPORT sockets; elsewhere the option
+    exists (macOS, BSD) but one socket takes them all, so uvicorn's shared socket is better."""
+    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
 def main() -> int:
@@ -43,14 +53,18 @@ def main() -> int:
     own_metrics_dir = MULTIPROC_ENV not in os.environ
     if own_metrics_dir:  # set before any worker imports prometheus_client
         os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="gmlrec-metrics-")
-    options = {"host": settings.host, "port": settings.port, "workers": settings.workers,
-               "log_config": None, "access_log": False, "lifespan": "on",
+    # what each worker's uvicorn gets, however many there are
+    options = {"access_log": False, "lifespan": "on",
                "timeout_graceful_shutdown": settings.graceful_timeout_s}
     try:
-        if settings.workers > 1 and workers.spreads_connections():
-            workers.run(uvicorn.Config("service.app:app", **options))
+        if settings.workers > 1 and spreads_connections():
+            from service import workers  # gunicorn, imported where it runs (not Windows)
+
+            workers.run(APP, settings.host, settings.port, settings.workers,
+                        settings.log_level, settings.graceful_timeout_s, options)
         else:
-            uvicorn.run("service.app:app", **options)
+            uvicorn.run(APP, host=settings.host, port=settings.port, workers=settings.workers,
+                        log_config=None, **options)
     finally:
         if own_metrics_dir:
             shutil.rmtree(os.environ[MULTIPROC_ENV], ignore_errors=True)

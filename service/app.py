@@ -17,12 +17,12 @@ from fastapi import FastAPI
 from service import errors, logs, metrics
 from service.gate import Gate
 from service.middleware import BodyLimit, RequestContext
-from service.model_host import ModelHost
 from service.ranking import Ranker
+from service.reload import ModelHost
 from service.routes import explorer, items, ops, scoring, users
 from service.settings import Settings
 from service.stores import open_store
-from service.users import Users
+from service.user_state import Users
 
 log = logging.getLogger("service")
 

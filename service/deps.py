@@ -14,11 +14,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.gate import Gate
-from service.model_host import ModelHost, ServedModel
 from service.ranking import Ranker
+from service.reload import ModelHost
+from service.served_model import ServedModel
 from service.settings import Settings
 from service.stores import GuardedStore
-from service.users import Users
+from service.user_state import Users
 
 
 async def _host(request: Request) -> ModelHost:

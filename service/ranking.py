@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from service.model_host import ServedModel
+from service.served_model import ServedModel
 
 MODES = ("inline", "thread", "batch")
 MAX_BATCH = 64  # users per stacked call: bounds the (B, N) score matrix

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     # onnxruntime intra-op threads per worker; unset -> the cores divided among the workers
     ort_threads: int | None = Field(None, ge=1, le=64)
     # where large bundles' prepacked onnxruntime weights are saved once and mapped by every
-    # worker (service/bundle/prepacked.py); empty -> each worker packs a private copy
+    # worker (bundle/prepacked.py); empty -> each worker packs a private copy
     ort_cache_dir: Path | None = Path(tempfile.gettempdir()) / "gmlrec-ort-cache"
     # requests doing work at once per worker; the rest queue before touching the store, so
     # a burst cannot keep the event loop busy past the store's timeouts (which would read as

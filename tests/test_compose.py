@@ -23,8 +23,8 @@ import httpx
 import pytest
 import redis
 
-from bench.lib.local_redis import free_port
 from tests.service.api.test_uvicorn import wait_until_ready
+from tests.support.servers import free_port
 
 yaml = pytest.importorskip("yaml")
 

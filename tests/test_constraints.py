@@ -4,6 +4,8 @@ installing gmlrec (the README's command, CI, both images) installs through it.""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -50,3 +52,13 @@ def test_the_readme_ci_and_both_images_install_through_the_constraints():
         assert re.search(r"^COPY [^\n]*constraints\.txt", text, re.M), dockerfile.name
         assert re.search(r"pip install [^\n]*\\?\n?[^\n]*-c constraints\.txt", text), \
             dockerfile.name
+
+
+def test_the_floors_pass_pins_every_direct_dependency_at_its_floor():
+    done = subprocess.run([sys.executable, str(ROOT / ".ci/floors.py"),
+                           str(ROOT / "pyproject.toml")], capture_output=True, text=True,
+                          check=True)
+    floors = dict(line.split("==") for line in done.stdout.split())
+    for requirement in declared():
+        lowest = [s.version for s in requirement.specifier if s.operator in (">=", "==")]
+        assert floors[requirement.name] == lowest[0], requirement

@@ -1,6 +1,7 @@
-"""Imports point one way: data -> models -> loop -> config/runs/pipeline/CLI -> export, and the
-service imports neither torch nor training. Read statically from every module's imports, so a
-violation fails here before it can hide behind a lazy import."""
+"""Imports point one way: data -> models -> loop -> config/runs/pipeline/CLI -> export; the
+bundle format and reader (bundle/) import neither side, and training and the service import it
+and never each other (the service carries no torch either). Read statically from every
+module's imports, so a violation fails here before it can hide behind a lazy import."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ FORBIDDEN = {
                         "training.pipeline", "training.cli", "training.export"),
     "training/loop": ("training.config", "training.runs", "training.pipeline", "training.cli",
                       "training.export"),
+    "training": ("service",),
+    "bundle": ("torch", "training", "service"),
     "service": ("torch", "training"),
 }
 

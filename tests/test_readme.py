@@ -14,7 +14,7 @@ from training.cli import build_parser
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
-SOURCES = ("training", "service", "docker", "bench", "tests", "docker-compose.yml")
+SOURCES = ("training", "bundle", "service", "docker", "bench", "tests", "docker-compose.yml")
 
 
 def section(title: str) -> str:

@@ -1,10 +1,13 @@
-"""A redis-server of one's own, on a free port, that a test or benchmark may stop, slow down
-(DEBUG SLEEP) and restart; a shared Redis is never touched."""
+"""A redis-server of one's own, on a free port, that a benchmark or a test may stop, slow down
+(DEBUG SLEEP) and restart; a shared Redis is never touched.
+
+Benchmarks need one to measure serving against a real Redis, so it lives in bench (which never
+imports tests); tests take it through tests/support/servers.py, which adds a Redis Cluster.
+"""
 
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -12,38 +15,11 @@ from pathlib import Path
 
 import redis
 
+from bench.lib.ports import free_port
+
 
 class NoRedisServer(RuntimeError):
     """This machine has no redis-server binary."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-# a cluster node also listens on its port + 10000 (the cluster bus), so its port stays below this
-CLUSTER_MAX_PORT = 55535
-
-
-def distinct_ports(n: int) -> list[int]:
-    """n free ports, each one a cluster node can use (the bus port above it is free too)."""
-    ports: list[int] = []
-    while len(ports) < n:
-        port = free_port()
-        if port not in ports and port <= CLUSTER_MAX_PORT and _free(port + 10000):
-            ports.append(port)
-    return ports
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def launch(args: list[str], port: int, log: Path) -> subprocess.Popen:
@@ -89,104 +65,3 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, socket_timeout=5)
-
-
-class RedisClusterServers:
-    """A Redis Cluster of `masters` redis-servers, each with `replicas` replicas, all slots
-    assigned, in a folder of its own; `url` is the redis+cluster:// URL the service takes.
-    Nodes time out after `node_timeout_ms`, so a killed master's replica takes over within a
-    few seconds."""
-
-    def __init__(self, folder: Path, masters: int = 3, replicas: int = 0,
-                 node_timeout_ms: int = 1000):
-        if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
-            raise NoRedisServer("redis-server or redis-cli is not installed")
-        self.folder, self.replicas = folder, replicas
-        self.node_timeout_ms = node_timeout_ms
-        self.ports = distinct_ports(masters * (1 + replicas))
-        self.url = f"redis+cluster://127.0.0.1:{self.ports[0]}"
-        self.processes: dict[int, subprocess.Popen] = {}
-
-    def start(self) -> RedisClusterServers:
-        for port in self.ports:
-            node = self.folder / str(port)
-            node.mkdir(parents=True)
-            self.processes[port] = launch(
-                ["--cluster-enabled", "yes", "--cluster-config-file", str(node / "nodes.conf"),
-                 "--cluster-node-timeout", str(self.node_timeout_ms)], port, node / "redis.log")
-        subprocess.run(["redis-cli", "--cluster", "create",
-                        *(f"127.0.0.1:{p}" for p in self.ports), "--cluster-replicas",
-                        str(self.replicas), "--cluster-yes"], check=True, capture_output=True,
-                       timeout=120)
-        self.wait_until(lambda: self.healthy(self.ports[0]), "cluster_state:ok, replicas synced")
-        return self
-
-    def nodes(self, via: int) -> list[dict]:
-        """CLUSTER NODES as seen by the node on port `via`: port, role, flags, slot count."""
-        text = self.client(via).execute_command("CLUSTER", "NODES")
-        text = text.decode() if isinstance(text, bytes) else text
-        found = []
-        for line in text.splitlines():
-            fields = line.split()
-            flags = set(fields[2].split(","))
-            slots = sum(int(r.split("-")[-1]) - int(r.split("-")[0]) + 1
-                        for r in fields[8:] if not r.startswith("["))
-            found.append({"port": int(fields[1].split(":")[1].split("@")[0]), "flags": flags,
-                          "master": "master" in flags, "slots": slots})
-        return found
-
-    def healthy(self, via: int) -> bool:
-        """Every slot served by a live master, and every live replica in sync with its master."""
-        try:
-            client = self.client(via)
-            if b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
-                return False
-            live = [n for n in self.nodes(via) if not n["flags"] & {"fail", "fail?"}]
-            if sum(n["slots"] for n in live if n["master"]) != 16384:
-                return False
-            return all(self.client(n["port"]).info("replication").get("master_link_status")
-                       == "up" for n in live if not n["master"])
-        except redis.RedisError:
-            return False
-
-    def master_of(self, key: str) -> int:
-        """The port of the master that holds `key`'s slot."""
-        client = self.client(self.ports[0])
-        slot = client.execute_command("CLUSTER", "KEYSLOT", key)
-        for start, end, master, *_ in client.execute_command("CLUSTER", "SLOTS"):
-            if start <= slot <= end:
-                return int(master[1])
-        raise RuntimeError(f"no node serves slot {slot}")
-
-    def kill(self, port: int) -> None:
-        process = self.processes.pop(port)
-        process.kill()
-        process.wait(10)
-
-    def wait_until(self, condition, what: str, timeout_s: float = 120) -> float:
-        """Seconds until `condition()` held (generous: a loaded machine is slow to gossip)."""
-        start = time.monotonic()
-        while not condition():
-            if time.monotonic() - start > timeout_s:
-                raise RuntimeError(f"the cluster never reached {what}: {self.describe()}")
-            time.sleep(0.05)
-        return time.monotonic() - start
-
-    def client(self, port: int) -> redis.Redis:
-        return redis.Redis(port=port, socket_timeout=5)
-
-    def describe(self) -> str:
-        """Each live node's view of the cluster, for an error message."""
-        views = []
-        for port in self.processes:
-            try:
-                views.append(f"{port}: {self.nodes(port)}")
-            except redis.RedisError as err:
-                views.append(f"{port}: {err}")
-        return "; ".join(views)
-
-    def stop(self) -> None:
-        for process in self.processes.values():
-            process.kill()
-            process.wait(10)
-        self.processes = {}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.bundle import Bundle
+from bundle import Bundle
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.lib.ports import free_port
+
 
 def fit(options: dict[str, Any], out: Path, progress: bool = False) -> dict[str, Any]:
     """One fit through the pipeline's entry point, saved as a run folder at `out` (a rerun
@@ -58,15 +60,6 @@ def fit_with_torchrun(options: dict[str, Any], out: Path, processes: int) -> dic
         raise RuntimeError(f"{out}: trained by {metrics['world_size']} processes, not "
                            f"{processes}")
     return metrics
-
-
-def free_port() -> int:
-    """A TCP port free on loopback now, for torchrun's rendezvous."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def fit_with_leaky_negatives(options: dict[str, Any], out: Path) -> dict[str, Any]:

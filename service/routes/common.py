@@ -9,8 +9,8 @@ from fastapi import Path
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from service.model_host import ServedModel
 from service.schemas import MAX_ID, PRINTABLE, ItemScore
+from service.served_model import ServedModel
 
 # an id in the path is one segment: an id holding '/' is reachable through the bodies of
 # POST /score and POST /recommend only
@@ -23,10 +23,10 @@ LOOKUP_ERRORS = {404: {"description": "unknown user or item ids, named in `detai
 
 def scored_items(model: ServedModel, positions: np.ndarray, scores: np.ndarray,
                  details: bool) -> list[ItemScore]:
-    """Items with their scores, in the given order, each with its title where the catalog has
-    titles (a list of bare ids tells a person nothing); with details, every display attribute."""
+    """Items with their scores, in the given order, each shown as ServedModel.display
+    shows it (its title; with details, every display attribute)."""
     return [ItemScore(item_id=str(model.item_ids[p]), score=float(s),
-                      **(model.display(p) if details else model.title(p)))
+                      **model.display(p, every=details))
             for p, s in zip(positions.tolist(), scores.tolist())]
 
 

@@ -16,7 +16,7 @@ from service.errors import UnknownItems
 from service.routes.common import LOOKUP_ERRORS, PathId, answer, scored_items
 from service.schemas import RecommendAnswer, ScoreAnswer, UserFeatures, as_text, limited_bodies
 from service.settings import Settings
-from service.users import ResolvedUser, Users
+from service.user_state import ResolvedUser, Users
 
 
 def router(settings: Settings) -> APIRouter:

@@ -39,7 +39,7 @@ def router(settings: Settings) -> APIRouter:
                          prefix: Annotated[str, Query(max_length=MAX_ID)] = "") -> UsersAnswer:
         """Some users of the model's training data, to try the API with: the first `limit`,
         or those whose id starts with `prefix`. Users only PUT has created are not listed."""
-        return UsersAnswer(model_version=model.version, total=model.bundle.n_users,
+        return UsersAnswer(model_version=model.version, total=model.n_users,
                            user_ids=model.user_ids(prefix, limit))
 
     @routes.get("/{user_id}", response_model=UserAnswer,

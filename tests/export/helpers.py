@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from service.bundle import Bundle
+from bundle import Bundle
 from training.config import resolve
 from training.data.instances import Interactions
 from training.data.protocols import Split

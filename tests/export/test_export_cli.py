@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from service.bundle import OnnxScorer, load_bundle, reference_scorer
-from service.bundle import format as fmt
+from bundle import OnnxScorer, load_bundle, reference_scorer
+from bundle import format as fmt
 from tests.export.helpers import assert_close, export, random_model
 from tests.training.test_cli import cli
 from tests.training.test_readers import write_libfm

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.bundle import OnnxScorer, load_bundle, reference_scorer
-from service.bundle import format as fmt
+from bundle import OnnxScorer, load_bundle, reference_scorer
+from bundle import format as fmt
 from tests.export.helpers import (
     GEM,
     assert_close,

@@ -11,10 +11,10 @@ import pytest
 import redis
 from redis.cluster import key_slot
 
-from bench.lib.local_redis import free_port
 from service.stores import GuardedStore, Keys, MemoryStore, StoreUnavailable
 from service.stores.redis_store import RedisStore, connect
 from tests.service.api.conftest import REDIS_URL, redis_is_up
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.anyio
 TRICKY = ["7", "a}b", "a", "{user:a}", "a}:profile", "x%7By", "x{y", "é", "😀", "a:b", ""]

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 import torch
 
 from tests.factories import tiny_interactions
+from tests.support.servers import free_port
 from tests.training.test_runs import EPOCH_LINE
 from training.data.protocols import topn_split
 from training.errors import ConfigError
@@ -140,12 +140,6 @@ def test_a_user_error_under_torchrun_is_one_line_from_rank_0(tmp_path, rank, lin
     assert len(done.stderr.splitlines()) == lines and "Traceback" not in done.stderr
     if lines:
         assert "--device cuda" in done.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def fit_args(out, *extra: str) -> list[str]:

@@ -6,8 +6,8 @@
     onnx_graphs.py   tables -> model.onnx (graph_builder.py: onnx.helper with external data)
     writer.py        all of it -> models/<name>/<version>/ with its manifest
     replay.py        the run's top-n test protocol replayed through a bundle
-The bundle's format and reader live in service/bundle, which this package imports and never
-the reverse.
+The bundle's format and reader live in the top-level `bundle` package, which this package
+imports and never the reverse (the service imports it too, so neither side carries the other).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from service.bundle import format as fmt
+from bundle import format as fmt
 from training.data.instances import InstanceSet, Interactions, LibfmData, RankingGroups
 from training.data.protocols import Split
 from training.data.schema import FeatureSchema, Field

@@ -7,7 +7,7 @@ Split bundles:  state (B, D), candidates (B, C), exclude (B, E), n (1,)
     every node of a graph whatever outputs are asked for, so one pass serves both.
 Whole bundles:  state (B, 2 W_u), candidates (B, C) -> scores (B, C)
     The model over each (user row, candidate row) pair; the scorer ranks a catalog in chunks.
-Each graph mirrors the numpy reference of service/bundle (reference.py, whole.py) step by step.
+Each graph mirrors the numpy reference of bundle/ (reference.py, whole.py) step by step.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from service.bundle import format as fmt
-from service.bundle.layout import PAIRWISE_ONLY, SQUARED, StateLayout
-from service.bundle.whole import field_onehot
+from bundle import format as fmt
+from bundle.layout import PAIRWISE_ONLY, SQUARED, StateLayout
+from bundle.whole import field_onehot
 from training.export.graph_builder import GraphBuilder, tensor_input
 
 

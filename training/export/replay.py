@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.bundle import OnnxScorer, load_bundle
+from bundle import OnnxScorer, load_bundle
 from training.data.instances import Interactions, RankingGroups
 from training.errors import ConfigError
 from training.loop.metrics import ranking_report

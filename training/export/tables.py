@@ -3,7 +3,7 @@
 Every split model exports the same shape of thing — user-side per-feature tables (what a
 user state is built from), item-side tables (per item, or per item feature), each item's
 constant part, and a `scoring` record naming its family — for the one numpy scorer of
-service/bundle. Item-side parts come from the model's own forward and `state` methods on the
+the `bundle` package. Item-side parts come from the model's own forward and `state` methods on the
 catalog's rows, so export reuses the math the model tests check; transforms (DNN,
 Mahalanobis) run here once per feature and never at request time.
 """
@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from service.bundle import format as fmt
-from service.bundle.layout import PAIRWISE_ONLY, StateLayout
+from bundle import format as fmt
+from bundle.layout import PAIRWISE_ONLY, StateLayout
 from training.errors import ConfigError
 from training.export.catalog import ServingData, SideIndex
 from training.models.afm import AFM

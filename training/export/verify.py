@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from service.bundle import BundleError, OnnxScorer, load_bundle
+from bundle import BundleError, OnnxScorer, load_bundle
 from training.errors import GmlrecError
 from training.export.catalog import ServingData
 

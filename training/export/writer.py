@@ -23,9 +23,9 @@ import numpy as np
 import onnx
 import torch
 
-from service.bundle import format as fmt
-from service.bundle.layout import MAX_EXACT_INDEX
-from service.bundle.reader import sha256_of
+from bundle import format as fmt
+from bundle.layout import MAX_EXACT_INDEX
+from bundle.reader import sha256_of
 from training.data.schema import FeatureSchema
 from training.errors import ConfigError
 from training.export.catalog import ServingData, SideIndex

@@ -19,9 +19,9 @@ import httpx
 import pytest
 import redis
 
-from bench.lib.local_redis import NoRedisServer, RedisClusterServers
 from service.app import create_app
 from service.settings import Settings
+from tests.support.servers import NoRedisServer, RedisClusterServers
 from training.cli import main as training_cli
 
 SYNTHETIC = "synthetic:users=60,items=200,interactions=2000,categories=5,segments=3"

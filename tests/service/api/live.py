@@ -9,9 +9,9 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from bench.lib.local_redis import free_port
 from service.app import create_app
 from service.settings import Settings
+from tests.support.servers import free_port
 
 
 @contextmanager

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from service.bundle import load_bundle
+from bundle import load_bundle
 from tests.service.api.conftest import Trained
 from training.export.rebuild import rebuild_model
 from training.pipeline import prepare

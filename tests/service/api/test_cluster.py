@@ -11,9 +11,9 @@ import random
 import httpx
 import pytest
 
-from bench.lib.local_redis import NoRedisServer, RedisClusterServers
 from service.stores.redis_store import RedisStore, connect
 from tests.service.api.conftest import serving, settings_for
+from tests.support.servers import NoRedisServer, RedisClusterServers
 
 pytestmark = pytest.mark.anyio
 

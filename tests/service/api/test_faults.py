@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from bench.lib.local_redis import NoRedisServer, RedisServer
 from service import metrics
 from tests.service.api.conftest import serving, settings_for
+from tests.support.servers import NoRedisServer, RedisServer
 
 pytestmark = pytest.mark.anyio
 

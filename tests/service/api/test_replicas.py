@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.lib.local_redis import free_port
 from tests.service.api.conftest import REDIS_URL, redis_is_up
 from tests.service.api.test_reload import REQUEST, answers_of, place
 from tests.service.api.test_uvicorn import wait_until_ready
+from tests.support.servers import free_port
 
 ROOT = Path(__file__).parents[3]
 REPLICAS = 3

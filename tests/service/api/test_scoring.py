@@ -73,7 +73,7 @@ async def test_a_cold_user_is_scored_from_features_alone(client):
 
 async def test_overrides_change_a_known_users_features(client):
     model = client.app.state.host.current
-    own = model.bundle_profile(model.known_user("7"))["segment"]
+    own = model.training_profile(model.known_user("7"))["segment"]
     other = next(s for s in ("0", "1", "2") if s != own)
     items = ["1", "2"]
     base = await client.post("/score", json={"user_id": "7", "item_ids": items})
@@ -99,4 +99,4 @@ async def test_details_add_display_attributes(client):
     model = client.app.state.host.current
     for item in r.json()["items"]:
         position = model.item_positions([item["item_id"]])[0][0]
-        assert {k: item[k] for k in model.display_names} == model.display(position)
+        assert {k: item[k] for k in model.display_names} == model.display(position, every=True)

@@ -1,6 +1,7 @@
-"""`python -m service` as a real process: two uvicorn workers on one Redis, JSON logs with
-request ids, metrics summed over the workers, read-your-writes across workers, and a
-graceful stop on SIGTERM."""
+"""`python -m service` as a real process: two uvicorn workers under gunicorn on one Redis,
+each listening on a socket of its own, JSON logs with request ids, metrics summed over the
+workers, read-your-writes across workers, a killed worker replaced, and a graceful stop on
+SIGTERM."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from tests.service.api.conftest import REDIS_URL, redis_is_up
 ROOT = Path(__file__).parents[3]
 WORKERS = 2
 ESTABLISHED, LISTEN = "01", "0A"  # TCP states as /proc/net/tcp writes them
+STARTED = '"msg": "Application startup complete."'  # uvicorn's, before it listens
 
 
 @pytest.fixture(scope="module")
@@ -76,12 +78,17 @@ def wait_until_ready(base: str, process: subprocess.Popen) -> None:
         time.sleep(0.1)
 
 
-def wait_until_every_worker_listens(port: int, process: subprocess.Popen) -> None:
-    """/ready answers once one worker is up; each worker opens its own socket only after its
-    startup, so the others may still be loading."""
+def wait_until_every_worker_listens(port: int, process: subprocess.Popen) -> list[int]:
+    """/ready answers once one worker is up; the others may still be loading, and gunicorn
+    starts a replacement for a worker that died. Returns the workers' pids."""
     deadline = time.monotonic() + 60
-    while sum(connections_held(port, workers_of(process.pid), LISTEN).values()) < WORKERS:
-        assert time.monotonic() < deadline, "not every worker started listening"
+    while True:
+        pids = workers_of(process.pid)
+        held = sockets_held(port, pids, LISTEN)
+        if len(pids) == WORKERS and all(held.values()):
+            return pids
+        assert process.poll() is None, "python -m service exited"
+        assert time.monotonic() < deadline, f"not every worker started listening: {held}"
         time.sleep(0.1)
 
 
@@ -142,23 +149,100 @@ def test_a_burst_of_keepalive_connections_spreads_over_the_workers(server):
 
 
 def connections_held(port: int, pids: list[int], state: str = ESTABLISHED) -> dict[int, int]:
-    """How many TCP sockets in `state` on the server's port each process holds, from
-    /proc/net/tcp (which socket is on the port) and each process's file descriptors (which
-    process holds that socket)."""
+    """How many TCP sockets in `state` on the server's port each process holds."""
+    return {pid: len(inodes) for pid, inodes in sockets_held(port, pids, state).items()}
+
+
+def sockets_held(port: int, pids: list[int], state: str) -> dict[int, set[str]]:
+    """The inodes of the TCP sockets in `state` on `port` that each process holds, from
+    /proc/net/tcp and tcp6 (which sockets are on the port) and each process's file
+    descriptors, links named socket:[inode] (which process holds which socket). A socket
+    that several processes share, inherited over a fork, has one inode in all of them."""
     local = f":{port:04X}"
     inodes = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[1].endswith(local) and fields[3] == state:
-            inodes.add(fields[9])
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError):  # a kernel without IPv6
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[1].endswith(local) and fields[3] == state:
+                    inodes.add(fields[9])
     held = {}
     for pid in pids:
-        sockets = []
+        links = []
         for fd in Path(f"/proc/{pid}/fd").iterdir():
             with contextlib.suppress(OSError):  # closed while we looked
-                sockets.append(os.readlink(fd))
-        held[pid] = sum(link[8:-1] in inodes for link in sockets if link.startswith("socket:["))
+                links.append(os.readlink(fd))
+        held[pid] = {link[8:-1] for link in links
+                     if link.startswith("socket:[") and link[8:-1] in inodes}
     return held
+
+
+def assert_a_listening_socket_each(held: dict[int, set[str]]) -> None:
+    """Every process holds exactly one listening socket, and no two hold the same one."""
+    assert all(len(inodes) == 1 for inodes in held.values()), held
+    assert len(set().union(*held.values())) == len(held), f"a socket is shared: {held}"
+
+
+def test_every_worker_listens_on_a_socket_of_its_own(server):
+    """Each worker binds its own SO_REUSEPORT socket, which is what spreads connections:
+    one socket per worker in /proc/net/tcp, a distinct inode in each worker, and none in
+    the master (whose socket every worker would otherwise inherit and share)."""
+    base, process, _ = server
+    port = int(base.rsplit(":", 1)[1])
+    pids = wait_until_every_worker_listens(port, process)
+    assert len(pids) == WORKERS and process.pid not in pids
+    held = sockets_held(port, pids, LISTEN)
+    assert_a_listening_socket_each(held)
+    assert sockets_held(port, [process.pid], LISTEN) == {process.pid: set()}
+
+
+def test_the_check_sees_a_shared_socket():
+    """The check is not vacuous: a listening socket inherited over a fork, held by parent
+    and child alike, as every worker held uvicorn's one socket, fails it."""
+    port = free_port()
+    script = ("import os, socket, time\n"
+              f"s = socket.create_server(('127.0.0.1', {port}))\n"
+              "child = os.fork()\n"
+              "if child:\n"
+              "    print(child, flush=True)\n"
+              "time.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                              text=True, start_new_session=True)
+    try:
+        child = int(parent.stdout.readline())
+        held = sockets_held(port, [parent.pid, child], LISTEN)
+        assert held[parent.pid] == held[child] and len(held[child]) == 1
+        with pytest.raises(AssertionError, match="a socket is shared"):
+            assert_a_listening_socket_each(held)
+    finally:
+        os.killpg(parent.pid, signal.SIGTERM)
+        parent.wait(10)
+        parent.stdout.close()
+
+
+def test_a_killed_worker_is_replaced(server):
+    """gunicorn starts a new worker, with a socket of its own, for one that died; the new
+    worker listens only once its app has started, so no connection waits for the load."""
+    base, process, log = server
+    port = int(base.rsplit(":", 1)[1])
+    before = wait_until_every_worker_listens(port, process)
+    started = log.read_text().count(STARTED)
+    os.kill(before[0], signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while True:  # until the new worker listens
+        new = [pid for pid in workers_of(process.pid) if pid not in before]
+        with contextlib.suppress(FileNotFoundError):  # it exited while we looked
+            if new and sockets_held(port, new, LISTEN)[new[0]]:
+                break
+        assert time.monotonic() < deadline, "no new worker listened"
+        time.sleep(0.01)
+    assert log.read_text().count(STARTED) > started, "it listened before its app started"
+    after = wait_until_every_worker_listens(port, process)
+    assert before[0] not in after and before[1] in after
+    assert_a_listening_socket_each(sockets_held(port, after, LISTEN))
+    wait_until_ready(base, process)
+    for _ in range(10):  # new connections each: whichever worker takes them answers
+        assert httpx.get(f"{base}/items/3").status_code == 200
 
 
 def start_on_taken_port(port: int, models_dir: Path) -> subprocess.CompletedProcess:
@@ -215,9 +299,11 @@ def test_sigterm_lets_requests_in_flight_finish(server):
         deadline = time.monotonic() + 30
         while len(answered) < 10 and time.monotonic() < deadline:  # stop it mid-load
             time.sleep(0.01)
+        workers = workers_of(process.pid)
         process.send_signal(signal.SIGTERM)
         outcomes = {rid: f.result() for rid, f in futures.items()}
     assert process.wait(30) == 0
+    assert len(workers) == WORKERS and not any(Path(f"/proc/{w}").exists() for w in workers)
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     started = {x["request_id"]: x["status"] for x in lines
                if str(x.get("request_id", "")).startswith("stop-")}

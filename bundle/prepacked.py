@@ -33,9 +33,9 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from service.bundle.reader import Bundle
+from bundle.reader import Bundle
 
-log = logging.getLogger("service.bundle")
+log = logging.getLogger("bundle")
 
 # below this many bytes of item tables a private copy per worker costs less than the cache's
 # files (a 100,000-item k = 64 bundle holds 55 MB)

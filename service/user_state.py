@@ -1,4 +1,5 @@
-"""Users: where a request's user state comes from, and where profile and interaction writes go.
+"""User state: where a request's user state comes from, and where profile and interaction
+writes go.
 
 A user's profile is the one in the store (written by PUT) or else the bundle's (a user of the
 training data). Its state is read from the store in the same round trip as the profile and
@@ -23,7 +24,8 @@ import numpy as np
 
 from service import metrics, state_blob
 from service.errors import StoreDown, UnknownItems, UnknownUser
-from service.model_host import Features, ServedModel
+from service.profiles import FeatureMap
+from service.served_model import ServedModel
 from service.stores import StoredUser, StoreUnavailable, UserStore
 
 NO_ITEMS = np.zeros(0, np.int64)
@@ -41,8 +43,8 @@ class Users:
     def __init__(self, store: UserStore, ttl_s: int):
         self.store, self.ttl_s = store, ttl_s
 
-    async def resolve(self, model: ServedModel, user_id: str, overrides: Features | None = None,
-                      context: Features | None = None, seen: bool = False) -> ResolvedUser:
+    async def resolve(self, model: ServedModel, user_id: str, overrides: FeatureMap | None = None,
+                      context: FeatureMap | None = None, seen: bool = False) -> ResolvedUser:
         """The state of a user the service knows (store or bundle), with the request's
         overrides and context on top of its profile."""
         record, degraded = await self._read(model, user_id, seen)
@@ -50,7 +52,7 @@ class Users:
         position = model.known_user(user_id)
         seen_positions = self._seen(model, position, record.seen) if seen else NO_ITEMS
         if overrides or context:
-            row = model.encode(user_id, profile, overrides, context)
+            row = model.profiles.encode(user_id, profile, overrides, context)
             metrics.STATE_CACHE.labels("bypass").inc()
             return ResolvedUser(model.states([row])[0], row.ignored, seen_positions, degraded)
         tag = state_blob.profile_tag(stored)
@@ -58,7 +60,7 @@ class Users:
         if state is not None:
             metrics.STATE_CACHE.labels("hit").inc()
         else:
-            state = model.states([model.encode(user_id, profile)])[0]
+            state = model.states([model.profiles.encode(user_id, profile)])[0]
             metrics.STATE_CACHE.labels("bypass" if degraded else "miss").inc()
             if not degraded:
                 await self._write_state(model, user_id, state_blob.pack(tag, state))
@@ -80,27 +82,27 @@ class Users:
             return json.loads(record.profile), record.profile, "stored"
         position = model.known_user(user_id)
         if position is not None:
-            profile = model.bundle_profile(position)
+            profile = model.training_profile(position)
             return profile, state_blob.canonical_profile(profile), "training"
         if degraded:
             raise StoreDown(f"user {user_id!r} is not in the model's training data")
         raise UnknownUser(user_id)
 
     @staticmethod
-    def anonymous(model: ServedModel, user: Features, context: Features | None
+    def anonymous(model: ServedModel, user: FeatureMap, context: FeatureMap | None
                   ) -> ResolvedUser:
         """A user the service has never seen: features from the request only."""
-        row = model.encode(None, {}, user, context)
+        row = model.profiles.encode(None, {}, user, context)
         metrics.STATE_CACHE.labels("bypass").inc()
         return ResolvedUser(model.states([row])[0], row.ignored, NO_ITEMS, False)
 
-    async def put_profile(self, model: ServedModel, user_id: str, features: Features
+    async def put_profile(self, model: ServedModel, user_id: str, features: FeatureMap
                           ) -> dict[str, list[str]]:
         """Create or replace a profile, with its state for the served model in the same
         round trip (read-your-writes); returns the values the model will ignore."""
-        ignored = model.check_features(features, "features")
+        ignored = model.profiles.check(features, "features")
         profile = state_blob.canonical_profile(features)
-        state = model.states([model.encode(user_id, dict(features))])[0]
+        state = model.states([model.profiles.encode(user_id, dict(features))])[0]
         blob = state_blob.pack(state_blob.profile_tag(profile), state)
         try:
             await self.store.write_profile(user_id, profile, (model.key, blob), self.ttl_s)

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from service.bundle import format as fmt
-from service.bundle.errors import BundleError, BundleInputError
+from bundle import format as fmt
+from bundle.errors import BundleError, BundleInputError
 
 HASH_CHUNK = 1 << 20
 VERSION_PATTERN = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{8}")
@@ -142,14 +142,22 @@ class Bundle:
         """A known user's raw field values, decoded from its row."""
         return self._decode(*self.user_row(position), self.user_columns)
 
+    @property
+    def display_names(self) -> tuple[str, ...]:
+        """The catalog's display attributes (title, ...), in the manifest's order."""
+        return tuple(self.manifest.get("display", []))
+
+    def display(self, position: int, names: Sequence[str] | None = None) -> dict[str, str]:
+        """An item's display attributes: `names` of them, or every one."""
+        names = self.display_names if names is None else names
+        return {name: str(self.array(fmt.ITEM_ATTRIBUTE.format(name))[position])
+                for name in names}
+
     def item_details(self, position: int) -> dict[str, Any]:
         """An item's id, raw feature values and display attributes."""
         idx, val = self.array(fmt.ITEM_IDX)[position], self.array(fmt.ITEM_VAL)[position]
-        details: dict[str, Any] = {"item_id": str(self.item_ids[position]),
-                                   "features": self._decode(idx, val, self.item_columns)}
-        for name in self.manifest.get("display", []):
-            details[name] = str(self.array(fmt.ITEM_ATTRIBUTE.format(name))[position])
-        return details
+        return {"item_id": str(self.item_ids[position]),
+                "features": self._decode(idx, val, self.item_columns), **self.display(position)}
 
     def _decode(self, idx: np.ndarray, val: np.ndarray,
                 columns: tuple[str, ...]) -> dict[str, str | list[str]]:

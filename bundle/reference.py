@@ -11,13 +11,13 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from service.bundle import format as fmt
-from service.bundle.errors import BundleError
-from service.bundle.layout import PAIRWISE_ONLY, SQUARED, StateLayout
-from service.bundle.mlp import dense_layers, mlp
-from service.bundle.pairs import distance, pair_weights, within_pairs
-from service.bundle.reader import Bundle
-from service.bundle.whole import WholeModel
+from bundle import format as fmt
+from bundle.errors import BundleError
+from bundle.layout import PAIRWISE_ONLY, SQUARED, StateLayout
+from bundle.mlp import dense_layers, mlp
+from bundle.pairs import distance, pair_weights, within_pairs
+from bundle.reader import Bundle
+from bundle.whole import WholeModel
 
 ITEM_CHUNK = 16384  # item features per step of FeaturePairScorer's (B, R, M) temporaries
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from service.bundle import format as fmt
+from bundle import format as fmt
 
 SQUARED = ("euclidean", "mahalanobis", "dnn")  # distances with an additive state
 PAIRWISE_ONLY = ("manhattan", "chebyshev")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.bundle.layout import SQUARED
+from bundle.layout import SQUARED
 
 
 def within_pairs(x: np.ndarray, phi: np.ndarray) -> np.ndarray:

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from service.bundle import format as fmt
-from service.bundle.mlp import Layers, dense_layers, mlp
-from service.bundle.reader import Bundle
+from bundle import format as fmt
+from bundle.mlp import Layers, dense_layers, mlp
+from bundle.reader import Bundle
 
 
 def field_onehot(scoring: Mapping[str, Any]) -> np.ndarray:

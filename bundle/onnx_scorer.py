@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from service.bundle import format as fmt
-from service.bundle.prepacked import SHARE_FROM_BYTES, cached_model, item_table_bytes, log
-from service.bundle.reader import Bundle
-from service.bundle.reference import (
+from bundle import format as fmt
+from bundle.prepacked import SHARE_FROM_BYTES, cached_model, item_table_bytes, log
+from bundle.reader import Bundle
+from bundle.reference import (
     ReferenceScorer,
     chunked_catalog_scores,
     reference_scorer,
@@ -36,7 +36,7 @@ class OnnxScorer:
     own Python, Redis and the network (bench/serve.py: twice the requests/s on 2 cores).
 
     With `cache_dir`, a bundle of at least `share_from` bytes of item tables is loaded from
-    its prepacked copy there (service/bundle/prepacked.py), so that processes serving it
+    its prepacked copy there (bundle/prepacked.py), so that processes serving it
     share the packed tables instead of each holding its own.
     """
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.bundle import (
+from bundle import (
     BundleError,
     BundleInputError,
     OnnxScorer,
@@ -20,8 +20,8 @@ from service.bundle import (
     load_bundle,
     prepacked,
 )
-from service.bundle import format as fmt
-from service.bundle.reader import LARGE_VOCAB, IdIndex, compact_vocabulary
+from bundle import format as fmt
+from bundle.reader import LARGE_VOCAB, IdIndex, compact_vocabulary
 from tests.export.helpers import export, random_model
 from tests.factories import tiny_interactions
 from training.data.protocols import make_split
@@ -139,24 +139,38 @@ def test_encoding_request_features(exported):
         assert err.value.field == field
 
 
-def test_the_service_side_imports_neither_torch_nor_training(exported):
+def test_the_bundle_package_imports_neither_torch_nor_training_nor_service(exported):
     """Load and score in a fresh interpreter, then look at what it imported."""
     code = f"""
 import sys
-import service, service.bundle
-from service.bundle import OnnxScorer, load_bundle, reference_scorer
+from bundle import OnnxScorer, load_bundle, reference_scorer
 bundle = load_bundle({str(exported[1])!r})
 row = bundle.encode_user({{"group": "a"}})
 for scorer in (reference_scorer(bundle), OnnxScorer(bundle, threads=1)):
     state = scorer.user_state(row.idx[None], row.val[None])
     assert scorer.top_n(state, 5)[0].shape == (1, 5)
-bad = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "training"))
+bad = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "training", "service"))
 print(",".join(bad))
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+def test_the_format_alone_loads_neither_onnxruntime_nor_the_scorers():
+    """What the exporter imports for its names costs nothing: the package's public names
+    are resolved on first use."""
+    code = """
+import sys
+import bundle.format
+print(",".join(sorted(m for m in sys.modules
+                      if m.split(".")[0] in ("onnxruntime", "numpy") or m.startswith("bundle."))))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "bundle.format"
 
 
 def _top_and_scores(scorer, bundle):

@@ -1,0 +1,17 @@
+"""The repo's one free-port finder, for every process it starts for itself: an API server or a
+redis-server of a benchmark or a test, torchrun's rendezvous.
+
+It lives in bench because benchmarks need it to run and bench never imports tests; tests reach
+it through tests/support/servers.py (tests import bench already, to test it).
+"""
+
+from __future__ import annotations
+
+import socket
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the system picks it; take it soon)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -1,0 +1,50 @@
+"""Read and score exported model bundles with numpy and onnxruntime only (no torch).
+
+    bundle = load_bundle(find_bundle(models_dir, name))   # BundleError names a bad file
+    scorer = OnnxScorer(bundle, threads=2)                # or reference_scorer(bundle)
+    row = bundle.encode_user({"gender": "F", "age": "25"})  # or bundle.user_row(position)
+    state = scorer.user_state(row.idx[None], row.val[None])  # (1, D): cache it
+    items, scores = scorer.top_n(state, 10, [bundle.seen_items(position)])
+    scores = scorer.score(state, candidates)               # (1, C) for catalog positions
+
+A package of its own, beside `training` and `service`, because both sides use it: training's
+export writes bundles with `bundle.format`'s names and reads them back to check them, the
+service serves them. Neither side then carries the other (the training image has no API code,
+the API image no torch), and each imports only this. It imports neither of them.
+
+Importing it, or `bundle.format`, loads nothing: the names below are resolved on first use, so
+the exporter's constants do not pull in onnxruntime or the scorers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bundle.errors import BundleError, BundleInputError
+    from bundle.onnx_scorer import OnnxScorer
+    from bundle.reader import Bundle, EncodedUser, find_bundle, load_bundle
+    from bundle.reference import ReferenceScorer, reference_scorer, top_n_of
+
+# public name -> the module that defines it
+_HOMES = {"BundleError": "errors", "BundleInputError": "errors", "OnnxScorer": "onnx_scorer",
+          "Bundle": "reader", "EncodedUser": "reader", "find_bundle": "reader",
+          "load_bundle": "reader", "ReferenceScorer": "reference",
+          "reference_scorer": "reference", "top_n_of": "reference"}
+
+__all__ = ["Bundle", "BundleError", "BundleInputError", "EncodedUser", "OnnxScorer",
+           "ReferenceScorer", "find_bundle", "load_bundle", "reference_scorer", "top_n_of"]
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module on first use (PEP 562)."""
+    if name not in _HOMES:
+        raise AttributeError(f"module 'bundle' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"bundle.{_HOMES[name]}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,0 +1,110 @@
+"""Hot reload: which bundle version serves, and replacing it without dropping a request.
+
+ModelHost loads the newest version of the model, and on reload builds the next ServedModel
+beside the current one, self-checks it, and swaps one reference; a bundle that fails to load
+or to check is refused, logged and remembered, and the old version keeps serving. `watch`
+polls the models folder so that every worker finds a new version by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bundle import BundleError, find_bundle
+from service import metrics
+from service.errors import NoModel, ReloadRefused
+from service.served_model import ServedModel
+
+log = logging.getLogger("service.model")
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    previous: str | None  # version served before
+    current: str  # version served now
+    changed: bool
+
+
+class ModelHost:
+    """Holds the served model and replaces it (see the module doc)."""
+
+    def __init__(self, models_dir: Path, name: str | None, threads: int,
+                 ort_cache_dir: Path | None = None):
+        self.models_dir, self.name, self.threads = Path(models_dir), name, threads
+        self.ort_cache_dir = ort_cache_dir
+        self.current: ServedModel | None = None
+        self.last_error: str | None = None  # why the newest bundle is not the one served
+        self._refused: set[Path] = set()
+        self._lock = asyncio.Lock()
+
+    def require(self) -> ServedModel:
+        model = self.current
+        if model is None:
+            raise NoModel(self.last_error or "still loading")
+        return model
+
+    async def reload(self, retry_refused: bool = True) -> ReloadResult:
+        """Serve the newest bundle if it is not the one served; refuse a broken one."""
+        async with self._lock:
+            previous = self.current
+            try:
+                path = find_bundle(self.models_dir, self.name)
+            except (BundleError, OSError) as err:
+                return self._refuse(None, str(err), previous)
+            if previous is not None and path == previous.path:
+                return ReloadResult(previous.version, previous.version, False)
+            if path in self._refused and not retry_refused:
+                return ReloadResult(_version(previous), _version(previous), False)
+            started = time.perf_counter()
+            try:
+                model = await asyncio.to_thread(self._build, path)
+            except Exception as err:  # a broken bundle can fail anywhere in loading; refuse it
+                return self._refuse(path, _describe(err), previous)
+            self.current, self.last_error = model, None
+            self._refused.discard(path)
+            metrics.model_served(model.name, model.version,
+                                 (previous.name, previous.version) if previous else None)
+            if previous is not None:
+                metrics.MODEL_RELOADS.labels("loaded").inc()
+            log.info("serving model %s", model.key, extra={
+                "previous": previous.key if previous else None,
+                "load_seconds": round(time.perf_counter() - started, 3)})
+            return ReloadResult(_version(previous), model.version, True)
+
+    def _build(self, path: Path) -> ServedModel:
+        model = ServedModel(path, self.threads, self.ort_cache_dir)
+        model.self_check()
+        return model
+
+    def _refuse(self, path: Path | None, why: str, previous: ServedModel | None
+                ) -> ReloadResult:
+        if why != self.last_error:  # the watcher meets the same problem every poll: log it once
+            log.error("bundle refused, %s", "still serving " + previous.key if previous
+                      else "nothing to serve", extra={"problem": why})
+        self.last_error = why
+        if path is not None:
+            self._refused.add(path)
+            metrics.MODEL_RELOADS.labels("refused").inc()
+        if previous is None or path is not None:
+            raise ReloadRefused(f"bundle refused: {why}", serving=_version(previous))
+        return ReloadResult(previous.version, previous.version, False)
+
+    async def watch(self, interval_s: float) -> None:
+        """Poll the models folder forever (a cheap listing); load what is new."""
+        while True:
+            await asyncio.sleep(interval_s)
+            with contextlib.suppress(ReloadRefused):  # logged by _refuse; the old one serves
+                await self.reload(retry_refused=False)
+
+
+def _describe(err: Exception) -> str:
+    return str(err) if isinstance(err, BundleError) else f"{type(err).__name__}: {err}"
+
+
+def _version(model: ServedModel | None) -> str | None:
+    return model.version if model else None

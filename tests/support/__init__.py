@@ -1,0 +1,1 @@
+"""Test infrastructure that several test folders share: the servers a test starts for itself."""
