@@ -117,6 +117,9 @@ class ItemScore(BaseModel):
 
 
 class Answer(BaseModel):
+    # `model_version` is the API's name; pydantic < 2.10 reserves the `model_` prefix and
+    # would warn at import (on stderr, amid the JSON logs) without this
+    model_config = ConfigDict(protected_namespaces=())
     model_version: str = Field(description="the bundle version that computed the answer")
 
 
@@ -154,6 +157,7 @@ class HealthAnswer(BaseModel):
 
 
 class ReadyAnswer(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())  # as Answer's
     status: Literal["ready", "degraded", "not_ready"]
     model_version: str | None
     store: Literal["redis", "memory"]
