@@ -46,7 +46,9 @@ def test_a_scripts_fits_go_under_runs_bench_and_its_own_name(script, monkeypatch
     monkeypatch.setattr(fits, "run_and_record", lambda *args: calls.append(args))
     script.rerun("cuda", 1)
     name = script.__name__.rpartition(".")[2]
-    assert [args[2:4] for args in calls] == [(script.RUNS, Path("runs", "bench", name))]
+    # records beside the others, named after the script; run folders under runs/bench
+    assert [args[2:4] for args in calls] == [(fits.RECORDS / f"{name}_runs.jsonl",
+                                              Path("runs", "bench", name))]
 
 
 def test_a_bad_or_missing_device_stops_the_script_before_any_fit(capsys):

@@ -15,12 +15,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from bench.lib.local_redis import free_port
+from bench.lib.ports import free_port
 from bench.scale_out import workers_of
 from tests.service.api.conftest import REDIS_URL, redis_is_up
 
@@ -98,10 +99,21 @@ def test_answers_and_request_ids(server):
                    headers={"X-Request-ID": "uvicorn-test-1"})
     assert r.status_code == 200 and len(r.json()["scores"]) == 2
     assert r.headers["x-request-id"] == "uvicorn-test-1"
-    time.sleep(0.2)
-    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    access = [x for x in lines if x.get("request_id") == "uvicorn-test-1"]
-    assert access and access[-1]["route"] == "/score" and access[-1]["status"] == 200
+    access = logged(log, lambda x: x.get("request_id") == "uvicorn-test-1")
+    assert access["route"] == "/score" and access["status"] == 200
+
+
+def logged(log: Path, wanted: Callable[[dict], bool], within_s: float = 10) -> dict:
+    """The first JSON log line `wanted` accepts, as soon as a worker has written it (a
+    worker logs after it answers, so the line may come a moment after the answer)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        found = [x for x in lines if wanted(x)]
+        if found:
+            return found[0]
+        assert time.monotonic() < deadline, f"no such line in {log} within {within_s} s"
+        time.sleep(0.02)
 
 
 def test_metrics_add_up_over_the_workers(server):
