@@ -31,15 +31,16 @@ ESTABLISHED, LISTEN = "01", "0A"  # TCP states as /proc/net/tcp writes them
 STARTED = '"msg": "Application startup complete."'  # uvicorn's, before it listens
 
 
-@pytest.fixture(scope="module")
-def server(gmlfm, redis_prefix, tmp_path_factory):
+@contextlib.contextmanager
+def workers_server(models_dir: Path, prefix: str, log: Path):
+    """`python -m service` with WORKERS workers on Redis, once every worker listens; stopped
+    (SIGTERM) after, if a test has not stopped it itself."""
     if not redis_is_up():
         pytest.skip("no Redis")
     port = free_port()
-    log = tmp_path_factory.mktemp("uvicorn") / "stdout.log"
-    env = {**os.environ, "GMLREC_MODELS_DIR": str(gmlfm.models_dir), "GMLREC_PORT": str(port),
+    env = {**os.environ, "GMLREC_MODELS_DIR": str(models_dir), "GMLREC_PORT": str(port),
            "GMLREC_WORKERS": str(WORKERS), "GMLREC_REDIS_URL": REDIS_URL,
-           "GMLREC_REDIS_PREFIX": f"{redis_prefix}-uv", "GMLREC_RELOAD_INTERVAL_S": "0"}
+           "GMLREC_REDIS_PREFIX": prefix, "GMLREC_RELOAD_INTERVAL_S": "0"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env,
@@ -52,6 +53,14 @@ def server(gmlfm, redis_prefix, tmp_path_factory):
         yield base, process, log
     finally:
         stop(process)
+
+
+@pytest.fixture(scope="module")
+def server(gmlfm, redis_prefix, tmp_path_factory):
+    """One server for the tests that leave it running."""
+    log = tmp_path_factory.mktemp("uvicorn") / "stdout.log"
+    with workers_server(gmlfm.models_dir, f"{redis_prefix}-uv", log) as running:
+        yield running
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -289,11 +298,16 @@ def test_a_second_service_cannot_share_the_port_of_one_with_workers(server, gmlf
     assert_refused(start_on_taken_port(int(base.rsplit(":", 1)[1]), gmlfm.models_dir))
 
 
-def test_sigterm_lets_requests_in_flight_finish(server):
+def test_sigterm_lets_requests_in_flight_finish(gmlfm, redis_prefix, tmp_path):
     """Every request the server started (its access line is in the log) reaches the client
     whole; the others were still in the kernel's accept queue when the listener closed,
-    and fail at the transport, never halfway."""
-    base, process, log = server
+    and fail at the transport, never halfway. (A server of its own: this test stops it.)"""
+    with workers_server(gmlfm.models_dir, f"{redis_prefix}-uv-stop",
+                        tmp_path / "stdout.log") as (base, process, log):
+        stopped_under_load(base, process, log)
+
+
+def stopped_under_load(base: str, process: subprocess.Popen, log: Path) -> None:
 
     answered = []
 
