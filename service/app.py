@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         host = ModelHost(settings.models_dir, settings.model, settings.intra_op_threads(),
                          settings.ort_cache_dir)
         app.state.settings, app.state.store, app.state.host = settings, store, host
-        app.state.users = Users(store, settings.cache_ttl_s)
+        app.state.users = Users(store, settings.cache_ttl_s, settings.history_cap)
         app.state.gate = gate = Gate(settings.max_active)
         app.state.ranker = Ranker(settings.ranking, alone=lambda: gate.present <= 1)
         with contextlib.suppress(errors.ReloadRefused):  # logged; /ready says not_ready

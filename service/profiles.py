@@ -13,11 +13,12 @@ rows, so a profile that does not name that field gets the user's id, as in train
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bundle import Bundle, BundleInputError, EncodedUser
 from bundle import format as fmt
+from bundle.history import HistoryField
 from service.errors import InvalidInput
 
 FeatureMap = Mapping[str, Any]  # field -> value or list of values, as clients send them
@@ -28,21 +29,30 @@ class ProfileEncoder:
 
     def __init__(self, bundle: Bundle):
         self._bundle = bundle
-        self.user_fields = tuple(f.name for f in bundle.fields if f.side != fmt.ITEM_SIDE)
+        self.history = HistoryField.of(bundle)
+        history_field = self.history.field if self.history else None
+        self.user_fields = tuple(f.name for f in bundle.fields
+                                 if f.side != fmt.ITEM_SIDE and f.name != history_field)
         self.id_field = _id_field(bundle)
 
     def check(self, features: FeatureMap, where: str) -> dict[str, list[str]]:
         """Raise InvalidInput (at body.<where>.<field>) for a field the model cannot take;
         return the values it does not know, which it will ignore."""
+        if self.history and self.history.field in features:
+            raise InvalidInput(("body", where, self.history.field),
+                               f"{self.history.field}: the user's history is what POST "
+                               "/users/{user_id}/interactions records, not a feature",
+                               "invalid_field")
         try:
             return self._bundle.encode_user(features).ignored
         except BundleInputError as err:
             raise InvalidInput(("body", where, err.field), str(err), "invalid_field") from None
 
     def encode(self, user_id: str | None, profile: FeatureMap,
-               overrides: FeatureMap | None = None, context: FeatureMap | None = None
-               ) -> EncodedUser:
-        """The feature row of a stored profile, a request's overrides and its context; its
+               overrides: FeatureMap | None = None, context: FeatureMap | None = None,
+               window: Sequence[str] = ()) -> EncodedUser:
+        """The feature row of a stored profile, a request's overrides and its context, and
+        for a model with a history field the user's window (HistoryField.window); its
         `ignored` holds the unknown values of the request's own fields only."""
         usable = {field: value for field, value in profile.items() if self._fits(field, value)}
         for where, given in (("user", overrides), ("context", context)):
@@ -54,10 +64,13 @@ class ProfileEncoder:
             implied = {self.id_field: user_id}
         row = self._bundle.encode_user({**implied, **usable, **(overrides or {})}, context)
         asked = {*(overrides or ()), *(context or ())}
-        return EncodedUser(row.idx, row.val,
-                           {f: v for f, v in row.ignored.items() if f in asked})
+        idx, val = self.history.apply(row.idx, row.val, window) if self.history else \
+            (row.idx, row.val)
+        return EncodedUser(idx, val, {f: v for f, v in row.ignored.items() if f in asked})
 
     def _fits(self, field: str, value: Any) -> bool:
+        if self.history and field == self.history.field:
+            return False
         try:
             self._bundle.encode_user({field: value})
         except BundleInputError:

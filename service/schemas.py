@@ -200,6 +200,8 @@ class UserAnswer(Answer):
     features: dict[str, Any]
     source: Literal["stored", "training"] = Field(
         description="`stored`: a profile PUT wrote; `training`: the model's training data")
+    history: list[str] = Field(description="item ids recorded by POST /users/{id}/interactions,"
+                                           " oldest first, the last GMLREC_HISTORY_CAP of them")
 
 
 class ReloadAnswer(Answer):

@@ -53,8 +53,21 @@ class ServedModel:
         return self.bundle.user_position(user_id)
 
     def training_profile(self, position: int) -> dict[str, Any]:
-        """A training user's field values, as a client would send them."""
-        return self.bundle.profile(position)
+        """A training user's field values, as a client would send them (its history is not
+        one of them: it comes from the user's interactions)."""
+        profile = self.bundle.profile(position)
+        if self.profiles.history:
+            profile.pop(self.profiles.history.field, None)
+        return profile
+
+    def window(self, position: int | None, recorded: Sequence[str]) -> list[str]:
+        """The history window of a user: its training interactions (a training user's)
+        then those recorded since; [] for a model without a history field."""
+        history = self.profiles.history
+        if history is None:
+            return []
+        trained = history.trained(position) if position is not None else []
+        return history.window([*trained, *recorded])
 
     def training_seen(self, position: int) -> np.ndarray:
         """Catalog positions a training user interacted with in training."""

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1 << 20, ge=1024)
     max_n: int = Field(1000, ge=1)  # items per /recommend answer
     max_score_items: int = Field(1000, ge=1)  # item ids per /score or interactions body
+    # recorded interactions kept per user, oldest dropped first (the seen set keeps them all)
+    history_cap: int = Field(1000, ge=1, le=100_000)
 
     @field_validator("ort_cache_dir", mode="before")
     @classmethod

@@ -1,5 +1,5 @@
-"""A cached user state as bytes: a 16-byte tag of the profile it was computed from, then the
-state itself as little-endian float32.
+"""A cached user state as bytes: a 16-byte tag of the profile (and, for a model with a
+history field, the window) it was computed from, then the state as little-endian float32.
 
 The tag makes read-your-writes hold under races: a request that read the old profile and
 writes its state after a PUT has written the new one leaves a blob whose tag no longer
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,8 +25,13 @@ def canonical_profile(features: Mapping[str, Any]) -> bytes:
                       ensure_ascii=True).encode("ascii")
 
 
-def profile_tag(profile: bytes) -> bytes:
-    return hashlib.blake2b(profile, digest_size=TAG_BYTES).digest()
+def profile_tag(profile: bytes, window: Sequence[str] = ()) -> bytes:
+    """What a state was computed from: the profile's bytes, and the history window's items
+    (none for a model without a history field: then the tag is the profile's alone)."""
+    tag = hashlib.blake2b(profile, digest_size=TAG_BYTES)
+    if window:
+        tag.update(b"\0" + json.dumps(list(window), ensure_ascii=True).encode("ascii"))
+    return tag.digest()
 
 
 def pack(tag: bytes, state: np.ndarray) -> bytes:

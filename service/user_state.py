@@ -4,7 +4,10 @@ writes go.
 A user's profile is the one in the store (written by PUT) or else the bundle's (a user of the
 training data). Its state is read from the store in the same round trip as the profile and
 used if it was computed from that very profile (state_blob's tag); otherwise it is computed
-and written back with a fresh TTL. Requests with their own features (overrides, context, an
+and written back with a fresh TTL. For a model with a history field the tag also covers the
+user's window (its training interactions, then those recorded since, the last N distinct):
+an interaction recorded on any replica changes the window, so the next read on any replica
+computes the state that includes it. Requests with their own features (overrides, context, an
 anonymous user) compute their state and cache nothing.
 
 When the store fails, reads carry on from the bundle alone (counted, flagged `degraded`):
@@ -40,37 +43,42 @@ class ResolvedUser:
 
 
 class Users:
-    def __init__(self, store: UserStore, ttl_s: int):
-        self.store, self.ttl_s = store, ttl_s
+    def __init__(self, store: UserStore, ttl_s: int, history_cap: int):
+        self.store, self.ttl_s, self.history_cap = store, ttl_s, history_cap
 
     async def resolve(self, model: ServedModel, user_id: str, overrides: FeatureMap | None = None,
                       context: FeatureMap | None = None, seen: bool = False) -> ResolvedUser:
         """The state of a user the service knows (store or bundle), with the request's
         overrides and context on top of its profile."""
-        record, degraded = await self._read(model, user_id, seen)
+        history = model.profiles.history is not None
+        record, degraded = await self._read(model, user_id, seen, history)
         profile, stored, _ = self._profile(model, user_id, record, degraded)
         position = model.known_user(user_id)
         seen_positions = self._seen(model, position, record.seen) if seen else NO_ITEMS
+        window = model.window(position, record.history)
         if overrides or context:
-            row = model.profiles.encode(user_id, profile, overrides, context)
+            row = model.profiles.encode(user_id, profile, overrides, context, window)
             metrics.STATE_CACHE.labels("bypass").inc()
             return ResolvedUser(model.states([row])[0], row.ignored, seen_positions, degraded)
-        tag = state_blob.profile_tag(stored)
+        tag = state_blob.profile_tag(stored, window)
         state = state_blob.unpack(record.state, tag, model.state_size)
         if state is not None:
             metrics.STATE_CACHE.labels("hit").inc()
         else:
-            state = model.states([model.profiles.encode(user_id, profile)])[0]
+            row = model.profiles.encode(user_id, profile, window=window)
+            state = model.states([row])[0]
             metrics.STATE_CACHE.labels("bypass" if degraded else "miss").inc()
             if not degraded:
                 await self._write_state(model, user_id, state_blob.pack(tag, state))
         return ResolvedUser(state, {}, seen_positions, degraded)
 
-    async def profile(self, model: ServedModel, user_id: str) -> tuple[dict[str, Any], str]:
-        """A known user's profile and where it comes from: `stored` or `training`."""
-        record, degraded = await self._read(model, user_id, False)
+    async def profile(self, model: ServedModel, user_id: str
+                      ) -> tuple[dict[str, Any], str, list[str]]:
+        """A known user's profile, where it comes from (`stored` or `training`), and the
+        interactions recorded for it, oldest first."""
+        record, degraded = await self._read(model, user_id, False, history=True)
         profile, _, source = self._profile(model, user_id, record, degraded)
-        return profile, source
+        return profile, source, list(record.history)
 
     @staticmethod
     def _profile(model: ServedModel, user_id: str, record: StoredUser, degraded: bool
@@ -102,16 +110,19 @@ class Users:
         round trip (read-your-writes); returns the values the model will ignore."""
         ignored = model.profiles.check(features, "features")
         profile = state_blob.canonical_profile(features)
-        state = model.states([model.profiles.encode(user_id, dict(features))])[0]
-        blob = state_blob.pack(state_blob.profile_tag(profile), state)
+        cached = None  # a history model's state needs the history: the next read makes it
+        if model.profiles.history is None:
+            state = model.states([model.profiles.encode(user_id, dict(features))])[0]
+            cached = (model.key, state_blob.pack(state_blob.profile_tag(profile), state))
         try:
-            await self.store.write_profile(user_id, profile, (model.key, blob), self.ttl_s)
+            await self.store.write_profile(user_id, profile, cached, self.ttl_s)
         except StoreUnavailable:
             raise StoreDown(f"profile of {user_id!r} not saved") from None
         return ignored
 
     async def record(self, model: ServedModel, user_id: str, item_ids: Sequence[str]) -> None:
-        """Add interactions of a known user; unknown items are a 404 naming them."""
+        """Add interactions of a known user, oldest first (an id given twice counts once, at
+        its last place); unknown items are a 404 naming them."""
         _, unknown = model.item_positions(item_ids)
         if unknown:
             raise UnknownItems(unknown)
@@ -119,14 +130,15 @@ class Users:
             record = await self.store.read(user_id, model.key)
             if record.profile is None and model.known_user(user_id) is None:
                 raise UnknownUser(user_id)
-            await self.store.add_seen(user_id, list(dict.fromkeys(item_ids)))
+            latest_last = list(dict.fromkeys(reversed(item_ids)))[::-1]
+            await self.store.add_interactions(user_id, latest_last, self.history_cap)
         except StoreUnavailable:
             raise StoreDown(f"interactions of {user_id!r} not saved") from None
 
-    async def _read(self, model: ServedModel, user_id: str, seen: bool
+    async def _read(self, model: ServedModel, user_id: str, seen: bool, history: bool = False
                     ) -> tuple[StoredUser, bool]:
         try:
-            return await self.store.read(user_id, model.key, seen), False
+            return await self.store.read(user_id, model.key, seen, history), False
         except StoreUnavailable:
             metrics.STORE_FALLBACKS.inc()
             return StoredUser(None, frozenset(), None), True

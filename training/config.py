@@ -15,12 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from training.data.history import Weighting
 from training.data.libfm import parse_field_names
 from training.errors import ConfigError
 from training.loop.trainer import TrainOptions
 from training.models import MODELS, model_entry
 from training.models.gem import GemOptions
 from training.options import Bounds, Options, Spec, option, specs
+
+NO_ORDER = ("--history: libFM files hold no order of interactions (no user, time or item "
+            "columns known as such), so no window of earlier interactions; use interaction "
+            "data (MovieLens, synthetic) or leave --history at 0")
 
 
 @dataclass(frozen=True)
@@ -38,11 +43,19 @@ class RunOptions(Options):
         "user, item or context; a bare user or item is that side, any other name context)")
     seed: int = option(0, "seed of the split, the negatives, the initialisation and the "
                        "shuffling", Bounds(0))
+    history: int = option(
+        0, "a user-side field of the user's last N earlier interactions, N (0: off; "
+        "interaction data only, which has an order)", Bounds(0))
+    history_weight: Weighting = option(
+        "sqrt", "weight of each of the m items of the --history window: sqrt (1/√m) or mean "
+        "(1/m)")
     device: str = option("cpu", "where to train and evaluate: cpu, cuda or cuda:N (results come "
                          "back to the CPU)")
 
     def __post_init__(self) -> None:
         model_entry(self.model)
+        if self.history and self.data.strip().startswith("libfm:"):
+            raise ConfigError(NO_ORDER)
         if parse_field_names(self.libfm_fields) and not self.data.strip().startswith("libfm:"):
             raise ConfigError(f"--libfm-fields: names the columns of libFM files; --data "
                               f"{self.data} is not libfm:PATH")

@@ -12,8 +12,9 @@ from typing import Any
 
 import torch
 
-from training.config import FitConfig
+from training.config import NO_ORDER, FitConfig
 from training.data.graph import build_adjacency, node_fields
+from training.data.history import with_history_field
 from training.data.instances import Interactions, LibfmData
 from training.data.protocols import Split, make_split
 from training.data.schema import FeatureSchema
@@ -37,8 +38,14 @@ from training.runs import RunFolder, load_run, save_run
 
 
 def prepare(config: FitConfig) -> tuple[Interactions | LibfmData, Split]:
-    data = load_data(config.run.data, libfm_fields=config.run.libfm_fields)
-    return data, make_split(data, config.run.task, config.run.seed, config.run.group_size)
+    """The run's data (with the history field when --history asks for it) and its split."""
+    run = config.run
+    data = load_data(run.data, libfm_fields=run.libfm_fields)
+    if run.history:
+        if isinstance(data, LibfmData):
+            raise ConfigError(NO_ORDER)
+        data = with_history_field(data, run.history, run.history_weight)
+    return data, make_split(data, run.task, run.seed, run.group_size)
 
 
 def fit_and_save(config: FitConfig, progress: bool = True, overwrite: bool = False
@@ -104,7 +111,9 @@ def _run_metrics(config: FitConfig, data: Interactions | LibfmData, split: Split
         "train_instances_per_second": round(len(split.train) / epoch_seconds, 1),
         "instances": {"train": len(split.train), "valid": _size(split.valid),
                       "test": _size(split.test)},
-        "data_fingerprint": data.fingerprint, "notes": list(split.notes), "graph": graph,
+        "data_fingerprint": data.fingerprint, "graph": graph,
+        "notes": [*split.notes, *([f"GEM: history {graph['history']}"] if "history" in graph
+                                  else [])],
         "world_size": world.size, "valid": result.history[result.best_epoch - 1].valid,
     }
 
@@ -113,16 +122,22 @@ def attach_graph(model: FeatureModel, split: Split, schema: FeatureSchema, gem: 
                  dim: int) -> dict[str, Any]:
     """GEM: build the training co-occurrence graph and let the model embed through it."""
     started = time.perf_counter()
-    nodes = node_fields(split.train, schema, gem.node_fields)
+    history = [split.history.position] if split.history else []
+    nodes = node_fields(split.train, schema, gem.node_fields, apart=history)
     for warning in nodes.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     adjacency = build_adjacency(split.train, schema, nodes.positions, gem.graph)
     model.use_graph(GraphEmbedding(adjacency, dim, gem.gcn_layers, gem.gcn_dropout,
                                    gem.sampling, gem.gcn_activation))
-    return {"nodes": adjacency.n_nodes, "edges": int((adjacency.degree() - 1).sum() // 2),
-            "node_fields": [schema.fields[pos].name for pos in nodes.positions],
-            "link_shares": nodes.shares, "warnings": nodes.warnings,
-            "build_seconds": round(time.perf_counter() - started, 3)}
+    graph = {"nodes": adjacency.n_nodes, "edges": int((adjacency.degree() - 1).sum() // 2),
+             "node_fields": [schema.fields[pos].name for pos in nodes.positions],
+             "link_shares": nodes.shares, "warnings": nodes.warnings,
+             "build_seconds": round(time.perf_counter() - started, 3)}
+    if history:  # why the history field is, or is not, a node (training.data.graph)
+        graph["history"] = "a node field: named in --graph-fields" \
+            if history[0] in nodes.positions else \
+            "not a node field: the default; name it in --graph-fields to make it one"
+    return graph
 
 
 def evaluate_run(run: Path, data_spec: str | None = None) -> dict[str, Any]:

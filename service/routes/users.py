@@ -46,9 +46,9 @@ def router(settings: Settings) -> APIRouter:
                 responses=LOOKUP_ERRORS | STORE_DOWN)
     async def get_profile(user_id: PathId, model: Model, users: UsersDep) -> UserAnswer:
         """A known user's profile: the one PUT stored, else the training data's."""
-        features, source = await users.profile(model, user_id)
+        features, source, history = await users.profile(model, user_id)
         return UserAnswer(model_version=model.version, user_id=user_id, features=features,
-                          source=source)
+                          source=source, history=history)
 
     @routes.put("/{user_id}", response_model=ProfileAnswer, responses=STORE_DOWN)
     async def put_profile(user_id: PathId, body: ProfileRequest, model: Model,

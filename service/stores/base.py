@@ -21,13 +21,16 @@ class StoredUser:
     """What one round trip returns for a user."""
 
     profile: bytes | None  # the JSON last written by write_profile, None if never
-    seen: frozenset[str]  # item ids recorded by add_seen (empty unless asked for)
+    seen: frozenset[str]  # item ids recorded by add_interactions (empty unless asked for)
     state: bytes | None  # the blob under the given state key, None if absent or expired
+    history: tuple[str, ...] = ()  # the recorded item ids, oldest first (empty unless asked)
 
 
 class UserStore(Protocol):
-    async def read(self, user_id: str, model: str, seen: bool = False) -> StoredUser:
-        """Profile, optionally the seen set, and the state blob of `model` ("name:version")."""
+    async def read(self, user_id: str, model: str, seen: bool = False, history: bool = False
+                   ) -> StoredUser:
+        """Profile, the state blob of `model` ("name:version"), and if asked the seen set and
+        the ordered history."""
 
     async def write_profile(self, user_id: str, profile: bytes,
                             state: tuple[str, bytes] | None, ttl_s: int) -> None:
@@ -37,8 +40,10 @@ class UserStore(Protocol):
     async def write_state(self, user_id: str, model: str, blob: bytes, ttl_s: int) -> None:
         """Cache a state blob; its TTL restarts with every write."""
 
-    async def add_seen(self, user_id: str, item_ids: Sequence[str]) -> None:
-        """Add item ids to the user's seen set (kept forever, like the profile)."""
+    async def add_interactions(self, user_id: str, item_ids: Sequence[str], cap: int) -> None:
+        """Append item ids, oldest first, to the user's history, keep its last `cap`, and add
+        them to the seen set, all at once: concurrent writers to one user lose nothing and
+        no reader sees one without the other."""
 
     async def ping(self) -> None:
         """Return if the store answers, raise StoreUnavailable if not."""

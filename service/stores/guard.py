@@ -36,8 +36,9 @@ class GuardedStore:
     def degraded(self) -> bool:
         return self._open_until is not None
 
-    async def read(self, user_id: str, model: str, seen: bool = False) -> StoredUser:
-        return await self._call(lambda: self.store.read(user_id, model, seen))
+    async def read(self, user_id: str, model: str, seen: bool = False, history: bool = False
+                   ) -> StoredUser:
+        return await self._call(lambda: self.store.read(user_id, model, seen, history))
 
     async def write_profile(self, user_id: str, profile: bytes,
                             state: tuple[str, bytes] | None, ttl_s: int) -> None:
@@ -46,8 +47,8 @@ class GuardedStore:
     async def write_state(self, user_id: str, model: str, blob: bytes, ttl_s: int) -> None:
         await self._call(lambda: self.store.write_state(user_id, model, blob, ttl_s))
 
-    async def add_seen(self, user_id: str, item_ids: Sequence[str]) -> None:
-        await self._call(lambda: self.store.add_seen(user_id, item_ids))
+    async def add_interactions(self, user_id: str, item_ids: Sequence[str], cap: int) -> None:
+        await self._call(lambda: self.store.add_interactions(user_id, item_ids, cap))
 
     async def ping(self) -> None:
         await self._call(self.store.ping)

@@ -3,6 +3,7 @@ profile, interactions and states share one Redis Cluster slot and can go in one 
 
     <prefix>:{user:<id>}:profile                  JSON of the user's features, no TTL
     <prefix>:{user:<id>}:seen                     set of item ids the user interacted with, no TTL
+    <prefix>:{user:<id>}:history                  list of the same, oldest first, capped, no TTL
     <prefix>:{user:<id>}:state:<model>:<version>  the user state blob, with a TTL
 
 Ids are percent-encoded ('%', '{', '}', ':' and anything outside printable ASCII), so no id
@@ -29,6 +30,9 @@ class Keys:
 
     def seen(self, user_id: str) -> str:
         return f"{self.user(user_id)}:seen"
+
+    def history(self, user_id: str) -> str:
+        return f"{self.user(user_id)}:history"
 
     def state(self, user_id: str, model: str) -> str:
         """`model` is "<name>:<version>": a new model version never reads an old state."""

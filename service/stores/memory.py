@@ -22,13 +22,16 @@ class MemoryStore:
         self._clock = clock
         self._values: dict[str, bytes] = {}
         self._sets: dict[str, set[str]] = {}
+        self._lists: dict[str, list[str]] = {}
         self._expires: dict[str, float] = {}
         self._writes = 0
 
-    async def read(self, user_id: str, model: str, seen: bool = False) -> StoredUser:
+    async def read(self, user_id: str, model: str, seen: bool = False, history: bool = False
+                   ) -> StoredUser:
         items = self._sets.get(self.keys.seen(user_id), set()) if seen else set()
+        recorded = self._lists.get(self.keys.history(user_id), []) if history else []
         return StoredUser(self._values.get(self.keys.profile(user_id)), frozenset(items),
-                          self._live(self.keys.state(user_id, model)))
+                          self._live(self.keys.state(user_id, model)), tuple(recorded))
 
     async def write_profile(self, user_id: str, profile: bytes,
                             state: tuple[str, bytes] | None, ttl_s: int) -> None:
@@ -39,7 +42,11 @@ class MemoryStore:
     async def write_state(self, user_id: str, model: str, blob: bytes, ttl_s: int) -> None:
         self._set_expiring(self.keys.state(user_id, model), blob, ttl_s)
 
-    async def add_seen(self, user_id: str, item_ids: Sequence[str]) -> None:
+    async def add_interactions(self, user_id: str, item_ids: Sequence[str], cap: int) -> None:
+        # no await in here: one event loop runs it whole, as Redis runs its script
+        history = self._lists.setdefault(self.keys.history(user_id), [])
+        history.extend(item_ids)
+        del history[:-cap]
         self._sets.setdefault(self.keys.seen(user_id), set()).update(item_ids)
 
     async def ping(self) -> None:
@@ -52,7 +59,7 @@ class MemoryStore:
         """Seconds left on a key; as Redis' TTL, -1 for a key without one, -2 for none."""
         if key in self._expires and self._live(key) is not None:
             return self._expires[key] - self._clock()
-        return -1 if key in self._values or key in self._sets else -2
+        return -1 if key in self._values or key in self._sets or key in self._lists else -2
 
     def _set_expiring(self, key: str, blob: bytes, ttl_s: int) -> None:
         self._values[key] = blob

@@ -27,6 +27,19 @@ from service.stores.base import StoredUser, StoreUnavailable
 from service.stores.keys import Keys
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+# One user's interactions, appended to the history (then trimmed to its cap) and added to the
+# seen set in one step: Redis runs a script whole, so concurrent writers, on any replica,
+# interleave only between scripts and lose nothing. Both keys share the user's hash tag, so
+# the script runs on the one node of a cluster that holds them. KEYS: history, seen; ARGV:
+# cap, then the item ids oldest first.
+ADD_INTERACTIONS = """
+for i = 2, #ARGV do
+  redis.call('RPUSH', KEYS[1], ARGV[i])
+  redis.call('SADD', KEYS[2], ARGV[i])
+end
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
+return redis.call('LLEN', KEYS[1])
+"""
 FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 
 
@@ -49,15 +62,19 @@ class RedisStore:
         self.client, self.keys = client, Keys(prefix)
         self._slot_map_stale = False
 
-    async def read(self, user_id: str, model: str, seen: bool = False) -> StoredUser:
+    async def read(self, user_id: str, model: str, seen: bool = False, history: bool = False
+                   ) -> StoredUser:
         pipe = self.client.pipeline(transaction=False)
         pipe.get(self.keys.profile(user_id))
         pipe.get(self.keys.state(user_id, model))
         if seen:
             pipe.smembers(self.keys.seen(user_id))
-        replies = await self._run(pipe)
-        items = frozenset(i.decode() for i in replies[2]) if seen else frozenset()
-        return StoredUser(replies[0], items, replies[1])
+        if history:
+            pipe.lrange(self.keys.history(user_id), 0, -1)
+        profile, state, *rest = await self._run(pipe)
+        items = frozenset(i.decode() for i in rest.pop(0)) if seen else frozenset()
+        recorded = tuple(i.decode() for i in rest.pop(0)) if history else ()
+        return StoredUser(profile, items, state, recorded)
 
     async def write_profile(self, user_id: str, profile: bytes,
                             state: tuple[str, bytes] | None, ttl_s: int) -> None:
@@ -70,8 +87,9 @@ class RedisStore:
     async def write_state(self, user_id: str, model: str, blob: bytes, ttl_s: int) -> None:
         await self._call(self.client.set(self.keys.state(user_id, model), blob, ex=ttl_s))
 
-    async def add_seen(self, user_id: str, item_ids: Sequence[str]) -> None:
-        await self._call(self.client.sadd(self.keys.seen(user_id), *item_ids))
+    async def add_interactions(self, user_id: str, item_ids: Sequence[str], cap: int) -> None:
+        await self._call(self.client.eval(ADD_INTERACTIONS, 2, self.keys.history(user_id),
+                                          self.keys.seen(user_id), cap, *item_ids))
 
     async def ping(self) -> None:
         await self._call(self.client.ping())

@@ -51,6 +51,25 @@ def test_export_prints_a_bundle_that_replays_the_runs_metrics(fitted, tmp_path):
         assert round(replayed[key], 4) == round(metrics["test"][key], 4)
 
 
+def test_a_history_run_exports_and_replays_its_metrics(tmp_path):
+    """--history: the bundle declares the field and its window; replayed with each test
+    group's own window (the stored row holds the user's latest, the test item in it), the
+    test protocol gives the run's metrics."""
+    run = tmp_path / "run"
+    done = cli("fit", "--data", SMALL, "--model", "deepfm", "--history", "5",
+               "--history-weight", "mean", "--epochs", "1", "--dim", "8", "--out", str(run),
+               "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert main(["export", "--run", str(run), "--models-dir", str(tmp_path / "models")]) == 0
+    bundle = load_bundle(next((tmp_path / "models" / "deepfm").iterdir()))
+    assert {k: bundle.manifest["history"][k] for k in ("field", "size", "weight")} == \
+        {"field": "history", "size": 5, "weight": "mean"}
+    metrics = json.loads((run / "metrics.json").read_text())
+    replayed = replay_topn(run, bundle.path)
+    for key in ("hr@10", "ndcg@10"):
+        assert round(replayed[key], 4) == round(metrics["test"][key], 4)
+
+
 @pytest.mark.parametrize("args,needle", [
     (["export", "--run", "/no/run"], "/no/run"),
     (["export"], "--run"),

@@ -13,6 +13,7 @@ import pytest
 
 from bundle import OnnxScorer, load_bundle, reference_scorer
 from bundle import format as fmt
+from bundle.history import HistoryField
 from tests.export.helpers import (
     GEM,
     assert_close,
@@ -23,7 +24,9 @@ from tests.export.helpers import (
     torch_scores,
 )
 from tests.factories import tiny_interactions
+from training.data.history import with_history_field
 from training.data.protocols import make_split
+from training.export.catalog import SideIndex, serving_data
 from training.models.gmlfm import DISTANCES
 
 VARIANTS = [
@@ -118,3 +121,70 @@ def test_top_n_leaves_out_ragged_exclusions_and_pads(tmp_path, data):
         assert 5 not in everything[0] and 5 in everything[1]
         for row, left in zip(everything, (data.n_items - 2, data.n_items - 1)):
             assert 0 not in row and (row[left:] == -1).all() and (row[:left] >= 0).all()
+
+
+HISTORY_VARIANTS = [("fm", {}), ("gmlfm", {"distance": "dnn"}), ("deepfm", {}),
+                    ("gmlfm", {**GEM, "distance": "dnn"}), ("nfm", {}), ("transfm", {}),
+                    ("gmlfm", {"distance": "chebyshev"}), ("xdeepfm", {}), ("afm", {})]
+WINDOW = 6
+
+
+@pytest.fixture(scope="module")
+def history_data():
+    data = with_history_field(tiny_interactions(), WINDOW, "sqrt")
+    return data, make_split(data, "topn", seed=0)
+
+
+def latest_items(data, user: int) -> list[int]:
+    """The user's interactions, oldest first (tiny_interactions' times never tie)."""
+    mine = sorted((t, i) for u, i, t in zip(data.users.tolist(), data.items.tolist(),
+                                            data.times.tolist()) if u == user)
+    return [i for _, i in mine]
+
+
+@pytest.mark.parametrize("variant", HISTORY_VARIANTS, ids=_id)
+def test_a_history_bundle_serves_each_users_latest_window(tmp_path, history_data, variant):
+    """A known user's stored row ends with its last N interactions of all (the test item
+    too), weighed 1/√m; it scores like torch, and the ordered interactions ship beside it."""
+    data, split = history_data
+    model, options = variant
+    net = random_model(data, split, model, **options)
+    serving = serving_data(data, split, split.train.slot_field)
+    want = torch_scores(net, serving.user_idx[USERS], serving.user_val[USERS],
+                        serving.item_idx, serving.item_val,
+                        np.concatenate([serving.user_columns, serving.item_columns]))
+    bundle = load_bundle(export(net, data, split, tmp_path))
+    record = bundle.manifest["history"]
+    assert (record["field"], record["size"], record["weight"]) == ("history", WINDOW, "sqrt")
+    assert bundle.user_columns[-WINDOW:] == ("history",) * WINDOW
+    idx, val = known_rows(bundle, data, USERS)
+    for row, user in enumerate(USERS):
+        ordered = latest_items(data, user)
+        assert bundle.profile(bundle.user_position(data.user_ids[user]))["history"] == \
+            [data.item_ids[i] for i in ordered[-WINDOW:]]
+        assert val[row, -WINDOW:] == pytest.approx([WINDOW ** -0.5] * WINDOW)
+        position = bundle.user_position(data.user_ids[user])
+        offsets = bundle.array(record["offsets"])
+        assert bundle.array(record["items"])[offsets[position]:offsets[position + 1]].tolist() \
+            == ordered  # catalog positions are item codes here
+    for scorer in (reference_scorer(bundle), OnnxScorer(bundle, threads=1)):
+        assert_close(scorer.score(scorer.user_state(idx, val),
+                                  np.broadcast_to(np.arange(data.n_items),
+                                                  (len(USERS), data.n_items))), want)
+
+
+def test_a_window_encoded_for_a_bundle_is_the_trainings(tmp_path, history_data):
+    """What replay (and a server) sets into a row's history columns equals the training
+    window of the same items."""
+    data, split = history_data
+    bundle = load_bundle(export(random_model(data, split, "fm"), data, split, tmp_path))
+    test, group = split.test.instances, split.test.group_size
+    table = test.tables[-1]
+    sides = SideIndex.of(data.schema)
+    for g in range(0, split.test.n_groups, 7):
+        row = test.rows[-1][g * group]
+        offset = data.schema.field("history").offset
+        items = [data.item_ids[i - offset] for i, v in zip(table.idx[row], table.val[row]) if v]
+        idx, val = HistoryField(bundle).encode(items)  # what the service builds
+        np.testing.assert_array_equal(idx, sides.to_local(table.idx[row], table.val[row]))
+        np.testing.assert_allclose(val, table.val[row], rtol=1e-6)

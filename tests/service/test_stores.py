@@ -7,6 +7,7 @@ import asyncio
 import time
 import uuid
 
+import anyio
 import pytest
 import redis
 from redis.cluster import key_slot
@@ -63,14 +64,17 @@ async def ttl(store, key: str) -> float:
 
 async def test_profiles_and_interactions_last_states_expire(store):
     await store.write_profile("u", b'{"a":"1"}', ("m:v1", b"state-1"), ttl_s=60)
-    await store.add_seen("u", ["i1", "i2"])
-    await store.add_seen("u", ["i2", "i3"])
-    got = await store.read("u", "m:v1", seen=True)
+    await store.add_interactions("u", ["i1", "i2"], cap=10)
+    await store.add_interactions("u", ["i2", "i3"], cap=10)
+    got = await store.read("u", "m:v1", seen=True, history=True)
     assert (got.profile, got.seen, got.state) == (b'{"a":"1"}', {"i1", "i2", "i3"}, b"state-1")
+    assert got.history == ("i1", "i2", "i2", "i3")  # in order, as recorded
     assert (await store.read("u", "m:v2")).state is None  # another version reads nothing
     assert (await store.read("u", "m:v1")).seen == frozenset()  # not asked for
+    assert (await store.read("u", "m:v1")).history == ()
     assert await ttl(store, store.keys.profile("u")) == -1
     assert await ttl(store, store.keys.seen("u")) == -1
+    assert await ttl(store, store.keys.history("u")) == -1
     assert 0 < await ttl(store, store.keys.state("u", "m:v1")) <= 60
     await store.write_state("u", "m:v1", b"state-2", ttl_s=30)
     assert 0 < await ttl(store, store.keys.state("u", "m:v1")) <= 30  # reset on every write
@@ -130,3 +134,26 @@ async def test_the_guard_skips_a_failing_store_then_probes_it_once():
     assert sum(r is None for r in results) == 1 and not guard.degraded
     await guard.ping()
     assert flaky.calls == 3 and len(failures) == 1
+
+
+async def test_the_history_keeps_its_last_cap_items_and_the_seen_set_all(store):
+    for start in range(0, 12, 3):
+        await store.add_interactions("h", [f"i{k}" for k in range(start, start + 3)], cap=5)
+    got = await store.read("h", "m:v1", seen=True, history=True)
+    assert got.history == ("i7", "i8", "i9", "i10", "i11")
+    assert got.seen == {f"i{k}" for k in range(12)}
+
+
+async def test_concurrent_writers_to_one_user_lose_nothing(store):
+    """Many writers at once, each with its own items: every item lands once, in the order
+    each writer gave it, and the seen set holds them all."""
+    writers = [[f"w{w}-{k}" for k in range(5)] for w in range(40)]
+    async with anyio.create_task_group() as group:
+        for items in writers:
+            group.start_soon(store.add_interactions, "busy", items, 1000)
+    got = await store.read("busy", "m:v1", seen=True, history=True)
+    assert sorted(got.history) == sorted(i for items in writers for i in items)
+    for items in writers:
+        assert [i for i in got.history if i.startswith(items[0][:-1])] == items
+    assert got.seen == set(got.history)
+

@@ -49,6 +49,7 @@ def test_fit_then_evaluate_reproduces_test_metrics(tmp_path, task, keys):
     (["evaluate", "--run", "/no/run"], "/no/run"),
     (["fit", "--device", "tpu"], "--device"),
     (["fit", "--device", "cuda:99", "--data", SMALL], "--device cuda:99"),
+    (["fit", "--data", "libfm:/no/such/folder", "--history", "3"], "--history: libFM files"),
 ])
 def test_bad_input_is_one_clear_line(capsys, tmp_path, args, needle):
     out = ["--out", str(tmp_path / "run")] if args[0] == "fit" else []

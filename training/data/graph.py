@@ -10,6 +10,13 @@ Which fields are nodes follows the GEM paper: the user and item ids always, othe
 when they have so many values that each value links to a small share of the graph. A field of a
 few values (a weekend flag, a gender) joined to everything becomes a hub whose vector averages
 over most of the graph, and blurs the vectors it is joined to.
+
+The history field (--history) is never a node field unless named, and stays out of the link
+shares then, so the other fields' shares and the default choice are what they are without it.
+Its values are item ids in a second role: as nodes they would join every item a user ever met
+to that user, to every later item and to each other (N² pairs a window), a graph tens of times
+larger than the user-item one that GEM convolves in every forward pass, and the window's own
+pooled sum already shares its items' vectors across the users that met them.
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ from training.data.instances import InstanceSet
 from training.data.schema import FeatureSchema
 from training.errors import ConfigError
 
-CHUNK_ROWS = 200_000  # instances turned into pairs at a time: bounds the (rows, W, W) temporary
+CHUNK_PAIRS = 8_000_000  # (instance, column pair) cells at a time: bounds the temporaries,
+# which grow with W² (a history window of 50 columns makes W² thirty times larger)
 
 
 @dataclass(frozen=True)
@@ -73,50 +81,60 @@ class NodeFields:
     warnings: list[str]
 
 
-def node_fields(train: InstanceSet, schema: FeatureSchema, names: Sequence[str] | None
-                ) -> NodeFields:
+def node_fields(train: InstanceSet, schema: FeatureSchema, names: Sequence[str] | None,
+                apart: Sequence[int] = ()) -> NodeFields:
     """The named fields, or by default the user and item id fields (the largest field of each
     side) and every other field whose values link to at most MAX_LINK_SHARE of the graph;
-    either way a warning for each chosen field whose values link to more."""
+    either way a warning for each chosen field whose values link to more. Fields `apart` (the
+    history field) are never chosen by default, nor measured unless named."""
     known = [f.name for f in schema.fields]
     unknown = [n for n in names or () if n not in known]
     if unknown:
         raise ConfigError(f"--graph-fields: unknown field(s) {', '.join(unknown)}; "
                           f"fields are {', '.join(known)}")
-    shares = link_shares(train, schema)
+    measured = [pos for pos in range(len(known))
+                if pos not in apart or known[pos] in (names or ())]
+    shares = link_shares(train, schema, measured)
     if names:
         chosen = [known.index(n) for n in names]
     else:
-        chosen = [pos for pos in range(len(known))
-                  if pos in id_fields(schema) or shares[pos] <= MAX_LINK_SHARE]
+        chosen = [pos for pos in measured
+                  if pos in id_fields(schema, apart) or shares[pos] <= MAX_LINK_SHARE]
     warnings = [f"GEM node field {known[pos]}: each of its values links on average to "
                 f"{shares[pos]:.0%} of the graph's other nodes (more than "
                 f"{MAX_LINK_SHARE:.0%}); such hubs blur the embeddings around them, "
                 "consider leaving it out of --graph-fields" for pos in chosen
                 if shares[pos] > MAX_LINK_SHARE]
-    return NodeFields(chosen, {n: round(float(v), 4) for n, v in zip(known, shares)}, warnings)
+    return NodeFields(chosen, {known[pos]: round(float(shares[pos]), 4) for pos in measured},
+                      warnings)
 
 
-def id_fields(schema: FeatureSchema) -> set[int]:
-    """The user and the item id field: the field of each side with the most values."""
+def id_fields(schema: FeatureSchema, apart: Sequence[int] = ()) -> set[int]:
+    """The user and the item id field: the field of each side with the most values (fields
+    `apart` aside: the history field has as many values as the items)."""
     ids = set()
     for side in ("user", "item"):
-        on_side = [pos for pos, f in enumerate(schema.fields) if f.side == side]
+        on_side = [pos for pos, f in enumerate(schema.fields)
+                   if f.side == side and pos not in apart]
         if on_side:  # the first of the largest, should two tie
             ids.add(max(on_side, key=lambda pos: schema.fields[pos].size))
     return ids
 
 
-def link_shares(train: InstanceSet, schema: FeatureSchema) -> np.ndarray:
+def link_shares(train: InstanceSet, schema: FeatureSchema,
+                fields: Sequence[int] | None = None) -> np.ndarray:
     """Per field, the mean over its values of the share of the graph's nodes outside the field
-    that the value is joined to, in the type-a graph of every field (values that never occur
-    in a positive instance are left out)."""
+    that the value is joined to, in the type-a graph of `fields` (default: every field; the
+    others' shares are NaN; values that never occur in a positive instance are left out)."""
     n = schema.n_features
-    edges = _edges(train, schema, range(len(schema.fields)), "a")
+    fields = range(len(schema.fields)) if fields is None else fields
+    edges = _edges(train, schema, fields, "a")
     degree = np.bincount(np.concatenate([edges // n, edges % n]), minlength=n)
     present = degree > 0
-    shares = np.zeros(len(schema.fields))
-    for pos, f in enumerate(schema.fields):
+    shares = np.full(len(schema.fields), np.nan)
+    for pos in fields:
+        f = schema.fields[pos]
+        shares[pos] = 0.0
         own = slice(f.offset, f.offset + f.size)
         outside = present.sum() - present[own].sum()
         if present[own].any() and outside:
@@ -140,8 +158,9 @@ def _edges(train: InstanceSet, schema: FeatureSchema, fields: Sequence[int],
         raise ConfigError("--graph b joins user features to item features; this data's node "
                           "fields do not have both sides")
     allowed = _allowed_column_pairs(slot_field, side, fields, graph)  # (W, W) bool
-    keys = [_edge_keys(train, positives[s:s + CHUNK_ROWS], allowed, schema.n_features)
-            for s in range(0, len(positives), CHUNK_ROWS)]
+    rows = max(1, CHUNK_PAIRS // max(1, int(allowed.sum())))
+    keys = [_edge_keys(train, positives[s:s + rows], allowed, schema.n_features)
+            for s in range(0, len(positives), rows)]
     return np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
 
 

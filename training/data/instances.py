@@ -8,10 +8,14 @@ and makes the user/item split of the serving side the natural layout.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from training.data.schema import FeatureSchema, FeatureTable
+
+if TYPE_CHECKING:
+    from training.data.history import HistorySpec
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,10 @@ class Interactions:
     Users and items are dense codes 0..U-1 / 0..I-1 indexing user_table / item_table; user_ids
     and item_ids map them back to the source's identifiers. Data with context (the weekday of a
     rating) gives each interaction a row of context_table: an instance made from an interaction
-    (its negatives, its ranking candidates) carries that interaction's context.
+    (its negatives, its ranking candidates) carries that interaction's context. With the history
+    field (`history`, training.data.history) a split gives each of its interactions a row of
+    window_table the same way: the user's window of earlier interactions as that interaction
+    saw it, shared by every instance made from it.
     """
 
     name: str
@@ -76,6 +83,8 @@ class Interactions:
     item_attributes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     context_table: FeatureTable | None = None  # distinct context rows
     contexts: np.ndarray | None = None  # (N,) the context_table row of each interaction
+    history: HistorySpec | None = None  # the history field is in the schema (--history N)
+    window_table: FeatureTable | None = None  # a split's windows, one row per its interaction
 
     @property
     def n_users(self) -> int:
@@ -86,15 +95,20 @@ class Interactions:
         return len(self.item_table)
 
     def pairs(self, users: np.ndarray, items: np.ndarray, labels: np.ndarray,
-              contexts: np.ndarray | None = None) -> InstanceSet:
-        """Instances joining user rows, item rows and, for data with context, context rows."""
-        labels = labels.astype(np.float32)
-        if self.context_table is None:
-            return InstanceSet((users, items), (self.user_table, self.item_table), labels)
-        if contexts is None:
-            raise ValueError(f"{self.name} has context: every instance needs its context row")
-        return InstanceSet((users, items, contexts),
-                           (self.user_table, self.item_table, self.context_table), labels)
+              contexts: np.ndarray | None = None, windows: np.ndarray | None = None
+              ) -> InstanceSet:
+        """Instances joining user rows, item rows and, for data with context, context rows,
+        then, for a split with history, window rows (the history columns come last)."""
+        rows, tables = [users, items], [self.user_table, self.item_table]
+        for name, table, chosen in (("context", self.context_table, contexts),
+                                    ("history windows", self.window_table, windows)):
+            if table is None:
+                continue
+            if chosen is None:
+                raise ValueError(f"{self.name} has {name}: every instance needs its row of them")
+            rows.append(chosen)
+            tables.append(table)
+        return InstanceSet(tuple(rows), tuple(tables), labels.astype(np.float32))
 
 
 @dataclass(frozen=True)

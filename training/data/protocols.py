@@ -5,6 +5,10 @@ rating: every interaction is a +1 instance with `negatives` sampled never-intera
 topn:   per user, the latest interaction is the test positive and the one before it the
         validation positive; the rest train, each with `negatives` sampled -1 items. Each held-out
         positive is ranked against `candidates` distinct never-interacted items.
+With the history field (training.data.history) every instance also carries its interaction's
+window of earlier interactions: top-n windows hold every earlier interaction (a training
+positive's only training ones, since the held-out two are each user's latest); rating windows
+hold earlier *training* interactions only, so no held-out item ever enters one.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 
+from training.data.history import HistorySpec, attach_windows, chronological
 from training.data.instances import InstanceSet, Interactions, LibfmData, RankingGroups
 from training.data.sampling import pair_keys, sample_unseen
 from training.errors import DataError
@@ -32,6 +37,7 @@ class Catalog:
     test_items: np.ndarray  # (G,)
     known_keys: np.ndarray  # sorted pair keys of train + validation positives
     test_contexts: np.ndarray | None = None  # (G,) each positive's context row, if any
+    test_windows: np.ndarray | None = None  # (G,) each positive's history window row, if any
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,7 @@ class Split:
     catalog: Catalog | None = None
     notes: tuple[str, ...] = ()
     sampler: NegativeSampler | None = None  # interaction data: fresh, leak-free negatives
+    history: HistorySpec | None = None  # instances carry history windows (--history N)
 
 
 def unique_interactions(data: Interactions
@@ -81,6 +88,7 @@ class NegativeSampler:
     known: np.ndarray
     negatives: int
     contexts: np.ndarray | None = None  # (P,) for data with context; a negative shares it
+    windows: np.ndarray | None = None  # (P,) history window rows; a negative shares it too
 
     def training_only(self) -> NegativeSampler:
         """The same positives, avoiding only themselves: what per-epoch draws may know."""
@@ -103,33 +111,61 @@ class NegativeSampler:
         users = np.concatenate([self.users, np.repeat(self.users, n)])
         items = np.concatenate([self.items, negatives.ravel()])
         labels = np.concatenate([np.ones(len(self.users)), -np.ones(negatives.size)])
-        contexts = None if self.contexts is None else \
-            np.concatenate([self.contexts, np.repeat(self.contexts, n)])
-        return self.data.pairs(users, items, labels, contexts)
+        return self.data.pairs(users, items, labels, _with_repeats(self.contexts, n),
+                               _with_repeats(self.windows, n))
+
+    def positives_of(self, instances: InstanceSet) -> NegativeSampler:
+        """The same sampler over the positives of `instances` (made by this sampler's data)."""
+        positive = instances.labels > 0
+        rows = [r[positive] for r in instances.rows]  # users, items, [contexts], [windows]
+        contexts = rows[2] if self.data.context_table is not None else None
+        windows = rows[-1] if self.data.window_table is not None else None
+        return dataclasses.replace(self, users=rows[0], items=rows[1], contexts=contexts,
+                                   windows=windows)
+
+
+def _with_repeats(rows: np.ndarray | None, n: int) -> np.ndarray | None:
+    """Each positive's row, then each again for its n negatives (positive-major order)."""
+    return None if rows is None else np.concatenate([rows, np.repeat(rows, n)])
 
 
 def rating_split(data: Interactions, seed: int, negatives: int = 2,
                  fractions: tuple[float, float] = (0.7, 0.2)) -> Split:
     rng = np.random.default_rng(seed)
-    users, items, _, contexts = unique_interactions(data)
+    users, items, times, contexts = unique_interactions(data)
     known = np.sort(pair_keys(users, items, data.n_items))
-    every = NegativeSampler(data, users, items, known, negatives, contexts).draw(rng)
-    order = rng.permutation(len(every))
-    cut_train = int(round(fractions[0] * len(every)))
-    cut_valid = cut_train + int(round(fractions[1] * len(every)))
-    train = every.subset(order[:cut_train])
-    positive = train.labels > 0
-    rows = [r[positive] for r in train.rows]  # users, items and, with context, contexts
-    sampler = NegativeSampler(data, rows[0], rows[1], known, negatives, *rows[2:])
+    sampler = NegativeSampler(data, users, items, known, negatives, contexts)
+    drawn = sampler.draw_items(rng)
+    n = len(users) * (1 + negatives)
+    order = rng.permutation(n)
+    cut_train = int(round(fractions[0] * n))
+    cut_valid = cut_train + int(round(fractions[1] * n))
+    trains = order[:cut_train]
+    in_train = np.zeros(len(users), bool)  # interactions whose positive instance trains
+    in_train[trains[trains < len(users)]] = True  # (instance k < P is interaction k's positive)
+    windowed, windows = attach_windows(data, users, items, times, in_train)
+    sampler = dataclasses.replace(sampler, data=windowed, windows=windows)
+    every = sampler.instances(drawn)
+    train = every.subset(trains)
+    sampler = sampler.positives_of(train)
     return Split("rating", train, every.subset(order[cut_train:cut_valid]),
-                 every.subset(order[cut_valid:]), sampler=sampler.training_only())
+                 every.subset(order[cut_valid:]), sampler=sampler.training_only(),
+                 notes=_history_notes(data, "earlier training interactions only"),
+                 history=data.history)
+
+
+def _history_notes(data: Interactions, source: str) -> tuple[str, ...]:
+    if data.history is None:
+        return ()
+    return (f"history: {data.history.describe()}; windows hold {source}",)
 
 
 def topn_split(data: Interactions, seed: int, negatives: int = 2, candidates: int = 99) -> Split:
     rng = np.random.default_rng(seed)
     users, items, times, contexts = unique_interactions(data)
-    order = np.lexsort((np.arange(len(users)), times, users))  # by user, then time
-    users, items, contexts = users[order], items[order], _take(contexts, order)
+    order = chronological(users, times)  # by user, then time, ties by item code
+    users, items, times, contexts = users[order], items[order], times[order], \
+        _take(contexts, order)
     counts = np.bincount(users, minlength=data.n_users)
     if not (counts >= 2).any():
         raise DataError(f"{data.name}: no user has 2 interactions; top-n needs a held-out one")
@@ -138,32 +174,35 @@ def topn_split(data: Interactions, seed: int, negatives: int = 2, candidates: in
     valid_pos = ends[counts >= 3] - 2
     held_out = np.zeros(len(users), bool)
     held_out[test_pos] = held_out[valid_pos] = True
+    # each window holds every earlier interaction: a training positive's are training ones
+    data, windows = attach_windows(data, users, items, times, np.ones(len(users), bool))
     all_known = np.sort(pair_keys(users, items, data.n_items))
     sampler = NegativeSampler(data, users[~held_out], items[~held_out], all_known, negatives,
-                              _take(contexts, ~held_out))
+                              _take(contexts, ~held_out), _take(windows, ~held_out))
     train = sampler.draw(rng)
-    valid = _ranking_groups(data, users[valid_pos], items[valid_pos], _take(contexts, valid_pos),
-                            candidates, all_known, rng)
-    test = _ranking_groups(data, users[test_pos], items[test_pos], _take(contexts, test_pos),
-                           candidates, all_known, rng)
+    valid, test = (_ranking_groups(data, users[pos], items[pos], _take(contexts, pos),
+                                   _take(windows, pos), candidates, all_known, rng)
+                   for pos in (valid_pos, test_pos))
     model_known = np.union1d(sampler.training_only().known,
                              pair_keys(users[valid_pos], items[valid_pos], data.n_items))
     catalog = Catalog(data, users[test_pos], items[test_pos], model_known,
-                      _take(contexts, test_pos))
-    return Split("topn", train, valid, test, catalog, sampler=sampler.training_only())
+                      _take(contexts, test_pos), _take(windows, test_pos))
+    return Split("topn", train, valid, test, catalog, sampler=sampler.training_only(),
+                 notes=_history_notes(data, "every earlier interaction"),
+                 history=data.history)
 
 
 def _ranking_groups(data: Interactions, users: np.ndarray, positives: np.ndarray,
-                    contexts: np.ndarray | None, candidates: int, known: np.ndarray,
-                    rng: np.random.Generator) -> RankingGroups:
+                    contexts: np.ndarray | None, windows: np.ndarray | None, candidates: int,
+                    known: np.ndarray, rng: np.random.Generator) -> RankingGroups:
     """Each positive followed by `candidates` distinct items its user never interacted with,
-    all in the positive's context."""
+    all in the positive's context and history window."""
     neg = sample_unseen(users, candidates, data.n_items, known, rng, distinct=True)
     group_items = np.concatenate([positives[:, None], neg], axis=1)  # (G, 1 + C)
     labels = np.full(group_items.shape, -1.0)
     labels[:, 0] = 1.0
     instances = data.pairs(np.repeat(users, candidates + 1), group_items.ravel(), labels.ravel(),
-                           _repeat(contexts, candidates + 1))
+                           _repeat(contexts, candidates + 1), _repeat(windows, candidates + 1))
     return RankingGroups(instances, candidates + 1)
 
 

@@ -18,6 +18,7 @@ from training.data.instances import InstanceSet, Interactions, LibfmData, Rankin
 from training.data.protocols import Split
 from training.data.schema import FeatureSchema, Field
 from training.errors import ConfigError
+from training.export.history import ServedHistory, served_history
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class ServingData:
     seen_users: np.ndarray  # (P,) training interactions: user positions ...
     seen_items: np.ndarray  # (P,) ... and item positions
     attributes: dict[str, np.ndarray] = field(default_factory=dict)  # display text per item
+    history: ServedHistory | None = None  # --history runs: the window ends each user row
 
     def seen_csr(self) -> tuple[np.ndarray, np.ndarray]:
         """Offsets (U + 1,) and items of each user's distinct training interactions."""
@@ -78,12 +80,19 @@ def serving_data(data: Interactions | LibfmData, split: Split,
         return _from_libfm(data, split, slot_field)
     n_user_cols = data.user_table.width
     train = _positives(split.train)
+    user_idx, user_val, user_columns = data.user_table.idx, data.user_table.val, \
+        np.arange(n_user_cols)
+    history = served_history(data, slot_field) if data.history is not None else None
+    if history is not None:  # the user's latest window joins the user row, at its end
+        user_idx = np.concatenate([user_idx, history.windows.idx], axis=1)
+        user_val = np.concatenate([user_val, history.windows.val], axis=1)
+        user_columns = np.concatenate([user_columns, history.columns])
     return ServingData(
-        np.array(data.user_ids), data.user_table.idx, data.user_table.val,
+        np.array(data.user_ids), user_idx, user_val,
         np.array(data.item_ids), data.item_table.idx, data.item_table.val,
-        np.arange(n_user_cols), n_user_cols + np.arange(data.item_table.width),
+        user_columns, n_user_cols + np.arange(data.item_table.width),
         train.rows[0], train.rows[1],
-        {name: np.array(values) for name, values in data.item_attributes.items()})
+        {name: np.array(values) for name, values in data.item_attributes.items()}, history)
 
 
 def _positives(instances: InstanceSet) -> InstanceSet:

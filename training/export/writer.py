@@ -106,6 +106,7 @@ def bundle_arrays(extracted: Extracted, serving: ServingData,
         fmt.SEEN_OFFSETS: offsets, fmt.SEEN_ITEMS: seen}
     arrays |= {fmt.ITEM_ATTRIBUTE.format(name): values.astype(str)
                for name, values in serving.attributes.items()}
+    arrays |= serving.history.arrays() if serving.history is not None else {}
     arrays |= {fmt.table_file(name): np.ascontiguousarray(t, np.float32)
                for name, t in extracted.tables.items()}
     arrays |= {fmt.item_table_file(name): np.ascontiguousarray(t, np.float32)
@@ -126,6 +127,8 @@ def build_manifest(name: str, version: str, created: datetime, extracted: Extrac
                    files: dict[str, Any]) -> dict[str, Any]:
     metrics = provenance.metrics
     names = [f.name for f in schema.fields]
+    history = {} if serving.history is None else \
+        {"history": serving.history.manifest(len(serving.user_columns))}
     return {
         "format": fmt.FORMAT, "format_version": fmt.FORMAT_VERSION,
         "name": name, "version": version,
@@ -147,5 +150,6 @@ def build_manifest(name: str, version: str, created: datetime, extracted: Extrac
                    if k in metrics}},
         "metrics": {k: metrics[k] for k in ("valid", "test") if k in metrics},
         "onnx": {"file": fmt.ONNX_MODEL, "opset": fmt.OPSET},
+        **history,
         "files": files,
     }

@@ -46,30 +46,31 @@ def headline(task: str, report: dict[str, float]) -> tuple[str, float]:
 @torch.no_grad()
 def full_catalog_report(model: torch.nn.Module, catalog: Catalog, seed: int = 0,
                         k: int = 10) -> dict[str, float]:
-    """Rank each test positive against every item its user has no known interaction with."""
-    data = catalog.data
-    users, items, contexts = catalog.test_users, catalog.test_items, catalog.test_contexts
+    """Rank each test positive against every item its user has no known interaction with, each
+    item scored in the test positive's context and history window."""
+    data, users = catalog.data, catalog.test_users
     pick = np.arange(len(users))
     limit = max(1, MAX_FULL_PAIRS // data.n_items)
     if len(users) > limit:
         pick = np.sort(np.random.default_rng(seed).choice(len(users), limit, replace=False))
     chunk = max(1, CHUNK_PAIRS // data.n_items)
-    ranks = [_full_ranks(model, catalog, users[part], items[part],
-                         None if contexts is None else contexts[part])
+    ranks = [_full_ranks(model, catalog, part)
              for part in np.array_split(pick, range(chunk, len(pick), chunk))]
     pessimistic = np.concatenate(ranks)
     return {f"full_hr@{k}": hit_ratio(pessimistic, k), f"full_ndcg@{k}": ndcg(pessimistic, k),
             "full_users": int(len(users))}
 
 
-def _full_ranks(model: torch.nn.Module, catalog: Catalog, users: np.ndarray,
-                positives: np.ndarray, contexts: np.ndarray | None) -> np.ndarray:
-    """Each user's items scored in the context of the user's test positive."""
+def _full_ranks(model: torch.nn.Module, catalog: Catalog, part: np.ndarray) -> np.ndarray:
+    """The ranks of the test positives `part` (positions in the catalog's test arrays), each
+    user's items scored in the context and history window of the user's test positive."""
     n_items = catalog.data.n_items
+    users, positives = catalog.test_users[part], catalog.test_items[part]
+    along = [None if rows is None else np.repeat(rows[part], n_items)
+             for rows in (catalog.test_contexts, catalog.test_windows)]
     all_items = np.tile(np.arange(n_items), len(users))
     pairs = catalog.data.pairs(np.repeat(users, n_items), all_items,
-                               np.zeros(len(all_items), np.float32),
-                               None if contexts is None else np.repeat(contexts, n_items))
+                               np.zeros(len(all_items), np.float32), *along)
     scores = predict(model, pairs).reshape(len(users), n_items)
     competes = ~is_known(pair_keys(users[:, None], np.arange(n_items)[None, :], n_items),
                          catalog.known_keys)

@@ -28,10 +28,11 @@ async def test_the_store_on_a_cluster(redis_cluster):
     try:
         for user in ("7", "a}b", "é", "😀"):  # spread over the slots of all three nodes
             await store.write_profile(user, b'{"segment":"1"}', ("m:v", b"state"), 60)
-            await store.add_seen(user, ["1", "2"])
-            got = await store.read(user, "m:v", seen=True)
+            await store.add_interactions(user, ["1", "2"], cap=10)
+            got = await store.read(user, "m:v", seen=True, history=True)
             assert (got.profile, got.seen, got.state) == (b'{"segment":"1"}', {"1", "2"},
                                                          b"state")
+            assert got.history == ("1", "2")
         await store.ping()
     finally:
         await store.close()

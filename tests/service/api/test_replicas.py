@@ -121,3 +121,29 @@ async def test_every_replica_takes_up_a_new_version_under_load(replicas, gmlfm, 
     assert gmlfm.version not in {version for _, version, _ in seen[switched + 6:]}
     for _, version, answer in seen:  # each answer is wholly the version it names
         assert answer in (expected[version]["score"], expected[version]["top"])
+
+
+async def test_200_concurrent_interactions_on_one_user_over_three_replicas_lose_none(replicas):
+    """Every write answered 200 is in the user's history, once, whichever replica took it;
+    the history holds all 200 in the order each writer sent its own."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        user = (await http.get(f"{replicas[0]}/users?limit=1")).json()["user_ids"][0]
+        catalog = (await http.get(f"{replicas[0]}/recommend/{user}",
+                                  params={"n": 200, "exclude_seen": "false"})).json()["items"]
+        items = [i["item_id"] for i in catalog]
+        assert len(items) == 200
+        writers = [items[w::10] for w in range(10)]  # 10 writers, 20 one-item posts each
+
+        async def write(replica: str, own: list[str]) -> None:
+            for item in own:
+                r = await http.post(f"{replica}/users/{user}/interactions",
+                                    json={"item_ids": [item]})
+                assert r.status_code == 200, r.text
+
+        await asyncio.gather(*(write(replicas[w % REPLICAS], own)
+                               for w, own in enumerate(writers)))
+        for replica in replicas:
+            history = (await http.get(f"{replica}/users/{user}")).json()["history"]
+            assert sorted(history) == sorted(items)
+            for own in writers:
+                assert [i for i in history if i in set(own)] == own

@@ -1,0 +1,81 @@
+"""A bundle's history field (MATH.md, History): the window of a user's last m ≤ N
+interactions, each weighing 1/√m (`sqrt`) or 1/m (`mean`), as the last N columns of a user row.
+
+Training builds windows from the protocol's order and export writes, for every known user, its
+latest window into its row and its interactions in order (manifest["history"]). The service
+builds a window the same way from a list of item ids, oldest first: the user's interactions
+in the training data followed by those recorded since, an item met twice counting once, at
+its latest place (as training counts a repeated (user, item) pair once, at its latest time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bundle import format as fmt
+
+if TYPE_CHECKING:
+    from bundle.reader import Bundle
+
+WEIGHTINGS = ("sqrt", "mean")
+
+
+def window_weight(m: int, weight: str) -> float:
+    """The value each of a window's m items carries: 1/√m or 1/m (0 for an empty window)."""
+    if m == 0:
+        return 0.0
+    return float(1.0 / np.sqrt(m)) if weight == "sqrt" else 1.0 / m
+
+
+def latest_first_once(item_ids: Sequence[str]) -> list[str]:
+    """The ids in order, each kept at its last place only."""
+    return list(dict.fromkeys(reversed(item_ids)))[::-1]
+
+
+class HistoryField:
+    """How one bundle turns a user's interactions into the history columns of its row."""
+
+    def __init__(self, bundle: Bundle):
+        record = bundle.manifest["history"]
+        self.field, self.size, self.weight = record["field"], int(record["size"]), record["weight"]
+        self.columns = np.asarray(record["user_columns"], np.int64)
+        info = next(f for f in bundle.fields if f.name == self.field)
+        self._offset = info.offset
+        self._codes = {str(value): code for code, value in enumerate(info.vocab)}
+        self._item_ids = bundle.array(fmt.ITEM_IDS)
+        self._offsets = bundle.array(record["offsets"])
+        self._items = bundle.array(record["items"])
+
+    @staticmethod
+    def of(bundle: Bundle) -> HistoryField | None:
+        """The bundle's history field, or None for a model without one."""
+        return HistoryField(bundle) if "history" in bundle.manifest else None
+
+    def trained(self, position: int) -> list[str]:
+        """A known user's interactions in the training data, oldest first."""
+        start, stop = int(self._offsets[position]), int(self._offsets[position + 1])
+        return [str(self._item_ids[p]) for p in self._items[start:stop]]
+
+    def window(self, item_ids: Sequence[str]) -> list[str]:
+        """The items a window over these interactions (oldest first) holds: the last N
+        distinct ones the model knows, oldest first."""
+        known = [i for i in latest_first_once(item_ids) if i in self._codes]
+        return known[-self.size:] if self.size else []
+
+    def encode(self, window: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """A window (from `window`) as the history columns' indices and values, padded."""
+        idx = np.zeros(self.size, np.int32)
+        val = np.zeros(self.size, np.float32)
+        idx[:len(window)] = [self._offset + self._codes[i] for i in window]
+        val[:len(window)] = window_weight(len(window), self.weight)
+        return idx, val
+
+    def apply(self, idx: np.ndarray, val: np.ndarray, window: Sequence[str]
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """A user row (idx, val) with its history columns holding `window`."""
+        idx, val = idx.copy(), val.copy()
+        idx[self.columns], val[self.columns] = self.encode(window)
+        return idx, val

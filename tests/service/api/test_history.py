@@ -1,0 +1,96 @@
+"""A model with a history field (`--history N`) served: what a user just did moves its next
+recommendation at once, on every store, and the window the service builds is the one
+training and export build."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bundle.reference import top_n_of
+from tests.service.api.conftest import Trained, fit_and_export, serving, settings_for
+from tests.service.api.reference import assert_same_ranking
+
+pytestmark = pytest.mark.anyio
+N = 5
+
+
+@pytest.fixture(scope="session")
+def with_history(tmp_path_factory) -> Trained:
+    return fit_and_export(tmp_path_factory.mktemp("history"), "gmlfm", 0, "--distance", "dnn",
+                          "--layers", "1", "--history", str(N))
+
+
+def brute_force(model, user_id: str, profile: dict, window: list[str], n: int):
+    """The top n over the whole catalog from the state recomputed from the profile and the
+    window, by the numpy reference."""
+    row = model.profiles.encode(user_id, profile, window=window)
+    state = model.scorer.reference.user_state(row.idx[None], row.val[None])
+    scores = model.scorer.reference.catalog_scores(state)
+    positions, best = top_n_of(scores, n)
+    return [(str(model.item_ids[p]), float(s)) for p, s in zip(positions[0], best[0])]
+
+
+def ranked(answer) -> list[tuple[str, float]]:
+    return [(i["item_id"], i["score"]) for i in answer.json()["items"]]
+
+
+async def test_one_interaction_moves_a_new_users_recommendations(with_history, store):
+    async with serving(settings_for(with_history.models_dir, **store)) as client:
+        model = client.app.state.host.current
+        assert (await client.put("/users/newbie", json={"features": {"segment": "1"}})
+                ).status_code == 200
+        whole = {"n": 10, "exclude_seen": "false"}
+        before = await client.get("/recommend/newbie", params=whole)
+        item = before.json()["items"][0]["item_id"]
+        assert (await client.post("/users/newbie/interactions", json={"item_ids": [item]})
+                ).status_code == 200
+        after = await client.get("/recommend/newbie", params=whole)
+        assert ranked(after) != ranked(before)  # the state moved, not just a hidden item
+        assert_same_ranking(ranked(after),
+                            brute_force(model, "newbie", {"segment": "1"}, [item], 10))
+        user = (await client.get("/users/newbie")).json()
+        assert user["history"] == [item]
+
+        # a PUT replaces the profile and keeps the history
+        assert (await client.put("/users/newbie", json={"features": {"segment": "2"}})
+                ).status_code == 200
+        assert (await client.get("/users/newbie")).json()["history"] == [item]
+        again = await client.get("/recommend/newbie", params=whole)
+        assert_same_ranking(ranked(again),
+                            brute_force(model, "newbie", {"segment": "2"}, [item], 10))
+
+
+async def test_the_window_holds_the_last_n_distinct_interactions(with_history):
+    async with serving(settings_for(with_history.models_dir)) as client:
+        model = client.app.state.host.current
+        items = [str(i) for i in model.item_ids[:8].tolist()]
+        await client.put("/users/reader", json={"features": {"segment": "0"}})
+        await client.post("/users/reader/interactions", json={"item_ids": items[:6]})
+        await client.post("/users/reader/interactions", json={"item_ids": [items[1], items[7]]})
+        window = [items[3], items[4], items[5], items[1], items[7]]  # items[1] moved last
+        got = await client.get("/recommend/reader", params={"n": 10, "exclude_seen": "false"})
+        assert_same_ranking(ranked(got), brute_force(model, "reader", {"segment": "0"},
+                                                     window, 10))
+
+
+async def test_a_training_users_window_is_the_one_export_wrote(with_history):
+    async with serving(settings_for(with_history.models_dir)) as client:
+        model = client.app.state.host.current
+        for user in ("0", "17", "59"):
+            position = model.known_user(user)
+            window = model.window(position, [])
+            assert 0 < len(window) <= N
+            row = model.profiles.encode(user, model.training_profile(position), window=window)
+            idx, val = model.bundle.user_row(position)
+            np.testing.assert_array_equal(row.idx, idx)
+            np.testing.assert_allclose(row.val, val, rtol=1e-6)
+
+
+async def test_history_is_not_a_profile_field(with_history):
+    async with serving(settings_for(with_history.models_dir)) as client:
+        r = await client.put("/users/x", json={"features": {"history": ["1"]}})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == [
+            "body", "features", "history"]
+        fields = (await client.get("/model")).json()["user_fields"]
+        assert "history" not in fields
