@@ -13,10 +13,15 @@ over most of the graph, and blurs the vectors it is joined to.
 
 The history field (--history) is never a node field unless named, and stays out of the link
 shares then, so the other fields' shares and the default choice are what they are without it.
-Its values are item ids in a second role: as nodes they would join every item a user ever met
-to that user, to every later item and to each other (N² pairs a window), a graph tens of times
-larger than the user-item one that GEM convolves in every forward pass, and the window's own
-pooled sum already shares its items' vectors across the users that met them.
+Its values are item ids in a second role; as nodes they join every item a user met to that
+user, to every later item and to each other. Measured on MovieLens-100k top-n (GML-FM-dnn +
+GEM, lr 0.003, seed 0): each history value links to 23% of the graph at N = 10 and 49% at
+N = 50, a hub by the rule above (and it lifts item_id's own share past 10%); the graph grows
+from 98,114 user-item edges to 833,814 (1,658,190 at N = 50, built in 64 s), and since GEM
+convolves the whole graph every forward an epoch took 79 s instead of 34. With --history 10
+as a node field the test HR@10 / NDCG@10 were 0.6723 / 0.4045 against 0.6501 / 0.3826 as a
+plain field: one seed, a gap of 1.4 standard errors, at 2.3 times the cost and with a graph
+that grows with N. So the default keeps the rule; name `history` in --graph-fields to try it.
 """
 
 from __future__ import annotations
