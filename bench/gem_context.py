@@ -130,18 +130,6 @@ def found(runs: dict, variant: str, dataset: str, task: str) -> list[dict]:
     return out
 
 
-def paired_change(mine: list[dict], fm: list[dict], metric: str) -> str:
-    """This row minus FM on the same seeds (the same split and negatives)."""
-    by_seed = {r["options"]["seed"]: r["test"][metric] for r in fm}
-    diffs = [r["test"][metric] - by_seed[r["options"]["seed"]] for r in mine
-             if r["options"]["seed"] in by_seed]
-    if not diffs:
-        return "—"
-    if len(diffs) == 1:
-        return f"{diffs[0]:+.4f}"
-    return f"{statistics.mean(diffs):+.4f} ± {statistics.stdev(diffs):.4f}"
-
-
 def table(runs: dict, dataset: str, task: str) -> list[str]:
     names = METRICS[task]
     headline = HEADLINE[task][0]
@@ -156,7 +144,7 @@ def table(runs: dict, dataset: str, task: str) -> list[str]:
         graph = mine[0].get("graph")
         nodes = ", ".join(graph["node_fields"]) if graph else "—"
         metrics = " | ".join(mean_std([r["test"][m] for r in mine]) for m in names)
-        change = paired_change(mine, fm, headline) if variant != "fm" else "—"
+        change = fits.paired_change(mine, fm, headline) if variant != "fm" else "—"
         epochs = statistics.mean(r["epochs"] for r in mine)
         seconds = statistics.mean(r["epoch_seconds"] for r in mine)
         lines.append(f"| {LABELS[variant]} | {nodes} | {len(mine)} | {metrics} | {change} | "
@@ -189,7 +177,7 @@ def node_field_order(runs: dict, dataset: str, task: str) -> str:
         mine = found(runs, variant, dataset, task)
         if mine:
             means[variant] = (statistics.mean(r["test"][metric] for r in mine),
-                              paired_change(mine, fm, metric))
+                              fits.paired_change(mine, fm, metric))
     order = sorted(means, key=lambda v: means[v][0], reverse=better is max)
     return f"{task} ({metric}, change against FM): " + "; ".join(
         f"{LABELS[v].removeprefix('FM + GEM, ')} {means[v][0]:.4f} ({means[v][1]})"

@@ -153,18 +153,6 @@ def rerun(device: str, jobs: int, setup: Setup) -> None:
         fits.run_and_record(todo, jobs, setup.records, setup.folder, device)
 
 
-def paired_change(mine: list[dict], base: list[dict], metric: str) -> str:
-    """With minus without on the same seeds (the same split and negatives)."""
-    by_seed = {r["options"]["seed"]: r["test"][metric] for r in base}
-    diffs = [r["test"][metric] - by_seed[r["options"]["seed"]] for r in mine
-             if r["options"]["seed"] in by_seed]
-    if not diffs:
-        return "—"
-    if len(diffs) == 1:
-        return f"{diffs[0]:+.4f}"
-    return f"{statistics.mean(diffs):+.4f} ± {statistics.stdev(diffs):.4f}"
-
-
 def tuning_table(ablation: dict, runs: dict, extra: dict) -> list[str]:
     choice = choose(ablation, runs, extra)
     lines = ["| N | weighting | valid hr@10 | valid ndcg@10 | epochs | |", "|---" * 6 + "|"]
@@ -208,7 +196,7 @@ def model_table(ablation: dict, by_model: dict) -> list[str]:
     for variant, (without, withs) in by_model.items():
         cell = model_cell(ablation, variant)
         metrics = " | ".join(f"{cell_text(without, m)} | {cell_text(withs, m)} | "
-                             f"{paired_change(withs, without, m)}" for m in METRICS)
+                             f"{fits.paired_change(withs, without, m)}" for m in METRICS)
         epochs = f"{statistics.mean(r['epochs'] for r in withs):.0f}" if withs else "—"
         lines.append(f"| {LABELS[variant]} | {cell['lr']:g} | {cell['dropout']:g} | "
                      f"{len(without)} / {len(withs)} | {metrics} | {epochs} | "

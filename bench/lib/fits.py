@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -89,3 +90,16 @@ def rerun_main(argv: Sequence[str] | None, doc: str, rerun: Callable[[str, int],
     if not args.report:
         rerun(args.device, args.jobs)
     write_section(name, section())
+
+
+def paired_change(mine: Sequence[dict], base: Sequence[dict], metric: str) -> str:
+    """Test `metric` of `mine` minus `base`, paired by seed (the same split and negatives):
+    the mean ± std of the differences, one difference alone, or — with no seed in common."""
+    by_seed = {r["options"]["seed"]: r["test"][metric] for r in base}
+    diffs = [r["test"][metric] - by_seed[r["options"]["seed"]] for r in mine
+             if r["options"]["seed"] in by_seed]
+    if not diffs:
+        return "—"
+    if len(diffs) == 1:
+        return f"{diffs[0]:+.4f}"
+    return f"{statistics.mean(diffs):+.4f} ± {statistics.stdev(diffs):.4f}"
