@@ -59,6 +59,7 @@ def replay_topn(run: Path, bundle_dir: Path, threads: int = 1) -> dict[str, floa
     held_out = held_out_groups(run)
     bundle = load_bundle(bundle_dir)
     scorer = OnnxScorer(bundle, threads)
+    history = HistoryField.of(bundle) if held_out.windows is not None else None
     positions = [bundle.user_position(u) for u in held_out.user_ids]
     candidates, unknown = bundle.item_positions([i for row in held_out.item_ids for i in row])
     if unknown or None in positions:
@@ -66,18 +67,17 @@ def replay_topn(run: Path, bundle_dir: Path, threads: int = 1) -> dict[str, floa
     candidates = candidates.reshape(len(positions), -1)
     scores = []
     for start in range(0, len(positions), GROUPS_PER_CALL):
-        rows = [_test_row(bundle, p, held_out, g)
+        rows = [_test_row(bundle, history, p, held_out, g)
                 for g, p in enumerate(positions[start:start + GROUPS_PER_CALL], start)]
         state = scorer.user_state(np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows]))
         scores.append(scorer.score(state, candidates[start:start + GROUPS_PER_CALL]))
     return ranking_report(np.concatenate(scores))
 
 
-def _test_row(bundle: Bundle, position: int, held_out: HeldOut, group: int
-              ) -> tuple[np.ndarray, np.ndarray]:
+def _test_row(bundle: Bundle, history: HistoryField | None, position: int, held_out: HeldOut,
+              group: int) -> tuple[np.ndarray, np.ndarray]:
     """The user's stored row, its history columns (if any) set to the test group's window."""
     idx, val = (np.array(a) for a in bundle.user_row(position))
-    history = HistoryField.of(bundle)
-    if held_out.windows is not None and history is not None:
+    if history is not None and held_out.windows is not None:
         idx, val = history.apply(idx, val, held_out.windows[group])
     return idx, val
