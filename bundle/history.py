@@ -59,17 +59,25 @@ class HistoryField:
         start, stop = int(self._offsets[position]), int(self._offsets[position + 1])
         return [str(self._item_ids[p]) for p in self._items[start:stop]]
 
+    def knows(self, item_id: str) -> bool:
+        """Whether the field's vocabulary holds the item (a window skips those it lacks)."""
+        return item_id in self._codes
+
     def window(self, item_ids: Sequence[str]) -> list[str]:
         """The items a window over these interactions (oldest first) holds: the last N
         distinct ones the model knows, oldest first."""
         known = [i for i in latest_first_once(item_ids) if i in self._codes]
         return known[-self.size:] if self.size else []
 
+    def features(self, window: Sequence[str]) -> np.ndarray:
+        """The feature indices (m,) of a window's items."""
+        return np.array([self._offset + self._codes[i] for i in window], np.int64)
+
     def encode(self, window: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """A window (from `window`) as the history columns' indices and values, padded."""
         idx = np.zeros(self.size, np.int32)
         val = np.zeros(self.size, np.float32)
-        idx[:len(window)] = [self._offset + self._codes[i] for i in window]
+        idx[:len(window)] = self.features(window)
         val[:len(window)] = window_weight(len(window), self.weight)
         return idx, val
 

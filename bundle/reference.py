@@ -36,9 +36,27 @@ class ReferenceScorer:
     def state_size(self) -> int:
         return self.layout.size
 
-    def user_state(self, idx: np.ndarray, val: np.ndarray) -> np.ndarray:
-        """User-side rows idx (B, W_u), val (B, W_u) -> states (B, D) float32."""
+    def user_state(self, idx: np.ndarray, val: np.ndarray, pairs: np.ndarray | None = None
+                   ) -> np.ndarray:
+        """User-side rows idx (B, W_u), val (B, W_u) -> states (B, D) float32.
+
+        `pairs` (B,), where given, is the rows' own pair term Σ_{i<j} x_i x_j φ(i, j),
+        already summed (bundle/incremental.py keeps it up to date one interaction at a
+        time); the state then costs O(W_u·k) instead of O(W_u²·k).
+        """
         raise NotImplementedError
+
+    def pair_matrix(self, idx_a: np.ndarray, idx_b: np.ndarray) -> np.ndarray | None:
+        """φ(a, b) (B, A, C) of the features idx_a (B, A), each placed before each of
+        idx_b (B, C) in the row; None for a family whose state holds no pair term."""
+        return None
+
+    def own_pairs(self, idx: np.ndarray, val: np.ndarray) -> np.ndarray:
+        """Σ_{i<j} x_i x_j φ(i, j) of rows (B, W_u) -> (B,); 0 without a pair term."""
+        phi = self.pair_matrix(idx, idx)
+        if phi is None:
+            return np.zeros(len(idx), np.float32)
+        return within_pairs(val.astype(np.float32), phi)
 
     def score(self, state: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """States (B, D), catalog positions (B, C) -> scores (B, C)."""
@@ -101,26 +119,35 @@ class LinearScorer(ReferenceScorer):
         self.a = bundle.table("user_a") if self.kind == "transfm" else None
         self.const, self.matrix = bundle.array(fmt.ITEM_CONST), bundle.item_table("matrix")
 
-    def user_state(self, idx: np.ndarray, val: np.ndarray) -> np.ndarray:
+    def pair_matrix(self, idx_a: np.ndarray, idx_b: np.ndarray) -> np.ndarray:
+        v_b = self.v[idx_b]
+        if self.kind == "fm":
+            return np.einsum("bik,bjk->bij", self.v[idx_a], v_b)
+        if self.kind == "transfm":  # |a_i − v_j|², i before j
+            return distance(self.a[idx_a][:, :, None], v_b[:, None], "euclidean")
+        # gmlfm without weight; v holds t (unit vectors for cosine)
+        return distance(self.v[idx_a][:, :, None], v_b[:, None], self.distance)
+
+    def user_state(self, idx: np.ndarray, val: np.ndarray, pairs: np.ndarray | None = None
+                   ) -> np.ndarray:
         x, v = val.astype(np.float32), self.v[idx]  # (B, R), (B, R, k)
         lin = (self.bias[idx] * x).sum(1)
         xv = (x[..., None] * v).sum(1)  # (B, k)
         if self.kind == "fm":
-            phi, query = np.einsum("bik,bjk->bij", v, v), [xv]
+            query = [xv]
         elif self.kind == "transfm":
             a = self.a[idx]
-            phi = distance(a[:, :, None], v[:, None], "euclidean")  # |a_i − v_j|², i before j
             before, after = x * ~self.after, x * self.after
             query = [(before * np.square(a).sum(-1) + after * np.square(v).sum(-1)).sum(1),
                      before.sum(1), -2 * (before[..., None] * a).sum(1)]
             if self.after.any():
                 query += [after.sum(1), -2 * (after[..., None] * v).sum(1)]
-        else:  # gmlfm without weight; v holds t (unit vectors for cosine)
-            phi = distance(v[:, :, None], v[:, None], self.distance)
+        else:
             query = [xv] if self.distance == "cosine" else [
                 (x * np.square(v).sum(-1)).sum(1), x.sum(1), -2 * xv]
         query = np.concatenate([q.reshape(len(x), -1) for q in query], axis=1)
-        return self.layout.pack({"part": lin + within_pairs(x, phi), "query": query})
+        pairs = self.own_pairs(idx, x) if pairs is None else pairs
+        return self.layout.pack({"part": lin + pairs, "query": query})
 
     def score(self, state: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         query = self.layout.view(state, "query", -1)
@@ -149,12 +176,16 @@ class FeaturePairScorer(ReferenceScorer):
         self.item_idx, self.item_val = bundle.array(fmt.ITEM_IDX), bundle.array(fmt.ITEM_VAL)
         self.const = bundle.array(fmt.ITEM_CONST)
 
-    def user_state(self, idx: np.ndarray, val: np.ndarray) -> np.ndarray:
+    def pair_matrix(self, idx_a: np.ndarray, idx_b: np.ndarray) -> np.ndarray:
+        v_a, v_b = self.v[idx_a][:, :, None], self.v[idx_b][:, None]
+        t_a, t_b = self.t[idx_a][:, :, None], self.t[idx_b][:, None]
+        return pair_weights(v_a, v_b, self.h) * distance(t_a, t_b, self.distance)
+
+    def user_state(self, idx: np.ndarray, val: np.ndarray, pairs: np.ndarray | None = None
+                   ) -> np.ndarray:
         x, v, t = val.astype(np.float32), self.v[idx], self.t[idx]
-        w = pair_weights(v[:, :, None], v[:, None], self.h)
-        parts = {"part": (self.bias[idx] * x).sum(1)
-                 + within_pairs(x, w * distance(t[:, :, None], t[:, None], self.distance)),
-                 "x": x, "t": t}
+        pairs = self.own_pairs(idx, x) if pairs is None else pairs
+        parts = {"part": (self.bias[idx] * x).sum(1) + pairs, "x": x, "t": t}
         if self.layout.has("a"):
             xv = x[..., None] * v
             parts |= {"a": self.h * xv.sum(1),
@@ -209,7 +240,8 @@ class NFMScorer(ReferenceScorer):
         self.item_s, self.item_q = bundle.item_table("s"), bundle.item_table("q")
         self.layers = dense_layers(bundle)
 
-    def user_state(self, idx: np.ndarray, val: np.ndarray) -> np.ndarray:
+    def user_state(self, idx: np.ndarray, val: np.ndarray, pairs: np.ndarray | None = None
+                   ) -> np.ndarray:
         x, v = val.astype(np.float32), self.v[idx]
         return self.layout.pack({"part": (self.bias[idx] * x).sum(1),
                                  "s": (x[..., None] * v).sum(1),
@@ -232,7 +264,8 @@ class WholeScorer(ReferenceScorer):
         self.width = bundle.scoring["user_width"]
         self.model = WholeModel.from_bundle(bundle)
 
-    def user_state(self, idx: np.ndarray, val: np.ndarray) -> np.ndarray:
+    def user_state(self, idx: np.ndarray, val: np.ndarray, pairs: np.ndarray | None = None
+                   ) -> np.ndarray:
         return self.layout.pack({"idx": idx.astype(np.float32), "val": val})
 
     def score(self, state: np.ndarray, candidates: np.ndarray) -> np.ndarray:

@@ -35,6 +35,11 @@ STATE_CACHE = Counter("gmlrec_state_cache_total",
                       "User states: hit (read from the store), miss (computed and written), "
                       "bypass (request-specific features or a store outage: computed only).",
                       ["result"])
+HISTORY_WRITES = Counter("gmlrec_history_writes_total",
+                         "Interaction writes to a history model's user: moved (its state moved "
+                         "incrementally), rebuilt (no usable state: built from the history), "
+                         "raced (another writer kept winning: the history only, the next read "
+                         "builds the state).", ["result"])
 STORE_ERRORS = Counter("gmlrec_store_errors_total",
                        "Store calls that failed (timeout, refused, error reply).")
 STORE_FALLBACKS = Counter("gmlrec_store_fallbacks_total",

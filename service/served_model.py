@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from bundle import BundleError, EncodedUser, OnnxScorer, load_bundle
+from bundle.incremental import SUMS_SIZE, IncrementalState
 from service import metrics
 from service.profiles import ProfileEncoder
 
@@ -40,6 +41,11 @@ class ServedModel:
         self.name, self.version = self.bundle.name, self.bundle.version
         self.key = f"{self.name}:{self.version}"  # namespaces cached states in the store
         self.state_size = self.scorer.state_size
+        # a history model's states move with each interaction (user_state.py); their pair
+        # sums travel after the state in its blob
+        self.incremental = IncrementalState(self.scorer.reference, self.profiles.history) \
+            if self.profiles.history else None
+        self.sums_size = SUMS_SIZE if self.incremental else 0
         self.n_items, self.n_users = self.bundle.n_items, self.bundle.n_users
         # the mapped (N,) str array itself: a list of a million Python strings would be 61 MB
         # in every worker

@@ -1,5 +1,6 @@
 """A cached user state as bytes: a 16-byte tag of the profile (and, for a model with a
-history field, the window) it was computed from, then the state as little-endian float32.
+history field, the window) it was computed from, then the state as little-endian float32,
+then, for a history model, the pair sums it moves with (bundle/incremental.py) as float64.
 
 The tag makes read-your-writes hold under races: a request that read the old profile and
 writes its state after a PUT has written the new one leaves a blob whose tag no longer
@@ -17,6 +18,7 @@ import numpy as np
 
 TAG_BYTES = 16
 FLOAT = np.dtype("<f4")
+SUM = np.dtype("<f8")
 
 
 def canonical_profile(features: Mapping[str, Any]) -> bytes:
@@ -34,13 +36,23 @@ def profile_tag(profile: bytes, window: Sequence[str] = ()) -> bytes:
     return tag.digest()
 
 
-def pack(tag: bytes, state: np.ndarray) -> bytes:
-    return tag + np.ascontiguousarray(state, FLOAT).tobytes()
+def pack(tag: bytes, state: np.ndarray, sums: np.ndarray | None = None) -> bytes:
+    blob = tag + np.ascontiguousarray(state, FLOAT).tobytes()
+    return blob if sums is None else blob + np.ascontiguousarray(sums, SUM).tobytes()
 
 
-def unpack(blob: bytes | None, tag: bytes, size: int) -> np.ndarray | None:
-    """The state (size,) if the blob is whole and was computed from the profile tagged
-    `tag`; None (recompute) otherwise."""
-    if blob is None or len(blob) != TAG_BYTES + 4 * size or blob[:TAG_BYTES] != tag:
+def unpack(blob: bytes | None, tag: bytes, size: int, sums: int = 0
+           ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The state (size,) and the `sums` float64 after it, if the blob is whole and was
+    computed from the profile (and window) tagged `tag`; None (recompute) otherwise."""
+    if blob is None or len(blob) != TAG_BYTES + 4 * size + 8 * sums \
+            or blob[:TAG_BYTES] != tag:
         return None
-    return np.frombuffer(blob, FLOAT, offset=TAG_BYTES)
+    end = TAG_BYTES + 4 * size
+    return np.frombuffer(blob, FLOAT, size, TAG_BYTES), np.frombuffer(blob, SUM, sums, end)
+
+
+def tag_of(blob: bytes | None) -> bytes:
+    """The tag a blob starts with; b"" for none (what a conditional write expects to find
+    when it read no state)."""
+    return blob[:TAG_BYTES] if blob else b""

@@ -4,11 +4,17 @@ writes go.
 A user's profile is the one in the store (written by PUT) or else the bundle's (a user of the
 training data). Its state is read from the store in the same round trip as the profile and
 used if it was computed from that very profile (state_blob's tag); otherwise it is computed
-and written back with a fresh TTL. For a model with a history field the tag also covers the
-user's window (its training interactions, then those recorded since, the last N distinct):
-an interaction recorded on any replica changes the window, so the next read on any replica
-computes the state that includes it. Requests with their own features (overrides, context, an
+and written back with a fresh TTL. Requests with their own features (overrides, context, an
 anonymous user) compute their state and cache nothing.
+
+A model with a history field adds the user's window (its training interactions, then those
+recorded since, the last N distinct) to the tag, and its state moves with every interaction
+(bundle/incremental.py, MATH.md's History): a write reads the user's state and history, moves
+the state by the new items (O((|P| + m)·k), against O((|P| + m)²·k) for a recompute), and
+writes the items and the moved state in one atomic step that holds only if no other writer
+came first (CheckedState); one that did makes this one start again from what it wrote. So the
+next read, on any replica, finds a state that already includes the write. The full build
+runs once per user and model version, after a PUT, or where a writer kept losing races.
 
 When the store fails, reads carry on from the bundle alone (counted, flagged `degraded`):
 a training user is scored from its bundle profile and training interactions. A user known
@@ -17,21 +23,29 @@ only to the store cannot be, and writes cannot be kept; those are 503s.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from bundle.history import latest_first_once
+from bundle.incremental import PairSums
 from service import metrics, state_blob
 from service.errors import StoreDown, UnknownItems, UnknownUser
 from service.profiles import FeatureMap
 from service.served_model import ServedModel
-from service.stores import StoredUser, StoreUnavailable, UserStore
+from service.stores import CheckedState, StoredUser, StoreUnavailable, UserStore
 
 NO_ITEMS = np.zeros(0, np.int64)
+# Tries of a history write against racing writers before it leaves the state to the next
+# read: each try is a read, a move and a conditional write (~1 ms), and a lost one waits a
+# random moment (up to 1 ms per try so far) so that racing writers fall out of step.
+MOVE_ATTEMPTS = 32
 
 
 @dataclass(frozen=True)
@@ -61,16 +75,25 @@ class Users:
             metrics.STATE_CACHE.labels("bypass").inc()
             return ResolvedUser(model.states([row])[0], row.ignored, seen_positions, degraded)
         tag = state_blob.profile_tag(stored, window)
-        state = state_blob.unpack(record.state, tag, model.state_size)
-        if state is not None:
+        cached = state_blob.unpack(record.state, tag, model.state_size, model.sums_size)
+        if cached is not None:
             metrics.STATE_CACHE.labels("hit").inc()
-        else:
-            row = model.profiles.encode(user_id, profile, window=window)
-            state = model.states([row])[0]
-            metrics.STATE_CACHE.labels("bypass" if degraded else "miss").inc()
-            if not degraded:
-                await self._write_state(model, user_id, state_blob.pack(tag, state))
+            return ResolvedUser(cached[0], {}, seen_positions, degraded)
+        state, sums = self._build(model, user_id, profile, window)
+        metrics.STATE_CACHE.labels("bypass" if degraded else "miss").inc()
+        if not degraded:
+            await self._write_state(model, user_id, state_blob.pack(tag, state, sums))
         return ResolvedUser(state, {}, seen_positions, degraded)
+
+    @staticmethod
+    def _build(model: ServedModel, user_id: str, profile: dict[str, Any],
+               window: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """A user's state from its profile (and window), and a history model's pair sums."""
+        row = model.profiles.encode(user_id, profile)  # its history columns empty
+        if model.incremental is None:
+            return model.states([row])[0], None
+        state, sums = model.incremental.build(row.idx, row.val, window)
+        return state, sums.as_array()
 
     async def profile(self, model: ServedModel, user_id: str
                       ) -> tuple[dict[str, Any], str, list[str]]:
@@ -122,18 +145,53 @@ class Users:
 
     async def record(self, model: ServedModel, user_id: str, item_ids: Sequence[str]) -> None:
         """Add interactions of a known user, oldest first (an id given twice counts once, at
-        its last place); unknown items are a 404 naming them."""
+        its last place), and move a history model's state with them; unknown items are a
+        404 naming them."""
         _, unknown = model.item_positions(item_ids)
         if unknown:
             raise UnknownItems(unknown)
+        items = latest_first_once(item_ids)
         try:
-            record = await self.store.read(user_id, model.key)
-            if record.profile is None and model.known_user(user_id) is None:
-                raise UnknownUser(user_id)
-            latest_last = list(dict.fromkeys(reversed(item_ids)))[::-1]
-            await self.store.add_interactions(user_id, latest_last, self.history_cap)
+            for attempt in range(MOVE_ATTEMPTS if model.incremental else 1):
+                if attempt:
+                    await asyncio.sleep(random.uniform(0, 0.001 * attempt))
+                record = await self.store.read(user_id, model.key,
+                                               history=model.incremental is not None)
+                profile, stored, _ = self._profile(model, user_id, record, False)
+                if model.incremental is None:
+                    await self.store.add_interactions(user_id, items, self.history_cap)
+                    return
+                moved, how = self._moved(model, user_id, profile, stored, record, items)
+                if await self.store.add_interactions(user_id, items, self.history_cap, moved):
+                    metrics.HISTORY_WRITES.labels(how).inc()
+                    return
+            # other writers kept coming first: keep the items, let the next read build
+            await self.store.add_interactions(user_id, items, self.history_cap)
+            metrics.HISTORY_WRITES.labels("raced").inc()
         except StoreUnavailable:
             raise StoreDown(f"interactions of {user_id!r} not saved") from None
+
+    def _moved(self, model: ServedModel, user_id: str, profile: dict[str, Any], stored: bytes,
+               record: StoredUser, items: list[str]) -> tuple[CheckedState, str]:
+        """The state of a history model's user after these items, to write with them if the
+        state read is still the one held: moved from the cached state (`moved`), or built
+        whole where none fits (`rebuilt`)."""
+        assert model.incremental is not None
+        position = model.known_user(user_id)
+        before = model.window(position, record.history)
+        after = model.window(position, [*record.history, *items][-self.history_cap:])
+        row = model.profiles.encode(user_id, profile)
+        cached = state_blob.unpack(record.state, state_blob.profile_tag(stored, before),
+                                   model.state_size, model.sums_size)
+        how = "rebuilt"
+        if cached is not None:
+            window, state, sums = model.incremental.update(
+                row.idx, row.val, before, PairSums.of(cached[1]), items)
+            how = "moved" if window == after else how  # a cap below N: build instead
+        if how == "rebuilt":
+            state, sums = model.incremental.build(row.idx, row.val, after)
+        blob = state_blob.pack(state_blob.profile_tag(stored, after), state, sums.as_array())
+        return CheckedState(model.key, blob, state_blob.tag_of(record.state), self.ttl_s), how
 
     async def _read(self, model: ServedModel, user_id: str, seen: bool, history: bool = False
                     ) -> tuple[StoredUser, bool]:

@@ -1,6 +1,6 @@
 """User stores: profiles, interactions and cached states.
 
-    base.py         the UserStore interface, StoredUser, StoreUnavailable
+    base.py         the UserStore interface, StoredUser, CheckedState, StoreUnavailable
     keys.py         key names (a per-user hash tag)
     memory.py       in-process store (GMLREC_REDIS_URL unset)
     redis_store.py  Redis / Redis Cluster store
@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from service.settings import Settings
-from service.stores.base import StoredUser, StoreUnavailable, UserStore
+from service.stores.base import CheckedState, StoredUser, StoreUnavailable, UserStore
 from service.stores.guard import GuardedStore
 from service.stores.keys import Keys
 from service.stores.memory import MemoryStore
 from service.stores.redis_store import RedisStore, connect
 
-__all__ = ["GuardedStore", "Keys", "MemoryStore", "StoreUnavailable", "StoredUser",
+__all__ = ["CheckedState", "GuardedStore", "Keys", "MemoryStore", "StoreUnavailable", "StoredUser",
            "UserStore", "open_store"]
 
 

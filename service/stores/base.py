@@ -26,6 +26,19 @@ class StoredUser:
     history: tuple[str, ...] = ()  # the recorded item ids, oldest first (empty unless asked)
 
 
+@dataclass(frozen=True)
+class CheckedState:
+    """A state blob to write with interactions only if the state held still starts with
+    `expect` (b"": only if none is held), the beginning of the one it was moved from: a
+    writer that raced another finds the check failed, writes nothing, and tries again from
+    what that one wrote."""
+
+    model: str  # "name:version"
+    blob: bytes
+    expect: bytes
+    ttl_s: int
+
+
 class UserStore(Protocol):
     async def read(self, user_id: str, model: str, seen: bool = False, history: bool = False
                    ) -> StoredUser:
@@ -40,10 +53,12 @@ class UserStore(Protocol):
     async def write_state(self, user_id: str, model: str, blob: bytes, ttl_s: int) -> None:
         """Cache a state blob; its TTL restarts with every write."""
 
-    async def add_interactions(self, user_id: str, item_ids: Sequence[str], cap: int) -> None:
-        """Append item ids, oldest first, to the user's history, keep its last `cap`, and add
-        them to the seen set, all at once: concurrent writers to one user lose nothing and
-        no reader sees one without the other."""
+    async def add_interactions(self, user_id: str, item_ids: Sequence[str], cap: int,
+                               state: CheckedState | None = None) -> bool:
+        """Append item ids, oldest first, to the user's history, keep its last `cap`, add
+        them to the seen set and write `state` if given, all at once: concurrent writers to
+        one user lose nothing and no reader sees one without the other. With `state`, all
+        of it only if the state's check holds; False (nothing written) if not."""
 
     async def ping(self) -> None:
         """Return if the store answers, raise StoreUnavailable if not."""

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from service.stores.base import StoredUser, StoreUnavailable, UserStore
+from service.stores.base import CheckedState, StoredUser, StoreUnavailable, UserStore
 
 T = TypeVar("T")
 log = logging.getLogger("service.store")
@@ -47,8 +47,10 @@ class GuardedStore:
     async def write_state(self, user_id: str, model: str, blob: bytes, ttl_s: int) -> None:
         await self._call(lambda: self.store.write_state(user_id, model, blob, ttl_s))
 
-    async def add_interactions(self, user_id: str, item_ids: Sequence[str], cap: int) -> None:
-        await self._call(lambda: self.store.add_interactions(user_id, item_ids, cap))
+    async def add_interactions(self, user_id: str, item_ids: Sequence[str], cap: int,
+                               state: CheckedState | None = None) -> bool:
+        return await self._call(lambda: self.store.add_interactions(user_id, item_ids, cap,
+                                                                    state))
 
     async def ping(self) -> None:
         await self._call(self.store.ping)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from service.stores.base import StoredUser
+from service.stores.base import CheckedState, StoredUser
 from service.stores.keys import Keys
 
 SWEEP_EVERY = 4096  # state writes between sweeps of expired states
@@ -42,12 +42,21 @@ class MemoryStore:
     async def write_state(self, user_id: str, model: str, blob: bytes, ttl_s: int) -> None:
         self._set_expiring(self.keys.state(user_id, model), blob, ttl_s)
 
-    async def add_interactions(self, user_id: str, item_ids: Sequence[str], cap: int) -> None:
+    async def add_interactions(self, user_id: str, item_ids: Sequence[str], cap: int,
+                               state: CheckedState | None = None) -> bool:
         # no await in here: one event loop runs it whole, as Redis runs its script
+        if state is not None:
+            key = self.keys.state(user_id, state.model)
+            current = self._live(key)
+            if (current is not None) if not state.expect else \
+                    (current is None or not current.startswith(state.expect)):
+                return False
+            self._set_expiring(key, state.blob, state.ttl_s)
         history = self._lists.setdefault(self.keys.history(user_id), [])
         history.extend(item_ids)
         del history[:-cap]
         self._sets.setdefault(self.keys.seen(user_id), set()).update(item_ids)
+        return True
 
     async def ping(self) -> None:
         return None

@@ -23,7 +23,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from service.stores.base import StoredUser, StoreUnavailable
+from service.stores.base import CheckedState, StoredUser, StoreUnavailable
 from service.stores.keys import Keys
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
@@ -38,7 +38,25 @@ for i = 2, #ARGV do
   redis.call('SADD', KEYS[2], ARGV[i])
 end
 redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
-return redis.call('LLEN', KEYS[1])
+return 1
+"""
+# The same, with the state a history model moved by these interactions (bundle/incremental.py),
+# written only if the state still starts with the tag it was moved from ('' for none): a
+# writer that raced another writes nothing, and learns it (0), in the same step. KEYS:
+# history, seen, state; ARGV: cap, the expected tag, the blob, its TTL, then the item ids.
+ADD_INTERACTIONS_WITH_STATE = """
+local current = redis.call('GET', KEYS[3])
+if string.sub(current or '', 1, string.len(ARGV[2])) ~= ARGV[2]
+    or (ARGV[2] == '' and current) then
+  return 0
+end
+for i = 5, #ARGV do
+  redis.call('RPUSH', KEYS[1], ARGV[i])
+  redis.call('SADD', KEYS[2], ARGV[i])
+end
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
+redis.call('SET', KEYS[3], ARGV[3], 'EX', tonumber(ARGV[4]))
+return 1
 """
 FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 
@@ -87,9 +105,16 @@ class RedisStore:
     async def write_state(self, user_id: str, model: str, blob: bytes, ttl_s: int) -> None:
         await self._call(self.client.set(self.keys.state(user_id, model), blob, ex=ttl_s))
 
-    async def add_interactions(self, user_id: str, item_ids: Sequence[str], cap: int) -> None:
-        await self._call(self.client.eval(ADD_INTERACTIONS, 2, self.keys.history(user_id),
-                                          self.keys.seen(user_id), cap, *item_ids))
+    async def add_interactions(self, user_id: str, item_ids: Sequence[str], cap: int,
+                               state: CheckedState | None = None) -> bool:
+        lists = (self.keys.history(user_id), self.keys.seen(user_id))
+        if state is None:
+            command = self.client.eval(ADD_INTERACTIONS, 2, *lists, cap, *item_ids)
+        else:
+            command = self.client.eval(ADD_INTERACTIONS_WITH_STATE, 3, *lists,
+                                       self.keys.state(user_id, state.model), cap,
+                                       state.expect, state.blob, state.ttl_s, *item_ids)
+        return bool(await self._call(command))
 
     async def ping(self) -> None:
         await self._call(self.client.ping())

@@ -12,7 +12,7 @@ import pytest
 import redis
 from redis.cluster import key_slot
 
-from service.stores import GuardedStore, Keys, MemoryStore, StoreUnavailable
+from service.stores import CheckedState, GuardedStore, Keys, MemoryStore, StoreUnavailable
 from service.stores.redis_store import RedisStore, connect
 from tests.service.api.conftest import REDIS_URL, redis_is_up
 from tests.support.servers import free_port
@@ -157,3 +157,21 @@ async def test_concurrent_writers_to_one_user_lose_nothing(store):
         assert [i for i in got.history if i.startswith(items[0][:-1])] == items
     assert got.seen == set(got.history)
 
+
+
+async def test_interactions_with_a_state_land_only_if_the_state_is_the_one_read(store):
+    """A history model's write (CheckedState): items and state together, only if the state
+    held still begins with what the writer read (b"": none); otherwise nothing at all."""
+    first = CheckedState("m:v1", b"tag-1|state", b"", ttl_s=60)
+    assert await store.add_interactions("c", ["i1"], 10, first)
+    assert not await store.add_interactions("c", ["i2"], 10, first)  # one is held now
+    stale = CheckedState("m:v1", b"tag-2|state", b"tag-0", ttl_s=60)
+    assert not await store.add_interactions("c", ["i3"], 10, stale)
+    got = await store.read("c", "m:v1", seen=True, history=True)
+    assert (got.history, got.seen, got.state) == (("i1",), {"i1"}, b"tag-1|state")
+    moved = CheckedState("m:v1", b"tag-2|state", b"tag-1", ttl_s=30)
+    assert await store.add_interactions("c", ["i4", "i5"], 10, moved)
+    got = await store.read("c", "m:v1", seen=True, history=True)
+    assert (got.history, got.state) == (("i1", "i4", "i5"), b"tag-2|state")
+    assert 0 < await ttl(store, store.keys.state("c", "m:v1")) <= 30
+    assert (await store.read("c", "m:v2")).state is None  # another version's state untouched

@@ -56,6 +56,16 @@ def fit_and_export(root: Path, model: str, seed: int = 0, *options: str,
     return Trained(run, bundle)
 
 
+HISTORY_N = 5  # the window of the `with_history` model
+
+
+@pytest.fixture(scope="session")
+def with_history(tmp_path_factory) -> Trained:
+    """GML-FM-dnn with a history field of the last HISTORY_N interactions."""
+    return fit_and_export(tmp_path_factory.mktemp("history"), "gmlfm", 0, "--distance", "dnn",
+                          "--layers", "1", "--history", str(HISTORY_N))
+
+
 @pytest.fixture(scope="session")
 def gmlfm(tmp_path_factory) -> Trained:
     """GML-FM with a one-layer DNN distance and the transformation weight: the model the

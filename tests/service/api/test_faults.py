@@ -4,9 +4,11 @@ while the store is away; /ready says degraded, then ready again by itself."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from service import metrics
@@ -137,6 +139,40 @@ async def test_writes_and_store_only_users_are_503s_while_redis_is_down(gmlfm, o
         r = await client.get("/recommend/7")
         assert r.status_code == 200 and "x-degraded" in r.headers  # from the bundle alone
         assert (await client.get("/health")).json() == {"status": "ok"}
+
+
+async def test_a_history_models_writes_wait_out_a_frozen_redis_and_none_is_lost(with_history,
+                                                                             own_redis):
+    """Redis frozen (SIGSTOP: it keeps its data): an interaction write is a 503 with
+    Retry-After and is not kept; reads come from the bundle. Thawed: what was acknowledged
+    before is there, and the next write moves the state from it."""
+    async with serving(fault_settings(with_history.models_dir, own_redis)) as client:
+        model = client.app.state.host.current
+        first, refused, last = (str(i) for i in model.item_ids[:3].tolist())
+        assert (await client.post("/users/7/interactions", json={"item_ids": [first]})
+                ).status_code == 200
+        own_redis.process.send_signal(signal.SIGSTOP)
+        try:
+            r = await client.post("/users/7/interactions", json={"item_ids": [refused]})
+            assert r.status_code == 503 and r.headers["retry-after"] == "1"
+            r = await client.get("/recommend/7")
+            assert r.status_code == 200 and "x-degraded" in r.headers
+        finally:
+            own_redis.process.send_signal(signal.SIGCONT)
+        await wait_for(client, "ready", 5)
+        assert (await client.post("/users/7/interactions", json={"item_ids": [last]})
+                ).status_code == 200
+        assert (await client.get("/users/7")).json()["history"] == [first, last]
+        stored = await client.app.state.store.read("7", model.key, history=True)
+        window = model.window(model.known_user("7"), stored.history)
+        assert window[-2:] == [first, last]
+        row = model.profiles.encode("7", model.training_profile(model.known_user("7")),
+                                    window=window)
+        want = model.scorer.reference.user_state(row.idx[None], row.val[None])[0]
+        r = await client.post("/score", json={"user_id": "7", "item_ids": [first, last]})
+        got = [i["score"] for i in r.json()["scores"]]
+        np.testing.assert_allclose(got, model.score(want, model.item_positions(
+            [first, last])[0]), rtol=1e-5)
 
 
 async def test_redis_down_at_startup(gmlfm):

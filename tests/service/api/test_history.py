@@ -6,19 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 
 from bundle.reference import top_n_of
-from tests.service.api.conftest import Trained, fit_and_export, serving, settings_for
+from service import state_blob
+from tests.service.api.conftest import HISTORY_N as N
+from tests.service.api.conftest import serving, settings_for
 from tests.service.api.reference import assert_same_ranking
 
 pytestmark = pytest.mark.anyio
-N = 5
-
-
-@pytest.fixture(scope="session")
-def with_history(tmp_path_factory) -> Trained:
-    return fit_and_export(tmp_path_factory.mktemp("history"), "gmlfm", 0, "--distance", "dnn",
-                          "--layers", "1", "--history", str(N))
 
 
 def brute_force(model, user_id: str, profile: dict, window: list[str], n: int):
@@ -59,6 +55,41 @@ async def test_one_interaction_moves_a_new_users_recommendations(with_history, s
         again = await client.get("/recommend/newbie", params=whole)
         assert_same_ranking(ranked(again),
                             brute_force(model, "newbie", {"segment": "2"}, [item], 10))
+
+
+def history_writes(result: str) -> float:
+    return REGISTRY.get_sample_value("gmlrec_history_writes_total", {"result": result}) or 0.0
+
+
+async def test_a_thousand_interactions_move_the_state_as_a_recompute_would(with_history,
+                                                                         store):
+    """1,000 writes of one or two items out of twelve (so the window evicts and items come
+    back): the state they leave in the store, tagged with the final window (so no read
+    rebuilt it), equals the state recomputed from the profile and the stored history, 1e-5
+    relative; and every write but the first moved it rather than building it."""
+    async with serving(settings_for(with_history.models_dir, **store)) as client:
+        model = client.app.state.host.current
+        items = [str(i) for i in model.item_ids[:12].tolist()]
+        profile = {"segment": "1"}
+        assert (await client.put("/users/busy", json={"features": profile})).status_code == 200
+        moved, rebuilt = history_writes("moved"), history_writes("rebuilt")
+        rng = np.random.default_rng(1)
+        for _ in range(1000):
+            batch = rng.choice(items, size=int(rng.integers(1, 3))).tolist()
+            r = await client.post("/users/busy/interactions", json={"item_ids": batch})
+            assert r.status_code == 200, r.text
+        assert history_writes("rebuilt") - rebuilt == 1  # the first: no state yet
+        assert history_writes("moved") - moved == 999
+        stored = await client.app.state.store.read("busy", model.key, history=True)
+        window = model.window(None, stored.history)
+        assert len(window) == N
+        tag = state_blob.profile_tag(state_blob.canonical_profile(profile), window)
+        cached = state_blob.unpack(stored.state, tag, model.state_size, model.sums_size)
+        assert cached is not None
+        row = model.profiles.encode("busy", profile, window=window)
+        recomputed = model.scorer.reference.user_state(row.idx[None], row.val[None])[0]
+        np.testing.assert_allclose(cached[0], recomputed, rtol=1e-5,
+                                   atol=1e-5 * max(1.0, np.abs(recomputed).max()))
 
 
 async def test_the_window_holds_the_last_n_distinct_interactions(with_history):

@@ -7,16 +7,24 @@ versions."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+import redis
+from prometheus_client.parser import text_string_to_metric_families
 
+from service import state_blob
+from service.served_model import ServedModel
+from service.stores import Keys
 from tests.service.api.conftest import REDIS_URL, redis_is_up
 from tests.service.api.test_reload import REQUEST, answers_of, place
 from tests.service.api.test_uvicorn import wait_until_ready
@@ -30,19 +38,33 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def replicas(models_copy, redis_prefix, tmp_path):
     """Base URLs of three single-worker replicas polling the shared models folder."""
+    with running_replicas(models_copy, f"{redis_prefix}-replicas", tmp_path) as bases:
+        yield bases
+
+
+@pytest.fixture
+def history_replicas(with_history, redis_prefix, tmp_path):
+    """Three replicas serving the history model."""
+    with running_replicas(with_history.models_dir, f"{redis_prefix}-history", tmp_path
+                          ) as bases:
+        yield bases
+
+
+@contextlib.contextmanager
+def running_replicas(models_dir: Path, prefix: str, logs: Path) -> Iterator[list[str]]:
     if not redis_is_up():
         pytest.skip(f"no Redis at {REDIS_URL} (.ci/run starts one)")
     processes, bases = [], []
     try:
         for replica in range(REPLICAS):
             port = free_port()
-            env = {**os.environ, "GMLREC_MODELS_DIR": str(models_copy),
+            env = {**os.environ, "GMLREC_MODELS_DIR": str(models_dir),
                    "GMLREC_PORT": str(port), "GMLREC_REDIS_URL": REDIS_URL,
-                   "GMLREC_REDIS_PREFIX": f"{redis_prefix}-replicas",
+                   "GMLREC_REDIS_PREFIX": prefix,
                    "GMLREC_REDIS_TIMEOUT_S": "2", "GMLREC_RELOAD_INTERVAL_S": "0.2",
                    "GMLREC_ORT_THREADS": "1", "GMLREC_LOG_LEVEL": "warning"}
             env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-            with open(tmp_path / f"replica-{replica}.log", "w") as log:
+            with open(logs / f"replica-{replica}.log", "w") as log:
                 processes.append(subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT,
                                                   env=env, stdout=log,
                                                   stderr=subprocess.STDOUT))
@@ -123,9 +145,14 @@ async def test_every_replica_takes_up_a_new_version_under_load(replicas, gmlfm, 
         assert answer in (expected[version]["score"], expected[version]["top"])
 
 
-async def test_200_concurrent_interactions_on_one_user_over_three_replicas_lose_none(replicas):
+@pytest.mark.parametrize("model", ["gmlfm", "with_history"])
+async def test_200_concurrent_interactions_on_one_user_over_three_replicas_lose_none(
+        request, model, redis_prefix):
     """Every write answered 200 is in the user's history, once, whichever replica took it;
-    the history holds all 200 in the order each writer sent its own."""
+    the history holds all 200 in the order each writer sent its own. For a history model the
+    state the writes leave in Redis is the one the final window gives, recomputed."""
+    replicas = request.getfixturevalue("history_replicas" if model == "with_history"
+                                       else "replicas")
     async with httpx.AsyncClient(timeout=10) as http:
         user = (await http.get(f"{replicas[0]}/users?limit=1")).json()["user_ids"][0]
         catalog = (await http.get(f"{replicas[0]}/recommend/{user}",
@@ -147,3 +174,38 @@ async def test_200_concurrent_interactions_on_one_user_over_three_replicas_lose_
             assert sorted(history) == sorted(items)
             for own in writers:
                 assert [i for i in history if i in set(own)] == own
+        if model == "with_history":  # every write counted once, and the state moved
+            writes = await history_writes(http, replicas)
+            assert sum(writes.values()) == 200 and writes["moved"] > 0, writes
+    if model == "with_history":
+        assert_state_is_the_recomputed_one(request.getfixturevalue(model).bundle,
+                                           f"{redis_prefix}-history", user, history)
+
+
+async def history_writes(http: httpx.AsyncClient, replicas: list[str]) -> dict[str, float]:
+    """gmlrec_history_writes_total by result, summed over the replicas' /metrics."""
+    total: dict[str, float] = {"moved": 0.0, "rebuilt": 0.0, "raced": 0.0}
+    for replica in replicas:
+        for family in text_string_to_metric_families((await http.get(f"{replica}/metrics")).text):
+            for sample in family.samples:
+                if sample.name == "gmlrec_history_writes_total":
+                    total[sample.labels["result"]] += sample.value
+    return total
+
+
+def assert_state_is_the_recomputed_one(bundle: Path, prefix: str, user: str,
+                                       history: list[str]) -> None:
+    """The state in Redis is tagged with the final window (the last write moved it there, or
+    a read built it) and equals the state recomputed from the history, 1e-5 relative."""
+    model = ServedModel(bundle, threads=1)
+    position = model.known_user(user)
+    window = model.window(position, history)
+    profile = model.training_profile(position)
+    blob = redis.Redis.from_url(REDIS_URL).get(Keys(prefix).state(user, model.key))
+    tag = state_blob.profile_tag(state_blob.canonical_profile(profile), window)
+    cached = state_blob.unpack(blob, tag, model.state_size, model.sums_size)
+    assert cached is not None
+    row = model.profiles.encode(user, profile, window=window)
+    want = model.scorer.reference.user_state(row.idx[None], row.val[None])[0]
+    np.testing.assert_allclose(cached[0], want, rtol=1e-5,
+                               atol=1e-5 * max(1.0, np.abs(want).max()))
