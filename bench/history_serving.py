@@ -22,7 +22,7 @@ training adds nothing to a timing) and exports it, then:
     includes the write. At most --rounds rounds or --seconds seconds; the server is killed at
     the end whatever happens.
 
-1 min 25 s on the 2 shared cores at load average 4–5, most of it the three fits; the bundles
+About 1.5 min on the 2 shared cores at load average 3–4, most of it the three fits; the bundles
 and runs go under runs/bench/history_serving/.
 """
 
