@@ -41,10 +41,11 @@ def _selenium():
 def movies(tmp_path_factory):
     root = tmp_path_factory.mktemp("movies")
     data = write_tiny_movies(root / "ml-1m")
-    # enough epochs, at a high enough rate, for user features to steer the ranking
+    # enough epochs, at a high enough rate, for user features to steer the ranking; a
+    # history field, so that what a user marks seen moves the rest of the list
     return fit_and_export(root, "gmlfm", 0, "--distance", "dnn", "--layers", "1",
-                          "--epochs", "8", "--lr", "0.02", data=f"movielens-1m:{data}",
-                          name="movies")
+                          "--epochs", "8", "--lr", "0.02", "--history", "10",
+                          data=f"movielens-1m:{data}", name="movies")
 
 
 @pytest.fixture(scope="module")
@@ -156,13 +157,16 @@ def test_the_explorer_flow(server, browser, movies, tmp_path):
     assert re.fullmatch(r"\d+\.\d\d ms", page.text("server-time"))
     assert page.text("last-request") == "GET /recommend/3?n=10&details=true"
 
-    # record an interaction: the item leaves the list, the next one moves up
-    first_id, first_title = page.items()[0]
+    # record an interaction: the item leaves the list, and the rest moves with it (the
+    # model's history field), beyond closing the gap
+    before = page.items()
+    first_id, first_title = before[0]
     page.css(f"#items li[data-item-id='{first_id}'] button.seen")[0].click()
     page.until(lambda: first_title in page.text("last-action"),  # the click's POST landed
                "the interaction was never recorded")
     after_seen = listed(api.get("/recommend/3", params={"details": "true"}))
     assert first_id not in {i for i, _ in after_seen} and len(after_seen) == 10
+    assert after_seen != before[1:] + after_seen[9:], "the list only closed the gap"
     page.shows(after_seen, "after recording an interaction")
     assert first_title in page.text("last-action")
 
