@@ -1,4 +1,8 @@
 """`python -m service`: uvicorn with GMLREC_WORKERS workers, settings from GMLREC_* env.
+`python -m service keys new --scope read|write|admin` prints a fresh key line instead.
+
+Before anything starts, the settings and the API keys are read and the exposure checked
+(service/access.py): a problem is one line on stderr and exit status 2.
 
 One worker is plain `uvicorn.run`. Several are, on Linux, uvicorn workers under gunicorn,
 each listening on a socket of its own (service/workers.py), so connections spread over the
@@ -12,6 +16,7 @@ closes the store.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import socket
@@ -22,6 +27,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from service import logs
+from service.access import KeyRing, KeysError, Scope, exposure_problem, new_key
 from service.settings import Settings
 
 # service.metrics reads this too; not imported from there because prometheus_client must
@@ -36,13 +42,39 @@ def spreads_connections() -> bool:
     return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
-def main() -> int:
+def keys_command(argv: list[str]) -> int:
+    """`keys new --scope S`: one `scope:key` line for GMLREC_API_KEYS_FILE, on stdout."""
+    parser = argparse.ArgumentParser(prog="python -m service keys",
+                                     description="make an API key (README, Security)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    new = commands.add_parser("new", help="print a fresh `scope:key` line for the keys file")
+    new.add_argument("--scope", choices=[s.name.lower() for s in Scope], default="read")
+    args = parser.parse_args(argv)
+    print(new_key(Scope[args.scope.upper()]))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["keys"]:
+        return keys_command(argv[1:])
+    if argv:
+        print(f"python -m service: unknown arguments {' '.join(argv)!r}: settings come from "
+              "GMLREC_* variables (README, Reference); `keys new` makes a key", file=sys.stderr)
+        return 2
     try:
         settings = Settings()
+        problem = exposure_problem(settings, KeyRing.of(settings))
     except ValidationError as err:
         first = err.errors()[0]
         print(f"python -m service: GMLREC_{str(first['loc'][0]).upper()}: {first['msg']}",
               file=sys.stderr)
+        return 2
+    except KeysError as err:
+        print(f"python -m service: {err}", file=sys.stderr)
+        return 2
+    if problem:
+        print(f"python -m service: refusing to start: {problem}", file=sys.stderr)
         return 2
     if settings.workers > 1 and not settings.redis_url:
         print("python -m service: GMLREC_WORKERS > 1 needs GMLREC_REDIS_URL (each worker "

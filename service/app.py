@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from service import errors, logs, metrics
+from service.access import KeyRing, publish, undeclared
 from service.gate import Gate
 from service.middleware import BodyLimit, RequestContext
 from service.ranking import Ranker
@@ -64,10 +65,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="gmlrec", version="1", description=DESCRIPTION, lifespan=lifespan,
                   default_response_class=errors.SafeJSONResponse,
                   redirect_slashes=False)  # /recommend/ is no way to say POST /recommend
-    for router in (scoring.router(settings), users.router(settings), items.router, ops.router,
-                   explorer.router):
+    app.state.keys = keys = KeyRing.of(settings)  # read once; KeysError names what is wrong
+    publish(app, keys)
+    routers = [scoring.router(settings), users.router(settings), items.router, ops.router,
+               explorer.router]
+    for router in routers:
         app.include_router(router)
     explorer.mount_files(app)
+    app.state.routers = routers  # what the route-policy check (and its test) walks
+    if wrong := undeclared(app, routers):  # a route nobody said who may call: not served
+        raise RuntimeError(f"routes without one access policy: {', '.join(wrong)}")
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext)  # added last: outermost, so it times and logs all

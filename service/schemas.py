@@ -173,7 +173,9 @@ class FieldAnswer(BaseModel):
     kind: Literal["categorical", "multihot", "numeric"]
     size: int = Field(description="how many values the model knows")
     values: list[str] = Field(description="the first `values` of them, in vocabulary order; "
-                                          "all of them when the list is as long as `size`")
+                                          "all of them when the list is as long as `size`; "
+                                          "none for a field of ids (users', items', a "
+                                          "history's), which are not listed")
 
 
 class ModelAnswer(Answer):

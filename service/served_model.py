@@ -90,6 +90,19 @@ class ServedModel:
                                         ids[start:start + limit]))
 
     @functools.cached_property
+    def _id_fields(self) -> frozenset[str]:
+        """Fields whose values are ids (the users', the catalog's, a history of item ids):
+        GET /model lists none of them, so a read key cannot enumerate who the users are."""
+        names = {self.profiles.id_field} if self.profiles.id_field else set()
+        if self.profiles.history:
+            names.add(self.profiles.history.field)
+        for field in self.bundle.fields:
+            if field.kind == "categorical" and len(field.vocab) == self.n_items \
+                    and np.array_equal(np.asarray(field.vocab, dtype=str), self.item_ids):
+                names.add(field.name)
+        return frozenset(names)
+
+    @functools.cached_property
     def _sorted_user_ids(self) -> list[str]:
         return sorted(str(u) for u in self.bundle.user_ids.tolist())
 
@@ -150,7 +163,8 @@ class ServedModel:
         of its vocabulary (enough for a client to build a profile form)."""
         manifest = self.bundle.manifest
         fields = [{"name": f.name, "side": f.side, "kind": f.kind, "size": len(f.vocab),
-                   "values": [str(v) for v in f.vocab[:values]]} for f in self.bundle.fields]
+                   "values": [] if f.name in self._id_fields else
+                   [str(v) for v in f.vocab[:values]]} for f in self.bundle.fields]
         return {"name": self.name, "version": self.version, "kind": manifest["model"]["kind"],
                 "created_at": manifest.get("created_at"), "items": self.n_items,
                 "users": self.n_users, "user_fields": list(self.profiles.user_fields),

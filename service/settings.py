@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     redis_pool_timeout_s: float = Field(2.0, gt=0)
     redis_cooldown_s: float = Field(1.0, ge=0)
     redis_max_connections: int = Field(64, ge=1)
+
+    # who may call what (service/access.py): `scope:key` pairs, inline or one a line in a
+    # file; without keys only a loopback host is served, unless auth is "none"
+    api_keys: SecretStr | None = None
+    api_keys_file: Path | None = None
+    auth: Literal["keys", "none"] = "keys"
 
     # the HTTP server (python -m service)
     host: str = "127.0.0.1"
@@ -62,7 +68,7 @@ class Settings(BaseSettings):
     # recorded interactions kept per user, oldest dropped first (the seen set keeps them all)
     history_cap: int = Field(1000, ge=1, le=100_000)
 
-    @field_validator("ort_cache_dir", mode="before")
+    @field_validator("ort_cache_dir", "api_keys_file", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value

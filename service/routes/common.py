@@ -16,6 +16,10 @@ from service.served_model import ServedModel
 # POST /score and POST /recommend only
 PathId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=PRINTABLE,
                              examples=["196"])]
+# what a route behind a key can answer besides its own errors (service/access.py)
+AUTH_ERRORS = {401: {"description": "no API key, or an unknown one (a `WWW-Authenticate: "
+                                    "Bearer` header says so)"},
+               403: {"description": "the key's scope is too weak for this route"}}
 LOOKUP_ERRORS = {404: {"description": "unknown user or item ids, named in `detail`"},
              503: {"description": "no model loaded yet, or the user store is down and the "
                                   "user is not one of the model's training users"}}

@@ -12,12 +12,14 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from service.access import OPEN
+
 STATIC = Path(__file__).resolve().parents[1] / "static"
 
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/")
+@router.get("/", dependencies=[OPEN])
 async def page() -> FileResponse:
     return FileResponse(STATIC / "index.html")
 

@@ -6,12 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from service.access import Scope, needs
 from service.deps import Model
 from service.errors import UnknownItems
-from service.routes.common import LOOKUP_ERRORS, PathId
+from service.routes.common import AUTH_ERRORS, LOOKUP_ERRORS, PathId
 from service.schemas import ItemAnswer, ModelAnswer
 
-router = APIRouter(tags=["catalog"])
+router = APIRouter(tags=["catalog"], dependencies=[needs(Scope.READ)], responses=AUTH_ERRORS)
 MAX_VALUES_LISTED = 1000  # per field in GET /model: an id field can have millions
 
 

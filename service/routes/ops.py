@@ -8,21 +8,23 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from service import metrics
+from service.access import OPEN, Scope, needs
 from service.deps import Host, SettingsDep, Store
 from service.errors import SafeJSONResponse
+from service.routes.common import AUTH_ERRORS
 from service.schemas import HealthAnswer, ReadyAnswer, ReloadAnswer
 from service.stores import StoreUnavailable
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/health", response_model=HealthAnswer)
+@router.get("/health", response_model=HealthAnswer, dependencies=[OPEN])
 async def health() -> HealthAnswer:
     """The process answers. Touches neither the store nor the model."""
     return HealthAnswer(status="ok")
 
 
-@router.get("/ready", response_model=ReadyAnswer,
+@router.get("/ready", response_model=ReadyAnswer, dependencies=[OPEN],
             responses={503: {"model": ReadyAnswer, "description": "no model loaded"}})
 async def ready(host: Host, store: Store, settings: SettingsDep) -> Response:
     """200 `ready`: a model is loaded and the store answers; 200 `degraded`: a model is
@@ -43,16 +45,17 @@ async def ready(host: Host, store: Store, settings: SettingsDep) -> Response:
     return SafeJSONResponse(body.model_dump())
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response, dependencies=[needs(Scope.ADMIN)],
+            responses=AUTH_ERRORS)
 async def prometheus() -> Response:
     """Prometheus text format, summed over workers."""
     data, content_type = metrics.exposition()
     return Response(data, media_type=content_type)
 
 
-@router.post("/admin/reload", response_model=ReloadAnswer,
-             responses={409: {"description": "the newest bundle was refused; the old one "
-                                             "serves on"}})
+@router.post("/admin/reload", response_model=ReloadAnswer, dependencies=[needs(Scope.ADMIN)],
+             responses=AUTH_ERRORS | {409: {"description": "the newest bundle was refused; "
+                                                           "the old one serves on"}})
 async def reload(host: Host) -> ReloadAnswer:
     """Load the newest bundle now (this worker; the others find it within
     GMLREC_RELOAD_INTERVAL_S)."""

@@ -11,9 +11,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
 
+from service.access import Scope, needs
 from service.deps import Model, RankerDep, UsersDep, admitted
 from service.errors import UnknownItems
-from service.routes.common import LOOKUP_ERRORS, PathId, answer, scored_items
+from service.routes.common import AUTH_ERRORS, LOOKUP_ERRORS, PathId, answer, scored_items
 from service.schemas import RecommendAnswer, ScoreAnswer, UserFeatures, as_text, limited_bodies
 from service.settings import Settings
 from service.user_state import ResolvedUser, Users
@@ -23,7 +24,8 @@ def router(settings: Settings) -> APIRouter:
     """The scoring routes, held to the limits of `settings`."""
     bodies = limited_bodies(settings.max_n, settings.max_score_items)
     score_request, recommend_request = bodies.score, bodies.recommend
-    routes = APIRouter(tags=["scoring"], dependencies=[Depends(admitted, scope="function")])
+    routes = APIRouter(tags=["scoring"], responses=AUTH_ERRORS,
+                       dependencies=[needs(Scope.READ), Depends(admitted, scope="function")])
 
     @routes.post("/score", response_model=ScoreAnswer, responses=LOOKUP_ERRORS)
     async def score(body: score_request, model: Model, users: UsersDep) -> Response:

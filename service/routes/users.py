@@ -9,8 +9,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from service.access import Scope, needs
 from service.deps import Model, UsersDep, admitted
-from service.routes.common import LOOKUP_ERRORS, PathId
+from service.routes.common import AUTH_ERRORS, LOOKUP_ERRORS, PathId
 from service.schemas import (
     MAX_ID,
     InteractionsAnswer,
@@ -30,10 +31,10 @@ STORE_DOWN = {503: {"description": "the user store is unavailable; nothing was s
 def router(settings: Settings) -> APIRouter:
     """The user routes, held to the limits of `settings`."""
     interactions_request = limited_bodies(settings.max_n, settings.max_score_items).interactions
-    routes = APIRouter(prefix="/users", tags=["users"],
+    routes = APIRouter(prefix="/users", tags=["users"], responses=AUTH_ERRORS,
                        dependencies=[Depends(admitted, scope="function")])
 
-    @routes.get("", response_model=UsersAnswer)
+    @routes.get("", response_model=UsersAnswer, dependencies=[needs(Scope.ADMIN)])
     async def list_users(model: Model,
                          limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 20,
                          prefix: Annotated[str, Query(max_length=MAX_ID)] = "") -> UsersAnswer:
@@ -42,7 +43,7 @@ def router(settings: Settings) -> APIRouter:
         return UsersAnswer(model_version=model.version, total=model.n_users,
                            user_ids=model.user_ids(prefix, limit))
 
-    @routes.get("/{user_id}", response_model=UserAnswer,
+    @routes.get("/{user_id}", response_model=UserAnswer, dependencies=[needs(Scope.WRITE)],
                 responses=LOOKUP_ERRORS | STORE_DOWN)
     async def get_profile(user_id: PathId, model: Model, users: UsersDep) -> UserAnswer:
         """A known user's profile: the one PUT stored, else the training data's."""
@@ -50,7 +51,8 @@ def router(settings: Settings) -> APIRouter:
         return UserAnswer(model_version=model.version, user_id=user_id, features=features,
                           source=source, history=history)
 
-    @routes.put("/{user_id}", response_model=ProfileAnswer, responses=STORE_DOWN)
+    @routes.put("/{user_id}", response_model=ProfileAnswer, dependencies=[needs(Scope.WRITE)],
+                responses=STORE_DOWN)
     async def put_profile(user_id: PathId, body: ProfileRequest, model: Model,
                           users: UsersDep) -> ProfileAnswer:
         """Create or replace a user's profile; the next request sees it."""
@@ -60,7 +62,7 @@ def router(settings: Settings) -> APIRouter:
                              ignored=ignored)
 
     @routes.post("/{user_id}/interactions", response_model=InteractionsAnswer,
-                 responses=LOOKUP_ERRORS | STORE_DOWN)
+                 dependencies=[needs(Scope.WRITE)], responses=LOOKUP_ERRORS | STORE_DOWN)
     async def record_interactions(user_id: PathId, body: interactions_request, model: Model,
                                   users: UsersDep) -> InteractionsAnswer:
         """Record items the user has seen: recommendations with exclude_seen leave them

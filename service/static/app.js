@@ -22,13 +22,23 @@ class ApiError extends Error {
 
 // ---- talking to the API -------------------------------------------------------------------
 
+// The API key typed into the page, kept for this tab only (sessionStorage), sent as a bearer
+// token; without one the page works against a service that needs none (the quick start).
+const KEY_STORE = "gmlrec-api-key";
+
+function apiKey() {
+  return sessionStorage.getItem(KEY_STORE) || "";
+}
+
 async function api(method, path, body, { quiet = false } = {}) {
   const started = performance.now();
+  const headers = body === undefined ? {} : { "Content-Type": "application/json" };
+  if (apiKey()) headers.Authorization = `Bearer ${apiKey()}`;
   let response;
   try {
     response = await fetch(path, {
       method,
-      headers: body === undefined ? {} : { "Content-Type": "application/json" },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (err) {
@@ -44,7 +54,9 @@ async function api(method, path, body, { quiet = false } = {}) {
   if (!quiet) showTiming(method, path, response, performance.now() - started, data);
   if (!response.ok) {
     const why = `${response.status} ${response.statusText}`.trim();
-    throw new ApiError(`${method} ${path} answered ${why}: ${problem(data, text)}`,
+    const hint = response.status === 401 ? " Enter an API key at the top of the page." :
+      response.status === 403 ? " This key's scope does not allow it." : "";
+    throw new ApiError(`${method} ${path} answered ${why}: ${problem(data, text)}${hint}`,
       response.status);
   }
   return data;
@@ -372,7 +384,31 @@ async function recordSeen(item, button) {
 
 // ---- start --------------------------------------------------------------------------------
 
+async function loadModel() {
+  const model = await api("GET", "/model?values=200");
+  state.model = model;
+  $("model-name").textContent = `${model.name} (${model.kind})`;
+  $("model-version").textContent = model.model_version;
+  $("model-size").textContent = `${model.items.toLocaleString("en")} items · ` +
+    `${model.users.toLocaleString("en")} users`;
+  buildProfileForm(model);
+  try {
+    const users = await api("GET", "/users?limit=12", undefined, { quiet: true });
+    showSuggestions(users.user_ids);
+  } catch (err) {
+    if (err.status !== 403) throw err;
+    $("suggestions").replaceChildren(el("li", "hint", "Listing users needs an admin key; " +
+      "type a user id above."));
+  }
+}
+
 async function start() {
+  $("api-key").value = apiKey();
+  $("key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(KEY_STORE, $("api-key").value.trim());
+    guarded(loadModel);
+  });
   $("user-form").addEventListener("submit", (event) => {
     event.preventDefault();
     chooseUser($("user-id").value.trim());
@@ -385,17 +421,7 @@ async function start() {
     state.shown = [];
     guarded(refresh);
   });
-  await guarded(async () => {
-    const model = await api("GET", "/model?values=200");
-    state.model = model;
-    $("model-name").textContent = `${model.name} (${model.kind})`;
-    $("model-version").textContent = model.model_version;
-    $("model-size").textContent = `${model.items.toLocaleString("en")} items · ` +
-      `${model.users.toLocaleString("en")} users`;
-    buildProfileForm(model);
-    const users = await api("GET", "/users?limit=12");
-    showSuggestions(users.user_ids);
-  });
+  await guarded(loadModel);
   document.body.dataset.ready = "true";
 }
 

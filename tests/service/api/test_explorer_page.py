@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from tests.service.api.conftest import fit_and_export, settings_for
 from tests.service.api.live import live_server
@@ -203,3 +204,27 @@ def test_api_errors_are_shown_readably(server, browser):
                                   "'nobody-here': PUT /users/{user_id} creates a profile")
     assert page.text("save-profile") == "Save as user nobody-here"  # and it offers to
     assert page.items() == []
+
+
+def test_a_service_behind_keys_asks_for_one_and_takes_it(browser, movies):
+    """With API keys configured the page says what is missing, and works once a key is
+    entered; a key that may not list users only loses the suggestions."""
+    keys = "read:reader-key-0123456789abcdef,admin:admin-key-0123456789abcdef"
+    with live_server(settings_for(movies.models_dir, api_keys=SecretStr(keys))) as base:
+        page = Page(browser, base)
+        page.driver.get(base + "/")
+        page.driver.execute_script("sessionStorage.clear()")
+        page.open()
+        assert "401" in page.text("error") and "Enter an API key" in page.text("error")
+        for key, suggestions in (("reader-key-0123456789abcdef", 0),
+                                 ("admin-key-0123456789abcdef", 12)):
+            box = page.driver.find_element(page.by.ID, "api-key")
+            box.clear()
+            box.send_keys(key)
+            page.click("use-key")
+            page.until(lambda: page.text("model-version") == movies.version,
+                       "the model never showed")
+            page.until(lambda n=suggestions: len(page.css("#suggestions button")) == n,
+                       f"{suggestions} user suggestions never showed")
+            assert page.text("error") == ""
+        page.driver.execute_script("sessionStorage.clear()")

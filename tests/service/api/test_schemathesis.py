@@ -11,7 +11,10 @@ feature fields and values the loaded model has, so a well-formed profile naming 
 the model lacks is rightly a 422.
 
 Bounded and deterministic: a fixed number of examples per operation and a fixed seed, one
-worker. Runs against a real server (uvicorn in a thread) with either store.
+worker. Runs against a real server (uvicorn in a thread) with either store, open (no keys:
+the schema then declares no security) and with API keys, the run sending an admin key (the
+schema declares the bearer scheme, and the `ignored_auth` check, among all, finds every
+route that needs a key refusing a request without one or with a wrong one).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from tests.service.api.conftest import REDIS_URL, redis_is_up, settings_for
 from tests.service.api.live import live_server
@@ -41,10 +45,18 @@ def schemathesis_cli() -> list[str]:
     return [found]
 
 
-@pytest.mark.parametrize("store", ["memory", "redis"])
-def test_generated_requests_get_documented_answers_and_no_5xx(store, gmlfm, redis_prefix,
+ADMIN_KEY = "admin-key-for-schemathesis-0123456789"
+
+
+@pytest.mark.parametrize(("store", "keys"), [("memory", False), ("redis", False),
+                                             ("memory", True)])
+def test_generated_requests_get_documented_answers_and_no_5xx(store, keys, gmlfm, redis_prefix,
                                                              tmp_path):
-    options = {"redis_prefix": f"{redis_prefix}-st"}
+    options: dict = {"redis_prefix": f"{redis_prefix}-st"}
+    auth: list[str] = []
+    if keys:
+        options["api_keys"] = SecretStr(f"admin:{ADMIN_KEY}")
+        auth = ["--header", f"Authorization: Bearer {ADMIN_KEY}"]
     if store == "redis":
         if not redis_is_up():
             pytest.skip(f"no Redis at {REDIS_URL} (.ci/run starts one)")
@@ -54,7 +66,7 @@ def test_generated_requests_get_documented_answers_and_no_5xx(store, gmlfm, redi
             [*schemathesis_cli(), "run", f"{base}/openapi.json", "--checks", "all",
              "--exclude-checks", "positive_data_acceptance", "--phases", PHASES,
              "--max-examples", str(EXAMPLES), "--seed", str(SEED), "--workers", "1",
-             "--no-color"],
+             "--no-color", *auth],
             capture_output=True, text=True, timeout=600, cwd=tmp_path)
     summary = run.stdout[-6000:]
     assert run.returncode == 0, summary  # st exits 1 on any failed check

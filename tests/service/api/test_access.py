@@ -1,0 +1,203 @@
+"""Who may call what (service/access.py): every route declares one policy, and each is held
+to it with no key, an unknown key, a key one scope too weak and the right key; keys never
+reach the logs; without keys only loopback is served."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import APIRouter
+from pydantic import SecretStr
+
+from service.access import OPEN, KeyRing, KeysError, Scope, needs, undeclared
+from service.app import create_app
+from tests.service.api.conftest import serving, settings_for
+from tests.support.servers import free_port
+
+pytestmark = pytest.mark.anyio
+ROOT = Path(__file__).parents[3]
+KEYS = {Scope.READ: "read-key-0123456789abcdef", Scope.WRITE: "write-key-0123456789abcdef",
+        Scope.ADMIN: "admin-key-0123456789abcdef"}
+API_KEYS = ",".join(f"{scope.name.lower()}:{key}" for scope, key in KEYS.items())
+
+# CONTRACT.md's Access, route by route: the scope each needs (None: anyone) and a request
+# that the right key gets answered
+POLICY = {
+    ("POST", "/score"): (Scope.READ, {"json": {"user_id": "0", "item_ids": ["1"]}}),
+    ("GET", "/recommend/{user_id}"): (Scope.READ, {"url": "/recommend/0"}),
+    ("POST", "/recommend"): (Scope.READ, {"json": {"user": {"segment": "1"}}}),
+    ("GET", "/items/{item_id}"): (Scope.READ, {"url": "/items/1"}),
+    ("GET", "/model"): (Scope.READ, {}),
+    ("GET", "/users"): (Scope.ADMIN, {}),
+    ("GET", "/users/{user_id}"): (Scope.WRITE, {"url": "/users/0"}),
+    ("PUT", "/users/{user_id}"): (Scope.WRITE, {"url": "/users/new",
+                                                "json": {"features": {"segment": "1"}}}),
+    ("POST", "/users/{user_id}/interactions"): (Scope.WRITE, {"url": "/users/0/interactions",
+                                                              "json": {"item_ids": ["1"]}}),
+    ("GET", "/metrics"): (Scope.ADMIN, {}),
+    ("POST", "/admin/reload"): (Scope.ADMIN, {}),
+    ("GET", "/health"): (None, {}),
+    ("GET", "/ready"): (None, {}),
+    ("GET", "/"): (None, {}),
+}
+
+
+def served_routes(app) -> set[tuple[str, str]]:
+    """(method, path) of every API route the app serves, from its OpenAPI schema and the
+    explorer page (not in the schema)."""
+    schema = app.openapi()["paths"]
+    return {(m.upper(), p) for p, ops in schema.items() for m in ops} | {("GET", "/")}
+
+
+def test_every_route_declares_one_policy_and_the_table_covers_them_all(gmlfm):
+    app = create_app(settings_for(gmlfm.models_dir))  # create_app refuses undeclared routes
+    assert served_routes(app) == set(POLICY)
+    stray = APIRouter()
+
+    @stray.get("/forgotten")
+    async def forgotten() -> dict:
+        return {}
+
+    both = APIRouter(dependencies=[OPEN])
+
+    @both.get("/twice", dependencies=[needs(Scope.ADMIN)])
+    async def twice() -> dict:
+        return {}
+
+    app.include_router(stray)
+    app.include_router(both)
+    assert undeclared(app, [*app.state.routers, stray, both]) == ["GET /forgotten",
+                                                                  "GET /twice"]
+
+
+def request_for(method: str, path: str, key: str | None) -> dict:
+    _, options = POLICY[(method, path)]
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    return {"method": method, "url": options.get("url", path), "headers": headers,
+            **({"json": options["json"]} if "json" in options else {})}
+
+
+@pytest.mark.parametrize("route", sorted(POLICY), ids=" ".join)
+async def test_each_route_holds_to_its_scope(gmlfm, route):
+    scope, _ = POLICY[route]
+    settings = settings_for(gmlfm.models_dir, api_keys=SecretStr(API_KEYS))
+    async with serving(settings) as client:
+        if scope is None:
+            assert (await client.request(**request_for(*route, None))).status_code == 200
+            return
+        missing = await client.request(**request_for(*route, None))
+        assert missing.status_code == 401, missing.text
+        assert missing.headers["www-authenticate"].startswith("Bearer")
+        unknown = await client.request(**request_for(*route, "not-a-key-0123456789abcdef"))
+        assert unknown.status_code == 401 and "unknown" in unknown.json()["detail"]
+        if scope > Scope.READ:
+            weak = await client.request(**request_for(*route, KEYS[Scope(scope - 1)]))
+            assert weak.status_code == 403, weak.text
+        for enough in (s for s in Scope if s >= scope):
+            answered = await client.request(**request_for(*route, KEYS[enough]))
+            assert answered.status_code == 200, (enough, answered.text)
+
+
+async def test_without_keys_every_route_is_open_as_in_the_quick_start(gmlfm):
+    async with serving(settings_for(gmlfm.models_dir)) as client:
+        for route in sorted(POLICY):
+            assert (await client.request(**request_for(*route, None))).status_code == 200
+
+
+async def test_keys_never_reach_the_logs(gmlfm, caplog):
+    settings = settings_for(gmlfm.models_dir, api_keys=SecretStr(API_KEYS), log_level="debug")
+    caplog.set_level(logging.DEBUG)
+    async with serving(settings) as client:
+        for key in [*KEYS.values(), "not-a-key-0123456789abcdef"]:
+            for route in sorted(POLICY):
+                await client.request(**request_for(*route, key))
+    assert caplog.records  # the requests were logged
+    logged = caplog.text + "".join(repr(r.__dict__) for r in caplog.records)
+    for key in [*KEYS.values(), "not-a-key-0123456789abcdef"]:
+        assert key not in logged
+
+
+def test_keys_are_read_and_malformed_ones_refused_without_echoing_them(tmp_path):
+    file = tmp_path / "keys"
+    file.write_text("# ops team\nadmin:from-the-file-0123456789\n\n")
+    ring = KeyRing.of(settings_for(tmp_path, api_keys=SecretStr("read:inline-0123456789abc"),
+                                   api_keys_file=file))
+    assert ring.scope_of("from-the-file-0123456789") == Scope.ADMIN
+    assert ring.scope_of("inline-0123456789abc") == Scope.READ
+    assert ring.scope_of("inline-0123456789ab") is None
+    for bad in ("root:secret-0123456789abcdef", "secret-0123456789abcdef", "read:short"):
+        with pytest.raises(KeysError) as err:
+            KeyRing.parse(bad, "GMLREC_API_KEYS")
+        assert "secret" not in str(err.value) and "short" not in str(err.value)
+
+
+def run_service(env: dict[str, str], seconds: float) -> tuple[int | None, str, bool]:
+    """`python -m service` with these settings: (exit status or None if still running after
+    `seconds`, stderr so far, whether /ready answered)."""
+    port = free_port()
+    full = {**os.environ, "GMLREC_PORT": str(port), "GMLREC_RELOAD_INTERVAL_S": "0", **env}
+    full.pop("GMLREC_API_KEYS", None) if "GMLREC_API_KEYS" not in env else None
+    process = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=full,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    answered, deadline = False, time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline and process.poll() is None and not answered:
+            try:
+                answered = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code \
+                    in (200, 503)
+            except httpx.HTTPError:
+                time.sleep(0.1)
+    finally:
+        status = process.poll()
+        if status is None:
+            process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    return status, stderr, answered
+
+
+def test_an_open_address_without_keys_is_refused_and_loopback_is_not(gmlfm):
+    models = {"GMLREC_MODELS_DIR": str(gmlfm.models_dir)}
+    status, stderr, _ = run_service({**models, "GMLREC_HOST": "0.0.0.0"}, 30)
+    assert status == 2 and len(stderr.strip().splitlines()) == 1
+    assert "GMLREC_AUTH=none" in stderr and "keys new" in stderr
+    for ok in ({"GMLREC_HOST": "127.0.0.1"}, {"GMLREC_HOST": "0.0.0.0", "GMLREC_AUTH": "none"},
+               {"GMLREC_HOST": "0.0.0.0", "GMLREC_API_KEYS": f"admin:{KEYS[Scope.ADMIN]}"}):
+        status, stderr, answered = run_service({**models, **ok}, 60)
+        assert status is None and answered, (ok, stderr)
+    status, stderr, _ = run_service({**models, "GMLREC_AUTH": "none",
+                                     "GMLREC_API_KEYS": f"admin:{KEYS[Scope.ADMIN]}"}, 30)
+    assert status == 2 and "drop one or the other" in stderr
+    assert KEYS[Scope.ADMIN] not in stderr
+
+
+def test_keys_new_prints_a_fresh_key_line():
+    lines = [subprocess.run([sys.executable, "-m", "service", "keys", "new", "--scope", "write"],
+                            cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+             for _ in range(2)]
+    assert lines[0] != lines[1]
+    for line in lines:
+        scope, key = line.split(":")
+        assert scope == "write" and len(key) >= 43
+        assert KeyRing.parse(line, "test").scope_of(key) == Scope.WRITE
+
+
+def test_the_schema_declares_the_bearer_scheme_only_where_keys_are_checked(gmlfm):
+    keyed = create_app(settings_for(gmlfm.models_dir, api_keys=SecretStr(API_KEYS))).openapi()
+    assert keyed["components"]["securitySchemes"]["APIKey"]["scheme"] == "bearer"
+    for method, path in POLICY:
+        if path == "/":
+            continue
+        operation = keyed["paths"][path][method.lower()]
+        assert ("security" in operation) == (POLICY[(method, path)][0] is not None)
+        assert ("401" in operation["responses"]) == ("security" in operation)
+    open_schema = create_app(settings_for(gmlfm.models_dir)).openapi()
+    assert "securitySchemes" not in open_schema.get("components", {})
+    assert not any("security" in op or "401" in op["responses"]
+                   for ops in open_schema["paths"].values() for op in ops.values())
