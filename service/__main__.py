@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from service import logs
 from service.access import KeyRing, KeysError, Scope, exposure_problem, new_key
 from service.settings import Settings
+from service.stores import StoreConfigError, redis_password
 
 # service.metrics reads this too; not imported from there because prometheus_client must
 # not be imported before the variable is set
@@ -65,12 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings()
         problem = exposure_problem(settings, KeyRing.of(settings))
+        redis_password(settings.redis_password_file)
     except ValidationError as err:
         first = err.errors()[0]
         print(f"python -m service: GMLREC_{str(first['loc'][0]).upper()}: {first['msg']}",
               file=sys.stderr)
         return 2
-    except KeysError as err:
+    except (KeysError, StoreConfigError) as err:
         print(f"python -m service: {err}", file=sys.stderr)
         return 2
     if problem:

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     # is redis+cluster:// (or rediss+cluster://) -> Redis Cluster
     redis_url: str | None = None
     redis_prefix: str = Field("gmlrec", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    # Redis' password, read from a file (a Docker secret), so it is in neither the URL, the
+    # environment nor argv
+    redis_password_file: Path | None = None
     cache_ttl_s: int = Field(86_400, gt=0)  # state blobs expire this long after each write
     # short timeouts, no retries: a slow Redis costs a request this much, once, then the
     # store is skipped for redis_cooldown_s while requests are served from the bundle
@@ -65,10 +68,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1 << 20, ge=1024)
     max_n: int = Field(1000, ge=1)  # items per /recommend answer
     max_score_items: int = Field(1000, ge=1)  # item ids per /score or interactions body
-    # recorded interactions kept per user, oldest dropped first (the seen set keeps them all)
+    # recorded interactions kept per user, oldest dropped first: the history, and the items
+    # exclude_seen leaves out beside the training data's
     history_cap: int = Field(1000, ge=1, le=100_000)
+    # growth: users the in-process store holds (least recently used dropped beyond); a TTL
+    # for profiles and histories (0: none), restarted by each write
+    memory_users: int = Field(100_000, ge=1)
+    profile_ttl_s: int = Field(0, ge=0)
 
-    @field_validator("ort_cache_dir", "api_keys_file", mode="before")
+    @field_validator("ort_cache_dir", "api_keys_file", "redis_password_file", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value

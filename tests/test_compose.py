@@ -3,20 +3,26 @@
 Each service's command and environment are read from docker-compose.yml and its Dockerfile,
 not restated here, so a change to either is what this test runs. Translated, and nothing else:
 each named volume is a temporary folder (the `models` volume is shared by `train` and `api` as
-in compose); the host name `redis` is the Redis at 127.0.0.1:6379 under a key prefix of this
-test; the API listens on a free loopback port; `${VAR:-default}` takes its default. The one
-addition: `GMLREC_TRAIN_CONFIG` points the train job at a small synthetic fit, since the default
-model takes minutes (the README's quick start and the fresh-clone check run the default).
+in compose); the secrets are the files the README's one command makes, and /run/secrets/<name>
+is that file; the host name `redis` is a redis-server of this test's own that requires the
+secret password (given on its stdin, as compose's Redis reads it from a file); the API
+listens on a free loopback port; `${VAR:-default}` takes its default. The one addition:
+`GMLREC_TRAIN_CONFIG` points the train job at a small synthetic fit, since the default model
+takes minutes (the README's quick start and the fresh-clone check run the default).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -29,7 +35,6 @@ from tests.support.servers import free_port
 yaml = pytest.importorskip("yaml")
 
 ROOT = Path(__file__).resolve().parents[1]
-REDIS_URL = "redis://127.0.0.1:6379/0"
 SMALL_FIT = """\
 data = "synthetic:users=60,items=200,interactions=2000,categories=5,segments=3"
 task = "topn"
@@ -69,7 +74,8 @@ def with_defaults(value: str) -> str:
 class ComposeService:
     """One service of the compose file as a process here: its argv and environment."""
 
-    def __init__(self, name: str, volumes: dict[str, Path], redis_prefix: str):
+    def __init__(self, name: str, volumes: dict[str, Path], redis_prefix: str,
+                 redis_port: int = 6379):
         service = compose_services()[name]
         command, env, self.health = dockerfile_command_and_env(
             ROOT / service["build"]["dockerfile"])
@@ -80,10 +86,13 @@ class ComposeService:
             mounts[target] = str(volumes.setdefault(source, volumes["root"] / source))
             Path(mounts[target]).mkdir(exist_ok=True)
 
+        for secret in service.get("secrets", []):
+            mounts[f"/run/secrets/{secret}"] = str(volumes["root"] / "secrets" / secret)
+
         def here(value: str) -> str:
             for target, folder in mounts.items():
                 value = folder if value == target else value
-            return value.replace("//redis:6379", "//127.0.0.1:6379")
+            return value.replace("//redis:6379", f"//127.0.0.1:{redis_port}")
 
         self.argv = [sys.executable if arg == "python" else here(arg)
                      for arg in service.get("command", command)]
@@ -94,11 +103,55 @@ class ComposeService:
             self.env.update(GMLREC_HOST="127.0.0.1", GMLREC_PORT=str(free_port()))
 
 
-def test_train_job_then_api_on_redis_answer_a_recommendation(tmp_path, redis_prefix):
+def readme_secrets_command() -> str:
+    """The one command of the README's Docker section that makes the secrets."""
+    lines = [line for line in (ROOT / "README.md").read_text().splitlines()
+             if line.startswith("mkdir -p -m 700 secrets")]
+    assert len(lines) == 1, "the README's Docker section shows one command making the secrets"
+    return lines[0]
+
+
+@contextlib.contextmanager
+def redis_with_password(password: str) -> Iterator[int]:
+    """A redis-server of this test's own requiring `password`, read from its stdin (never
+    argv); its port."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (.ci/run installs it)")
+    port = free_port()
+    config = (f'port {port}\nbind 127.0.0.1\nsave ""\nappendonly no\n'
+              f"requirepass {password}\n")
+    process = subprocess.Popen(["redis-server", "-"], stdin=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    process.stdin.write(config)
+    process.stdin.close()
+    client = redis.Redis(port=port, password=password, socket_timeout=1)
     try:
-        redis.Redis.from_url(REDIS_URL).ping()
-    except redis.RedisError:
-        pytest.skip("no Redis on 127.0.0.1:6379 (.ci/run starts one)")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.05)
+        yield port
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+def test_train_job_then_api_on_redis_answer_a_recommendation(tmp_path, redis_prefix):
+    subprocess.run(readme_secrets_command(), shell=True, cwd=tmp_path, check=True)
+    assert (tmp_path / "secrets").stat().st_mode & 0o777 == 0o700
+    password = (tmp_path / "secrets/redis_password").read_text().strip()
+    scope, admin_key = (tmp_path / "secrets/api_keys").read_text().strip().split(":")
+    assert scope == "admin" and len(admin_key) >= 43 and len(password) >= 43
+    with redis_with_password(password) as port:
+        run_compose_commands(tmp_path, redis_prefix, port, password, admin_key)
+
+
+def run_compose_commands(tmp_path: Path, redis_prefix: str, redis_port: int, password: str,
+                         admin_key: str) -> None:
     volumes = {"root": tmp_path}
     (tmp_path / "small-fit.toml").write_text(SMALL_FIT)
     train = ComposeService("train", volumes, redis_prefix)
@@ -114,7 +167,7 @@ def test_train_job_then_api_on_redis_answer_a_recommendation(tmp_path, redis_pre
     assert again.returncode == 0 and "exists; serving it" in again.stderr
     assert [p.name for p in bundle.parent.iterdir()] == [bundle.name]  # nothing retrained
 
-    api = ComposeService("api", volumes, redis_prefix)  # keys go with the session's prefix
+    api = ComposeService("api", volumes, redis_prefix, redis_port)
     with open(tmp_path / "api.log", "w") as log:  # a file: an unread pipe could fill up
         process = subprocess.Popen(api.argv, env=api.env, cwd=tmp_path, stdout=log,
                                    stderr=subprocess.STDOUT)
@@ -126,14 +179,22 @@ def test_train_job_then_api_on_redis_answer_a_recommendation(tmp_path, redis_pre
                          "detail": None}
         health = subprocess.run(api.health, env=api.env, timeout=10)  # the image's HEALTHCHECK
         assert health.returncode == 0
-        user = httpx.get(f"{base}/users", params={"limit": 1}).json()["user_ids"][0]
-        answer = httpx.get(f"{base}/recommend/{user}", timeout=10)
+        assert httpx.get(f"{base}/users").status_code == 401  # keys hold
+        key = {"authorization": f"Bearer {admin_key}"}
+        user = httpx.get(f"{base}/users", params={"limit": 1}, headers=key
+                         ).json()["user_ids"][0]
+        answer = httpx.get(f"{base}/recommend/{user}", timeout=10, headers=key)
         assert answer.status_code == 200
         items = answer.json()["items"]
         assert len(items) == 10 and len({item["item_id"] for item in items}) == 10
-        assert httpx.put(f"{base}/users/{user}", json={"features": {}}).status_code == 200
-        assert any(key.startswith(redis_prefix.encode()) for key in
-                   redis.Redis.from_url(REDIS_URL).scan_iter(f"{redis_prefix}*"))
+        assert httpx.put(f"{base}/users/{user}", json={"features": {}}, headers=key
+                         ).status_code == 200
+        with pytest.raises(redis.AuthenticationError):  # Redis holds to its password
+            redis.Redis(port=redis_port).ping()
+        assert any(k.startswith(redis_prefix.encode()) for k in
+                   redis.Redis(port=redis_port, password=password).scan_iter(f"{redis_prefix}*"))
+        logged = (tmp_path / "api.log").read_text()
+        assert password not in logged and admin_key not in logged
     finally:
         process.terminate()
         process.wait(30)

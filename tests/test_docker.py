@@ -45,7 +45,13 @@ def test_compose_file_is_accepted_and_wired():
     assert api["depends_on"]["redis"]["condition"] == "service_healthy"
     assert api["depends_on"]["train"]["condition"] == "service_completed_successfully"
     assert api["environment"]["GMLREC_REDIS_URL"].startswith("redis://redis:")
-    assert "healthcheck" in services["redis"] and "--appendonly" in services["redis"]["command"]
+    redis_service = services["redis"]
+    assert "healthcheck" in redis_service and "--appendonly" in " ".join(redis_service["command"])
+    assert "requirepass" in " ".join(redis_service["command"])  # from the secret file
+    assert "ports" not in redis_service  # Redis is never published
+    assert api["environment"]["GMLREC_REDIS_PASSWORD_FILE"] == "/run/secrets/redis_password"
+    assert api["environment"]["GMLREC_API_KEYS_FILE"] == "/run/secrets/api_keys"
+    assert services["proxy"]["ports"][0].startswith("127.0.0.1:")
     assert services["train"]["restart"] == "no"
 
 

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from service.settings import Settings
 from service.stores.base import CheckedState, StoredUser, StoreUnavailable, UserStore
@@ -22,12 +23,29 @@ __all__ = ["CheckedState", "GuardedStore", "Keys", "MemoryStore", "StoreUnavaila
            "UserStore", "open_store"]
 
 
+def redis_password(file: Path | None) -> str | None:
+    """The password in GMLREC_REDIS_PASSWORD_FILE (its first line), if one is set."""
+    if file is None:
+        return None
+    try:
+        return file.read_text(encoding="utf-8").splitlines()[0].strip()
+    except (OSError, UnicodeDecodeError, IndexError) as err:
+        raise StoreConfigError(f"GMLREC_REDIS_PASSWORD_FILE: cannot read a password from "
+                               f"{file}: {type(err).__name__}") from None
+
+
+class StoreConfigError(ValueError):
+    """GMLREC_REDIS_PASSWORD_FILE cannot be read; the message holds no secret."""
+
+
 def open_store(settings: Settings, on_failure: Callable[[], None]) -> GuardedStore:
     """The store the settings name, guarded; `on_failure` counts each failed call."""
     if settings.redis_url:
         client = connect(settings.redis_url, settings.redis_timeout_s,
-                         settings.redis_pool_timeout_s, settings.redis_max_connections)
-        store: UserStore = RedisStore(client, settings.redis_prefix)
+                         settings.redis_pool_timeout_s, settings.redis_max_connections,
+                         redis_password(settings.redis_password_file))
+        store: UserStore = RedisStore(client, settings.redis_prefix, settings.profile_ttl_s)
     else:
-        store = MemoryStore(settings.redis_prefix)
+        store = MemoryStore(settings.redis_prefix, max_users=settings.memory_users,
+                            profile_ttl_s=settings.profile_ttl_s)
     return GuardedStore(store, settings.redis_cooldown_s, on_failure)

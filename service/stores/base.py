@@ -21,7 +21,7 @@ class StoredUser:
     """What one round trip returns for a user."""
 
     profile: bytes | None  # the JSON last written by write_profile, None if never
-    seen: frozenset[str]  # item ids recorded by add_interactions (empty unless asked for)
+    seen: frozenset[str]  # the history's item ids, as a set (empty unless asked for)
     state: bytes | None  # the blob under the given state key, None if absent or expired
     history: tuple[str, ...] = ()  # the recorded item ids, oldest first (empty unless asked)
 
@@ -42,8 +42,8 @@ class CheckedState:
 class UserStore(Protocol):
     async def read(self, user_id: str, model: str, seen: bool = False, history: bool = False
                    ) -> StoredUser:
-        """Profile, the state blob of `model` ("name:version"), and if asked the seen set and
-        the ordered history."""
+        """Profile, the state blob of `model` ("name:version"), and if asked the items seen
+        and the ordered history (one list: the last `cap` interactions)."""
 
     async def write_profile(self, user_id: str, profile: bytes,
                             state: tuple[str, bytes] | None, ttl_s: int) -> None:
@@ -55,10 +55,10 @@ class UserStore(Protocol):
 
     async def add_interactions(self, user_id: str, item_ids: Sequence[str], cap: int,
                                state: CheckedState | None = None) -> bool:
-        """Append item ids, oldest first, to the user's history, keep its last `cap`, add
-        them to the seen set and write `state` if given, all at once: concurrent writers to
-        one user lose nothing and no reader sees one without the other. With `state`, all
-        of it only if the state's check holds; False (nothing written) if not."""
+        """Append item ids, oldest first, to the user's history, keep its last `cap`, and
+        write `state` if given, all at once: concurrent writers to one user lose nothing
+        and no reader sees one without the other. With `state`, all of it only if the
+        state's check holds; False (nothing written) if not."""
 
     async def ping(self) -> None:
         """Return if the store answers, raise StoreUnavailable if not."""

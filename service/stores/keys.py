@@ -1,12 +1,13 @@
 """Redis key names. Every key of one user carries the hash tag `{user:<id>}`, so a user's
 profile, interactions and states share one Redis Cluster slot and can go in one pipeline.
 
-    <prefix>:{user:<id>}:profile                  JSON of the user's features, no TTL
-    <prefix>:{user:<id>}:seen                     set of item ids the user interacted with, no TTL
-    <prefix>:{user:<id>}:history                  list of the same, oldest first, capped, no TTL
+    <prefix>:{user:<id>}:profile                  JSON of the user's features
+    <prefix>:{user:<id>}:history                  item ids the user interacted with, oldest
+                                                  first, capped (also its seen items)
     <prefix>:{user:<id>}:state:<model>:<version>  the user state blob, with a TTL
 
-Ids are percent-encoded ('%', '{', '}', ':' and anything outside printable ASCII), so no id
+Profiles and histories have no TTL unless GMLREC_PROFILE_TTL_S sets one (restarted by each
+write). Ids are percent-encoded ('%', '{', '}', ':' and anything outside printable ASCII), so no id
 can end the hash tag early or spell another user's key.
 """
 
@@ -27,9 +28,6 @@ class Keys:
 
     def profile(self, user_id: str) -> str:
         return f"{self.user(user_id)}:profile"
-
-    def seen(self, user_id: str) -> str:
-        return f"{self.user(user_id)}:seen"
 
     def history(self, user_id: str) -> str:
         return f"{self.user(user_id)}:history"

@@ -3,44 +3,60 @@
 It keeps the Redis store's semantics (keys, TTLs, one user's writes applied together), so the
 suite runs the same HTTP tests against both. It is per process: with several workers each has
 its own, which is why `python -m service` refuses several workers without Redis.
+
+It is bounded: it holds at most `max_users` users (GMLREC_MEMORY_USERS), and writing one more
+drops the least recently used user whole (profile, history and states), as a cache would; a
+dropped user of the training data is served from the bundle again, one only PUT had created
+is a 404. Redis, where users must last, is bounded by its own memory policy instead.
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from service.stores.base import CheckedState, StoredUser
 from service.stores.keys import Keys
 
-SWEEP_EVERY = 4096  # state writes between sweeps of expired states
+SWEEP_EVERY = 4096  # expiring writes between sweeps of expired keys
+NO_TTL = 0
 
 
 class MemoryStore:
-    def __init__(self, prefix: str = "gmlrec", clock=time.monotonic):
+    def __init__(self, prefix: str = "gmlrec", clock=time.monotonic, max_users: int = 100_000,
+                 profile_ttl_s: int = NO_TTL):
         self.keys = Keys(prefix)
+        self.max_users, self.profile_ttl_s = max_users, profile_ttl_s
         self._clock = clock
         self._values: dict[str, bytes] = {}
-        self._sets: dict[str, set[str]] = {}
         self._lists: dict[str, list[str]] = {}
         self._expires: dict[str, float] = {}
+        self._users: OrderedDict[str, set[str]] = OrderedDict()  # user -> its keys, LRU first
         self._writes = 0
+
+    @property
+    def users(self) -> int:
+        """Users held now (at most max_users)."""
+        return len(self._users)
 
     async def read(self, user_id: str, model: str, seen: bool = False, history: bool = False
                    ) -> StoredUser:
-        items = self._sets.get(self.keys.seen(user_id), set()) if seen else set()
-        recorded = self._lists.get(self.keys.history(user_id), []) if history else []
-        return StoredUser(self._values.get(self.keys.profile(user_id)), frozenset(items),
-                          self._live(self.keys.state(user_id, model)), tuple(recorded))
+        self._touch(user_id)
+        recorded = self._live_list(self.keys.history(user_id)) if seen or history else []
+        return StoredUser(self._live(self.keys.profile(user_id)),
+                          frozenset(recorded) if seen else frozenset(),
+                          self._live(self.keys.state(user_id, model)),
+                          tuple(recorded) if history else ())
 
     async def write_profile(self, user_id: str, profile: bytes,
                             state: tuple[str, bytes] | None, ttl_s: int) -> None:
-        self._values[self.keys.profile(user_id)] = profile
+        self._set(user_id, self.keys.profile(user_id), profile, self.profile_ttl_s)
         if state is not None:
-            self._set_expiring(self.keys.state(user_id, state[0]), state[1], ttl_s)
+            self._set(user_id, self.keys.state(user_id, state[0]), state[1], ttl_s)
 
     async def write_state(self, user_id: str, model: str, blob: bytes, ttl_s: int) -> None:
-        self._set_expiring(self.keys.state(user_id, model), blob, ttl_s)
+        self._set(user_id, self.keys.state(user_id, model), blob, ttl_s)
 
     async def add_interactions(self, user_id: str, item_ids: Sequence[str], cap: int,
                                state: CheckedState | None = None) -> bool:
@@ -51,11 +67,11 @@ class MemoryStore:
             if (current is not None) if not state.expect else \
                     (current is None or not current.startswith(state.expect)):
                 return False
-            self._set_expiring(key, state.blob, state.ttl_s)
-        history = self._lists.setdefault(self.keys.history(user_id), [])
-        history.extend(item_ids)
-        del history[:-cap]
-        self._sets.setdefault(self.keys.seen(user_id), set()).update(item_ids)
+            self._set(user_id, key, state.blob, state.ttl_s)
+        key = self.keys.history(user_id)
+        history = self._live_list(key) + list(item_ids)
+        self._lists[key] = history[-cap:]
+        self._own(user_id, key, self.profile_ttl_s)
         return True
 
     async def ping(self) -> None:
@@ -66,22 +82,52 @@ class MemoryStore:
 
     def ttl(self, key: str) -> float:
         """Seconds left on a key; as Redis' TTL, -1 for a key without one, -2 for none."""
-        if key in self._expires and self._live(key) is not None:
-            return self._expires[key] - self._clock()
-        return -1 if key in self._values or key in self._sets or key in self._lists else -2
+        present = self._live(key) is not None or bool(self._live_list(key))
+        if not present:
+            return -2
+        return self._expires[key] - self._clock() if key in self._expires else -1
 
-    def _set_expiring(self, key: str, blob: bytes, ttl_s: int) -> None:
+    def _set(self, user_id: str, key: str, blob: bytes, ttl_s: int) -> None:
         self._values[key] = blob
-        self._expires[key] = self._clock() + ttl_s
+        self._own(user_id, key, ttl_s)
+
+    def _own(self, user_id: str, key: str, ttl_s: int) -> None:
+        """`key` now belongs to `user_id`, the most recently used user, expiring in ttl_s
+        (NO_TTL: never); the least recently used user goes if there are too many."""
+        self._users.setdefault(user_id, set()).add(key)
+        self._users.move_to_end(user_id)
+        if ttl_s != NO_TTL:
+            self._expires[key] = self._clock() + ttl_s
+        else:
+            self._expires.pop(key, None)
+        while len(self._users) > self.max_users:
+            _, keys = self._users.popitem(last=False)
+            for dropped in keys:
+                self._drop(dropped)
         self._writes += 1
-        if self._writes % SWEEP_EVERY == 0:  # states of users never read again still expire
+        if self._writes % SWEEP_EVERY == 0:  # keys of users never read again still expire
             now = self._clock()
             for stale in [k for k, t in self._expires.items() if t <= now]:
-                del self._values[stale], self._expires[stale]
+                self._drop(stale)
 
-    def _live(self, key: str) -> bytes | None:
+    def _touch(self, user_id: str) -> None:
+        if user_id in self._users:
+            self._users.move_to_end(user_id)
+
+    def _drop(self, key: str) -> None:
+        self._values.pop(key, None)
+        self._lists.pop(key, None)
+        self._expires.pop(key, None)
+
+    def _expired(self, key: str) -> bool:
         expires = self._expires.get(key)
         if expires is not None and expires <= self._clock():
-            self._values.pop(key, None)
-            del self._expires[key]
-        return self._values.get(key)
+            self._drop(key)
+            return True
+        return False
+
+    def _live(self, key: str) -> bytes | None:
+        return None if self._expired(key) else self._values.get(key)
+
+    def _live_list(self, key: str) -> list[str]:
+        return [] if self._expired(key) else self._lists.get(key, [])

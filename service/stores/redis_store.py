@@ -27,46 +27,46 @@ from service.stores.base import CheckedState, StoredUser, StoreUnavailable
 from service.stores.keys import Keys
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
-# One user's interactions, appended to the history (then trimmed to its cap) and added to the
-# seen set in one step: Redis runs a script whole, so concurrent writers, on any replica,
-# interleave only between scripts and lose nothing. Both keys share the user's hash tag, so
-# the script runs on the one node of a cluster that holds them. KEYS: history, seen; ARGV:
-# cap, then the item ids oldest first.
+# One user's interactions appended to its history, trimmed to its cap, in one step: Redis
+# runs a script whole, so concurrent writers, on any replica, interleave only between scripts
+# and lose nothing. With a state (a history model's, moved by these items: bundle/
+# incremental.py) the script first checks that the state held still begins with the tag the
+# writer moved it from ('' for none) and writes nothing, returning 0, if not; otherwise the
+# state too. The keys share the user's hash tag, so the script runs on the one node of a
+# cluster that holds them. KEYS: history, and the state key (or none); ARGV: cap, the
+# history's TTL (0: none), then with a state its expected tag, blob and TTL, then the items.
 ADD_INTERACTIONS = """
-for i = 2, #ARGV do
+local first = 3
+if #KEYS == 2 then
+  local current = redis.call('GET', KEYS[2])
+  if string.sub(current or '', 1, string.len(ARGV[3])) ~= ARGV[3]
+      or (ARGV[3] == '' and current) then
+    return 0
+  end
+  redis.call('SET', KEYS[2], ARGV[4], 'EX', tonumber(ARGV[5]))
+  first = 6
+end
+for i = first, #ARGV do
   redis.call('RPUSH', KEYS[1], ARGV[i])
-  redis.call('SADD', KEYS[2], ARGV[i])
 end
 redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
-return 1
-"""
-# The same, with the state a history model moved by these interactions (bundle/incremental.py),
-# written only if the state still starts with the tag it was moved from ('' for none): a
-# writer that raced another writes nothing, and learns it (0), in the same step. KEYS:
-# history, seen, state; ARGV: cap, the expected tag, the blob, its TTL, then the item ids.
-ADD_INTERACTIONS_WITH_STATE = """
-local current = redis.call('GET', KEYS[3])
-if string.sub(current or '', 1, string.len(ARGV[2])) ~= ARGV[2]
-    or (ARGV[2] == '' and current) then
-  return 0
+if tonumber(ARGV[2]) > 0 then
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
 end
-for i = 5, #ARGV do
-  redis.call('RPUSH', KEYS[1], ARGV[i])
-  redis.call('SADD', KEYS[2], ARGV[i])
-end
-redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
-redis.call('SET', KEYS[3], ARGV[3], 'EX', tonumber(ARGV[4]))
 return 1
 """
 FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 
 
-def connect(url: str, timeout_s: float, pool_timeout_s: float, max_connections: int
-            ) -> aioredis.Redis | RedisCluster:
-    """A client for `url`; `redis+cluster://host:port` asks for Redis Cluster."""
+def connect(url: str, timeout_s: float, pool_timeout_s: float, max_connections: int,
+            password: str | None = None) -> aioredis.Redis | RedisCluster:
+    """A client for `url`; `redis+cluster://host:port` asks for Redis Cluster. `password`,
+    where given, is used instead of one in the URL."""
     scheme, sep, rest = url.partition("://")
     options = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s,
                "retry": Retry(NoBackoff(), 0), "health_check_interval": 0}
+    if password is not None:
+        options["password"] = password
     if scheme in CLUSTER_SCHEMES:
         return RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme]}{sep}{rest}",
                                      max_connections=max_connections, **options)
@@ -76,8 +76,10 @@ def connect(url: str, timeout_s: float, pool_timeout_s: float, max_connections: 
 
 
 class RedisStore:
-    def __init__(self, client: aioredis.Redis | RedisCluster, prefix: str = "gmlrec"):
+    def __init__(self, client: aioredis.Redis | RedisCluster, prefix: str = "gmlrec",
+                 profile_ttl_s: int = 0):
         self.client, self.keys = client, Keys(prefix)
+        self.profile_ttl_s = profile_ttl_s  # 0: profiles and histories last
         self._slot_map_stale = False
 
     async def read(self, user_id: str, model: str, seen: bool = False, history: bool = False
@@ -85,19 +87,17 @@ class RedisStore:
         pipe = self.client.pipeline(transaction=False)
         pipe.get(self.keys.profile(user_id))
         pipe.get(self.keys.state(user_id, model))
-        if seen:
-            pipe.smembers(self.keys.seen(user_id))
-        if history:
+        if seen or history:
             pipe.lrange(self.keys.history(user_id), 0, -1)
         profile, state, *rest = await self._run(pipe)
-        items = frozenset(i.decode() for i in rest.pop(0)) if seen else frozenset()
-        recorded = tuple(i.decode() for i in rest.pop(0)) if history else ()
-        return StoredUser(profile, items, state, recorded)
+        recorded = tuple(i.decode() for i in rest[0]) if rest else ()
+        return StoredUser(profile, frozenset(recorded) if seen else frozenset(), state,
+                          recorded if history else ())
 
     async def write_profile(self, user_id: str, profile: bytes,
                             state: tuple[str, bytes] | None, ttl_s: int) -> None:
         pipe = self.client.pipeline(transaction=False)
-        pipe.set(self.keys.profile(user_id), profile)
+        pipe.set(self.keys.profile(user_id), profile, ex=self.profile_ttl_s or None)
         if state is not None:
             pipe.set(self.keys.state(user_id, state[0]), state[1], ex=ttl_s)
         await self._run(pipe)
@@ -107,13 +107,15 @@ class RedisStore:
 
     async def add_interactions(self, user_id: str, item_ids: Sequence[str], cap: int,
                                state: CheckedState | None = None) -> bool:
-        lists = (self.keys.history(user_id), self.keys.seen(user_id))
+        history = self.keys.history(user_id)
         if state is None:
-            command = self.client.eval(ADD_INTERACTIONS, 2, *lists, cap, *item_ids)
+            command = self.client.eval(ADD_INTERACTIONS, 1, history, cap, self.profile_ttl_s,
+                                       *item_ids)
         else:
-            command = self.client.eval(ADD_INTERACTIONS_WITH_STATE, 3, *lists,
+            command = self.client.eval(ADD_INTERACTIONS, 2, history,
                                        self.keys.state(user_id, state.model), cap,
-                                       state.expect, state.blob, state.ttl_s, *item_ids)
+                                       self.profile_ttl_s, state.expect, state.blob,
+                                       state.ttl_s, *item_ids)
         return bool(await self._call(command))
 
     async def ping(self) -> None:

@@ -29,7 +29,7 @@ def anyio_backend() -> str:
 def test_a_users_keys_share_one_cluster_slot():
     keys = Keys("gmlrec")
     for user in TRICKY:
-        slots = {key_slot(k.encode()) for k in (keys.profile(user), keys.seen(user),
+        slots = {key_slot(k.encode()) for k in (keys.profile(user), keys.history(user),
                                                keys.state(user, "m:v1"),
                                                keys.state(user, "m:v2"))}
         assert len(slots) == 1, user
@@ -37,7 +37,7 @@ def test_a_users_keys_share_one_cluster_slot():
 
 def test_ids_cannot_spell_each_others_keys():
     keys = Keys("gmlrec")
-    every = [k for u in TRICKY for k in (keys.profile(u), keys.seen(u), keys.state(u, "m:v"))]
+    every = [k for u in TRICKY for k in (keys.profile(u), keys.history(u), keys.state(u, "m:v"))]
     assert len(set(every)) == len(every)
     assert keys.user("a}b") == "gmlrec:{user:a%7Db}"
 
@@ -73,7 +73,6 @@ async def test_profiles_and_interactions_last_states_expire(store):
     assert (await store.read("u", "m:v1")).seen == frozenset()  # not asked for
     assert (await store.read("u", "m:v1")).history == ()
     assert await ttl(store, store.keys.profile("u")) == -1
-    assert await ttl(store, store.keys.seen("u")) == -1
     assert await ttl(store, store.keys.history("u")) == -1
     assert 0 < await ttl(store, store.keys.state("u", "m:v1")) <= 60
     await store.write_state("u", "m:v1", b"state-2", ttl_s=30)
@@ -136,17 +135,17 @@ async def test_the_guard_skips_a_failing_store_then_probes_it_once():
     assert flaky.calls == 3 and len(failures) == 1
 
 
-async def test_the_history_keeps_its_last_cap_items_and_the_seen_set_all(store):
+async def test_the_history_and_the_items_seen_keep_the_last_cap_only(store):
     for start in range(0, 12, 3):
         await store.add_interactions("h", [f"i{k}" for k in range(start, start + 3)], cap=5)
     got = await store.read("h", "m:v1", seen=True, history=True)
     assert got.history == ("i7", "i8", "i9", "i10", "i11")
-    assert got.seen == {f"i{k}" for k in range(12)}
+    assert got.seen == {f"i{k}" for k in range(7, 12)}
 
 
 async def test_concurrent_writers_to_one_user_lose_nothing(store):
     """Many writers at once, each with its own items: every item lands once, in the order
-    each writer gave it, and the seen set holds them all."""
+    each writer gave it, and the items seen are all of them."""
     writers = [[f"w{w}-{k}" for k in range(5)] for w in range(40)]
     async with anyio.create_task_group() as group:
         for items in writers:
@@ -175,3 +174,30 @@ async def test_interactions_with_a_state_land_only_if_the_state_is_the_one_read(
     assert (got.history, got.state) == (("i1", "i4", "i5"), b"tag-2|state")
     assert 0 < await ttl(store, store.keys.state("c", "m:v1")) <= 30
     assert (await store.read("c", "m:v2")).state is None  # another version's state untouched
+
+
+async def test_the_in_process_store_drops_its_least_recently_used_users():
+    store = MemoryStore(max_users=3)
+    for user in ("a", "b", "c"):
+        await store.write_profile(user, b"{}", ("m:v1", b"state"), ttl_s=60)
+        await store.add_interactions(user, ["i1"], cap=10)
+    await store.read("a", "m:v1")  # a is used again: b is now the oldest
+    await store.write_profile("d", b"{}", None, ttl_s=60)
+    assert store.users == 3
+    gone = await store.read("b", "m:v1", history=True)
+    assert (gone.profile, gone.state, gone.history) == (None, None, ())
+    for kept in ("a", "c", "d"):
+        assert (await store.read(kept, "m:v1")).profile == b"{}"
+    for user in range(100_000):  # a flood of new users never holds more than the cap
+        await store.write_profile(f"flood-{user}", b"{}", ("m:v1", b"state"), ttl_s=60)
+        assert store.users <= 3
+    assert [(await store.read(f"flood-{u}", "m:v1")).profile for u in (99_997, 99_999, 0)] \
+        == [b"{}", b"{}", None]
+
+
+async def test_profiles_and_histories_expire_when_a_ttl_is_set(store):
+    store.profile_ttl_s = 30
+    await store.write_profile("t", b"{}", None, ttl_s=60)
+    await store.add_interactions("t", ["i1"], cap=10)
+    for key in (store.keys.profile("t"), store.keys.history("t")):
+        assert 0 < await ttl(store, key) <= 30

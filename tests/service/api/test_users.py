@@ -73,7 +73,7 @@ async def test_the_cached_state_is_written_with_a_ttl_and_profiles_without(clien
         state_ttl = await ttl_of(store, store.keys.state(user, model.key))
         assert 0 < state_ttl <= client.app.state.settings.cache_ttl_s
     assert await ttl_of(store, store.keys.profile("ttl-user")) is None
-    assert await ttl_of(store, store.keys.seen("ttl-user")) is None
+    assert await ttl_of(store, store.keys.history("ttl-user")) is None
 
 
 async def ttl_of(store, key: str) -> float | None:
