@@ -4,6 +4,11 @@ ModelHost loads the newest version of the model, and on reload builds the next S
 beside the current one, self-checks it, and swaps one reference; a bundle that fails to load
 or to check is refused, logged and remembered, and the old version keeps serving. `watch`
 polls the models folder so that every worker finds a new version by itself.
+
+A refused version is tried again: at once when its files change (a copy that was still under
+way when the watcher met it, now further on), else after a backoff that doubles from
+RETRY_FIRST_S up to RETRY_MAX_S, so a version copied into place file by file is served once
+it is whole, and a truly broken one costs a retry a few minutes, not a load every poll.
 """
 
 from __future__ import annotations
@@ -21,6 +26,35 @@ from service.errors import NoModel, ReloadRefused
 from service.served_model import ServedModel
 
 log = logging.getLogger("service.model")
+RETRY_FIRST_S, RETRY_MAX_S = 1.0, 300.0  # the watcher's backoff for a refused version
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A refused version: what its files looked like, and when the watcher tries it again."""
+
+    files: tuple[tuple[str, int, int], ...]  # (path, size, mtime) of each
+    attempts: int
+    retry_at: float
+
+    @staticmethod
+    def of(path: Path, attempts: int) -> Refusal:
+        wait = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (attempts - 1))
+        return Refusal(files_of(path), attempts, time.monotonic() + wait)
+
+    def due(self, path: Path) -> bool:
+        return time.monotonic() >= self.retry_at or files_of(path) != self.files
+
+
+def files_of(path: Path) -> tuple[tuple[str, int, int], ...]:
+    """What a version folder holds now, cheaply: each file's name, size and mtime."""
+    found = []
+    with contextlib.suppress(OSError):
+        for file in sorted(path.rglob("*")):
+            with contextlib.suppress(OSError):
+                info = file.stat()
+                found.append((str(file.relative_to(path)), info.st_size, info.st_mtime_ns))
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -39,7 +73,7 @@ class ModelHost:
         self.ort_cache_dir = ort_cache_dir
         self.current: ServedModel | None = None
         self.last_error: str | None = None  # why the newest bundle is not the one served
-        self._refused: set[Path] = set()
+        self._refused: dict[Path, Refusal] = {}
         self._lock = asyncio.Lock()
 
     def require(self) -> ServedModel:
@@ -58,7 +92,8 @@ class ModelHost:
                 return self._refuse(None, str(err), previous)
             if previous is not None and path == previous.path:
                 return ReloadResult(previous.version, previous.version, False)
-            if path in self._refused and not retry_refused:
+            refusal = self._refused.get(path)
+            if refusal is not None and not retry_refused and not refusal.due(path):
                 return ReloadResult(_version(previous), _version(previous), False)
             started = time.perf_counter()
             try:
@@ -66,7 +101,7 @@ class ModelHost:
             except Exception as err:  # a broken bundle can fail anywhere in loading; refuse it
                 return self._refuse(path, _describe(err), previous)
             self.current, self.last_error = model, None
-            self._refused.discard(path)
+            self._refused.pop(path, None)
             metrics.model_served(model.name, model.version,
                                  (previous.name, previous.version) if previous else None)
             if previous is not None:
@@ -88,7 +123,8 @@ class ModelHost:
                       else "nothing to serve", extra={"problem": why})
         self.last_error = why
         if path is not None:
-            self._refused.add(path)
+            before = self._refused.get(path)
+            self._refused[path] = Refusal.of(path, before.attempts + 1 if before else 1)
             metrics.MODEL_RELOADS.labels("refused").inc()
         if previous is None or path is not None:
             raise ReloadRefused(f"bundle refused: {why}", serving=_version(previous))

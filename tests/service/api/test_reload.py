@@ -153,3 +153,33 @@ async def test_no_model_is_not_ready_and_503(tmp_path):
         r = await client.get("/recommend/7")
         assert r.status_code == 503 and "no model loaded" in r.json()["detail"]
         assert (await client.get("/health")).status_code == 200
+
+
+async def test_a_version_refused_while_still_being_copied_is_served_once_whole(
+        gmlfm, gmlfm_next, models_copy):
+    """A copy into the models folder file by file (not export's rename): the watcher meets
+    it half-written and refuses it, then tries again as its files change, and serves it
+    once whole, with no admin call."""
+    async with serving(settings_for(models_copy, reload_interval_s=0.05)) as client:
+        target = models_copy / "rec" / gmlfm_next.version
+        files = sorted((p for p in gmlfm_next.bundle.rglob("*") if p.is_file()),
+                       key=lambda p: p.name != "manifest.json")  # the manifest lands first
+        half = len(files) // 2
+        for file in files[:half]:
+            (target / file.relative_to(gmlfm_next.bundle)).parent.mkdir(parents=True,
+                                                                          exist_ok=True)
+            shutil.copy2(file, target / file.relative_to(gmlfm_next.bundle))
+        deadline = time.monotonic() + 10
+        while (await client.get("/ready")).json().get("detail") is None and \
+                client.app.state.host.last_error is None:
+            assert time.monotonic() < deadline, "the half-copied version was never met"
+            await asyncio.sleep(0.05)
+        assert (await client.get("/model")).json()["model_version"] == gmlfm.version
+        for file in files[half:]:
+            (target / file.relative_to(gmlfm_next.bundle)).parent.mkdir(parents=True,
+                                                                          exist_ok=True)
+            shutil.copy2(file, target / file.relative_to(gmlfm_next.bundle))
+        deadline = time.monotonic() + 10
+        while (await client.get("/model")).json()["model_version"] != gmlfm_next.version:
+            assert time.monotonic() < deadline, "the completed version was never served"
+            await asyncio.sleep(0.05)
