@@ -17,30 +17,43 @@ The cache is keyed by model name, bundle version (its content hash), onnxruntime
 machine; a file lock makes concurrent workers build it once. It is derived data: a process
 that cannot build or read it scores from model.onnx as before (logged), and the service's
 self-check still compares every loaded session with the numpy reference.
+
+Nothing in it is trusted for where it lies. The cache folder must be a real folder owned by
+this process' user and closed to everyone else (mode 0700; it is made so, and refused if it
+is not: another user could have planted it). Each entry records the bundle's own checksum of
+the model.onnx it was built from and the checksums of the files it wrote; before use both are
+checked, and an entry that fails (planted, tampered, or built from another bundle) is deleted
+and built again. The check reads the entry once per process (about 1.5 s a GB).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import platform
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import onnxruntime as ort
 
-from bundle.reader import Bundle
+from bundle.reader import Bundle, sha256_of
 
 log = logging.getLogger("bundle")
 
 # below this many bytes of item tables a private copy per worker costs less than the cache's
 # files (a 100,000-item k = 64 bundle holds 55 MB)
 SHARE_FROM_BYTES = 32 << 20
-MODEL, WEIGHTS = "model.onnx", "weights.bin"
+MODEL, WEIGHTS, RECORD = "model.onnx", "weights.bin", "record.json"
+
+
+class UntrustedCache(OSError):
+    """The cache folder is not this user's alone."""
 
 
 def item_table_bytes(bundle: Bundle) -> int:
@@ -53,8 +66,13 @@ def cached_model(bundle: Bundle, cache_dir: Path) -> Path:
     home = Path(cache_dir) / bundle.name
     entry = home / f"{bundle.version}-ort{ort.__version__}-{platform.machine()}"
     try:
-        home.mkdir(parents=True, exist_ok=True)
+        private_folder(Path(cache_dir))
+        home.mkdir(mode=0o700, exist_ok=True)
         with _locked(home / ".lock"):
+            if (entry / MODEL).is_file() and not _trusted(bundle, entry):
+                log.warning("prepacked cache entry refused (planted, tampered or stale): "
+                            "building it again", extra={"entry": str(entry)})
+                shutil.rmtree(entry)
             if not (entry / MODEL).is_file():
                 _build(bundle, home, entry)
     except Exception as err:  # OSError, or onnxruntime's errors (no base class but Exception)
@@ -79,12 +97,43 @@ def _build(bundle: Bundle, home: Path, entry: Path) -> None:
                            ("session.save_external_prepacked_constant_initializers", "1")):
             options.add_session_config_entry(key, value)
         ort.InferenceSession(str(bundle.onnx_path), options, providers=["CPUExecutionProvider"])
+        record = {"model_onnx_sha256": _bundle_onnx_sha256(bundle),
+                  "files": {f.name: sha256_of(f) for f in sorted(tmp.iterdir())}}
+        (tmp / RECORD).write_text(json.dumps(record, indent=1))
         os.rename(tmp, entry)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     for other in home.iterdir():
         if other.is_dir() and other != entry:
             shutil.rmtree(other, ignore_errors=True)
+
+
+def private_folder(folder: Path) -> None:
+    """Make `folder` (mode 0700) if missing; raise UntrustedCache unless it is a real folder
+    of this user's that no one else may enter."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() \
+            or info.st_mode & 0o077:
+        raise UntrustedCache(f"{folder} is not a folder of this user's closed to others "
+                             f"(owner uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):o})")
+
+
+def _trusted(bundle: Bundle, entry: Path) -> bool:
+    """Whether an entry was built from this bundle's model.onnx and holds exactly the files
+    it wrote."""
+    try:
+        record = json.loads((entry / RECORD).read_text())
+        files = {f.name for f in entry.iterdir()} - {RECORD}
+        return record["model_onnx_sha256"] == _bundle_onnx_sha256(bundle) \
+            and files == set(record["files"]) \
+            and all(sha256_of(entry / name) == digest for name, digest in record["files"].items())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _bundle_onnx_sha256(bundle: Bundle) -> str:
+    return bundle.manifest["files"][MODEL]["sha256"]
 
 
 @contextlib.contextmanager

@@ -54,8 +54,9 @@ class Settings(BaseSettings):
     # onnxruntime intra-op threads per worker; unset -> the cores divided among the workers
     ort_threads: int | None = Field(None, ge=1, le=64)
     # where large bundles' prepacked onnxruntime weights are saved once and mapped by every
-    # worker (bundle/prepacked.py); empty -> each worker packs a private copy
-    ort_cache_dir: Path | None = Path(tempfile.gettempdir()) / "gmlrec-ort-cache"
+    # worker (bundle/prepacked.py: a folder of this user's, mode 0700, each entry checked
+    # before use); empty -> each worker packs a private copy
+    ort_cache_dir: Path | None = Path(tempfile.gettempdir()) / f"gmlrec-ort-cache-{os.getuid()}"
     # requests doing work at once per worker; the rest queue before touching the store, so
     # a burst cannot keep the event loop busy past the store's timeouts (which would read as
     # a Redis fault)

@@ -196,19 +196,48 @@ def test_a_large_bundle_is_served_from_its_prepacked_copy_with_the_same_answers(
     assert again.model_path.stat().st_mtime_ns == built
 
 
-def test_a_small_bundle_or_a_broken_cache_falls_back_to_model_onnx(exported, tmp_path):
+def test_a_small_bundle_or_an_unusable_cache_falls_back_to_model_onnx(exported, tmp_path):
     bundle = load_bundle(exported[1])
     assert OnnxScorer(bundle, cache_dir=tmp_path).model_path == bundle.onnx_path
     assert not any(tmp_path.iterdir())  # below SHARE_FROM_BYTES nothing is written
-    cached = OnnxScorer(bundle, cache_dir=tmp_path, share_from=0).model_path
-    cached.write_bytes(b"not onnx")
-    fallback = OnnxScorer(bundle, cache_dir=tmp_path, share_from=0)
-    assert fallback.model_path == bundle.onnx_path
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)  # another user could have planted what is in here
+    fallback = OnnxScorer(bundle, cache_dir=shared, share_from=0)
+    assert fallback.model_path == bundle.onnx_path and not any(shared.iterdir())
     assert _top_and_scores(fallback, bundle)[0][0].shape == (1, 5)
     unwritable = tmp_path / "file"
     unwritable.write_text("")  # a cache dir below a file cannot be made
     assert OnnxScorer(bundle, cache_dir=unwritable / "x", share_from=0).model_path \
         == bundle.onnx_path
+
+
+@pytest.mark.parametrize("plant", ["model", "weights", "extra file", "record"])
+def test_a_planted_or_stale_cache_entry_is_refused_and_built_again(exported, tmp_path, plant):
+    bundle = load_bundle(exported[1])
+    good = OnnxScorer(bundle, threads=1, cache_dir=tmp_path / "cache", share_from=0)
+    entry = good.model_path.parent
+    assert entry.parent.parent.stat().st_mode & 0o777 == 0o700
+    if plant == "model":
+        (entry / prepacked.MODEL).write_bytes(b"not onnx")
+    elif plant == "weights":
+        weights = bytearray((entry / prepacked.WEIGHTS).read_bytes())
+        weights[len(weights) // 2] ^= 0xFF  # a table quietly changed: scores would be wrong
+        (entry / prepacked.WEIGHTS).write_bytes(bytes(weights))
+    elif plant == "extra file":
+        (entry / "evil.onnx").write_bytes(b"planted")
+    else:  # an entry built from another bundle that happens to bear this one's name
+        record = json.loads((entry / prepacked.RECORD).read_text())
+        record["model_onnx_sha256"] = "0" * 64
+        (entry / prepacked.RECORD).write_text(json.dumps(record))
+    again = OnnxScorer(bundle, threads=1, cache_dir=tmp_path / "cache", share_from=0)
+    assert again.model_path == good.model_path  # rebuilt in place
+    assert not (entry / "evil.onnx").exists()
+    assert prepacked._trusted(bundle, entry)
+    (items, top), scores = _top_and_scores(again, bundle)
+    (items0, top0), scores0 = _top_and_scores(OnnxScorer(bundle, threads=1), bundle)
+    assert (items == items0).all()
+    np.testing.assert_allclose(scores, scores0, rtol=1e-5)
 
 
 def test_id_index_finds_positions_and_only_exact_ids():
