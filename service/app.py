@@ -50,11 +50,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await host.reload()
         watcher = asyncio.create_task(host.watch(settings.reload_interval_s)) \
             if settings.reload_interval_s > 0 else None
+        follower = asyncio.create_task(host.follow(store))
         log.info("ready", extra={"model": host.current.key if host.current else None,
                                  "store": "redis" if settings.redis_url else "memory"})
         try:
             yield
         finally:
+            host.stop()
+            await follower
             if watcher is not None:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

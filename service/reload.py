@@ -24,9 +24,11 @@ from bundle import BundleError, find_bundle
 from service import metrics
 from service.errors import NoModel, ReloadRefused
 from service.served_model import ServedModel
+from service.stores import GuardedStore, StoreUnavailable
 
 log = logging.getLogger("service.model")
 RETRY_FIRST_S, RETRY_MAX_S = 1.0, 300.0  # the watcher's backoff for a refused version
+FOLLOW_EVERY_S = 0.5  # how often a worker asks the store whether an admin asked for a reload
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class ModelHost:
         self.last_error: str | None = None  # why the newest bundle is not the one served
         self._refused: dict[Path, Refusal] = {}
         self._lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
 
     def require(self) -> ServedModel:
         model = self.current
@@ -136,6 +139,27 @@ class ModelHost:
             await asyncio.sleep(interval_s)
             with contextlib.suppress(ReloadRefused):  # logged by _refuse; the old one serves
                 await self.reload(retry_refused=False)
+
+    async def follow(self, store: GuardedStore, every_s: float = FOLLOW_EVERY_S) -> None:
+        """Reload whenever POST /admin/reload was called on another worker or replica (the
+        store's reload generation moved), whether or not the folder is polled; until
+        `stop`. It ends by a flag, not by cancellation: on Python 3.11 a cancel that meets
+        the store client's own timeout can be swallowed (asyncio.timeout), and the
+        shutdown would wait on it for ever."""
+        seen = None
+        while not self._stopping.is_set():
+            with contextlib.suppress(StoreUnavailable):
+                generation = await store.reload_generation()
+                if seen is not None and generation != seen:
+                    with contextlib.suppress(ReloadRefused):
+                        await self.reload()
+                seen = generation
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), every_s)
+
+    def stop(self) -> None:
+        """End `follow` (within the store's timeout)."""
+        self._stopping.set()
 
 
 def _describe(err: Exception) -> str:

@@ -209,3 +209,5 @@ class UserAnswer(Answer):
 class ReloadAnswer(Answer):
     previous_version: str | None
     changed: bool
+    others_told: bool = Field(description="whether the other workers and replicas were told "
+                                          "to reload (through the user store)")

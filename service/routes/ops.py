@@ -56,9 +56,15 @@ async def prometheus() -> Response:
 @router.post("/admin/reload", response_model=ReloadAnswer, dependencies=[needs(Scope.ADMIN)],
              responses=AUTH_ERRORS | {409: {"description": "the newest bundle was refused; "
                                                            "the old one serves on"}})
-async def reload(host: Host) -> ReloadAnswer:
-    """Load the newest bundle now (this worker; the others find it within
-    GMLREC_RELOAD_INTERVAL_S)."""
+async def reload(host: Host, store: Store) -> ReloadAnswer:
+    """Load the newest bundle now in the worker that takes the call, and tell every other
+    worker and replica sharing the store, which follow within a second (ModelHost.follow);
+    `others_told` is false if the store could not be reached to tell them."""
     result = await host.reload()
+    try:
+        await store.reload_generation(bump=True)
+        told = True
+    except StoreUnavailable:
+        told = False
     return ReloadAnswer(model_version=result.current, previous_version=result.previous,
-                        changed=result.changed)
+                        changed=result.changed, others_told=told)

@@ -60,6 +60,10 @@ class UserStore(Protocol):
         and no reader sees one without the other. With `state`, all of it only if the
         state's check holds; False (nothing written) if not."""
 
+    async def reload_generation(self, bump: bool = False) -> int:
+        """How many times POST /admin/reload was called on any worker or replica sharing
+        this store (one more first if `bump`): a worker that sees it change reloads."""
+
     async def ping(self) -> None:
         """Return if the store answers, raise StoreUnavailable if not."""
 

@@ -52,6 +52,9 @@ class GuardedStore:
         return await self._call(lambda: self.store.add_interactions(user_id, item_ids, cap,
                                                                     state))
 
+    async def reload_generation(self, bump: bool = False) -> int:
+        return await self._call(lambda: self.store.reload_generation(bump))
+
     async def ping(self) -> None:
         await self._call(self.store.ping)
 

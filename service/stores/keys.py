@@ -36,6 +36,10 @@ class Keys:
         """`model` is "<name>:<version>": a new model version never reads an old state."""
         return f"{self.user(user_id)}:state:{model}"
 
+    def reload(self) -> str:
+        """The count of POST /admin/reload calls, shared by every worker and replica."""
+        return f"{self.prefix}:reload-generation"
+
     def pattern(self) -> str:
         """Every key under this prefix (for tests and tools that clean up after themselves)."""
         return f"{self.prefix}:*"

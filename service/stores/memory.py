@@ -34,6 +34,7 @@ class MemoryStore:
         self._expires: dict[str, float] = {}
         self._users: OrderedDict[str, set[str]] = OrderedDict()  # user -> its keys, LRU first
         self._writes = 0
+        self._reloads = 0
 
     @property
     def users(self) -> int:
@@ -73,6 +74,10 @@ class MemoryStore:
         self._lists[key] = history[-cap:]
         self._own(user_id, key, self.profile_ttl_s)
         return True
+
+    async def reload_generation(self, bump: bool = False) -> int:
+        self._reloads += bump
+        return self._reloads
 
     async def ping(self) -> None:
         return None

@@ -118,6 +118,11 @@ class RedisStore:
                                        state.ttl_s, *item_ids)
         return bool(await self._call(command))
 
+    async def reload_generation(self, bump: bool = False) -> int:
+        key = self.keys.reload()
+        command = self.client.incr(key) if bump else self.client.get(key)
+        return int(await self._call(command) or 0)
+
     async def ping(self) -> None:
         await self._call(self.client.ping())
 

@@ -76,7 +76,7 @@ async def test_reload_under_load_never_fails_or_mixes_versions(gmlfm, gmlfm_next
         swapped = time.monotonic()
         assert r.status_code == 200, r.text
         assert r.json() == {"model_version": gmlfm_next.version, "changed": True,
-                            "previous_version": gmlfm.version}
+                            "previous_version": gmlfm.version, "others_told": True}
         await asyncio.sleep(0.3)
         running = False
         await asyncio.gather(*tasks)

@@ -24,6 +24,7 @@ import pytest
 from bench.lib.ports import free_port
 from bench.scale_out import workers_of
 from tests.service.api.conftest import REDIS_URL, redis_is_up
+from tests.service.api.test_reload import place
 
 ROOT = Path(__file__).parents[3]
 WORKERS = 2
@@ -337,3 +338,25 @@ def stopped_under_load(base: str, process: subprocess.Popen, log: Path) -> None:
     assert all(outcomes[rid] == 200 for rid in started)
     assert "Application shutdown complete." in {x["msg"] for x in lines}
 
+
+
+def test_admin_reload_on_one_worker_brings_every_worker_to_the_new_version(
+        gmlfm, gmlfm_next, models_copy, redis_prefix, tmp_path):
+    """Folder polling off: one POST /admin/reload, taken by one worker, and every worker
+    serves the new version within a few seconds (they follow the store's reload count)."""
+    with workers_server(models_copy, f"{redis_prefix}-admin", tmp_path / "log") as running:
+        base, process, _ = running
+        pids = wait_until_every_worker_listens(int(base.rsplit(":", 1)[1]), process)
+        place(gmlfm_next.bundle, models_copy)
+        answer = httpx.post(f"{base}/admin/reload").json()
+        assert answer["model_version"] == gmlfm_next.version and answer["others_told"]
+        deadline = time.monotonic() + 15
+        while True:
+            served = re.findall(r'gmlrec_model_info\{name="rec",pid="(\d+)",version="([^"]+)"'
+                                r'\} 1\.0', httpx.get(f"{base}/metrics").text)
+            if {int(pid) for pid, v in served if v == gmlfm_next.version} >= set(pids):
+                break
+            assert time.monotonic() < deadline, f"not every worker reloaded: {served}"
+            time.sleep(0.2)
+        versions = {httpx.get(f"{base}/model").json()["model_version"] for _ in range(20)}
+        assert versions == {gmlfm_next.version}  # new connections: both workers answer
