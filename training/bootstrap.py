@@ -2,9 +2,11 @@
 
 A fresh checkout (or the compose file's one-shot `train` job) has no bundle. This fits the
 default model and exports it, unless the models folder already holds one, so that the API can
-start at once and a second start costs nothing. The default is the best split model measured
-on MovieLens-100k top-n (bench/RESULTS.md, ablation): GML-FM-dnn with GEM at its best
-validation cell, lr 0.003.
+start at once and a second start costs nothing. The default is the best model measured on
+MovieLens-100k top-n (bench/RESULTS.md, history): GML-FM-dnn with GEM at the ablation's best
+cell (lr 0.003) and a history field of each user's last 10 interactions weighing 1/m, test
+HR@10 0.663 ± 0.006 over three seeds (0.583 without the history field). Its state moves with
+every interaction the service records.
 
 `--config FILE` (or `GMLREC_TRAIN_CONFIG`, so the compose job's command stays as it is) fits the
 options of that TOML file instead, on the user's own data; the bundle is named after the file.
@@ -20,9 +22,10 @@ from training.config import read_toml, resolve
 from training.export import check_bundle_name, export_run
 from training.pipeline import fit_and_save
 
-DEFAULT_NAME = "gmlfm-gem"
+DEFAULT_NAME = "gmlfm-gem-history"
 DEFAULT_OPTIONS = {"data": "movielens-100k", "task": "topn", "model": "gmlfm",
-                   "distance": "dnn", "layers": 1, "embedding": "gcn", "lr": 0.003, "seed": 0}
+                   "distance": "dnn", "layers": 1, "embedding": "gcn", "lr": 0.003,
+                   "history": 10, "history_weight": "mean", "seed": 0}
 RETRAIN_ENV = "GMLREC_RETRAIN"  # "1": fit and export afresh even when a bundle exists
 CONFIG_ENV = "GMLREC_TRAIN_CONFIG"  # a TOML file of fit options to use instead of the default
 
