@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from service import errors, logs, metrics
 from service.access import KeyRing, publish, undeclared
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="gmlrec", version="1", description=DESCRIPTION, lifespan=lifespan,
                   default_response_class=errors.SafeJSONResponse,
+                  generate_unique_id_function=operation_id,
                   redirect_slashes=False)  # /recommend/ is no way to say POST /recommend
     app.state.keys = keys = KeyRing.of(settings)  # read once; KeysError names what is wrong
     publish(app, keys)
@@ -82,6 +84,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext)  # added last: outermost, so it times and logs all
     return app
+
+
+def operation_id(route: APIRoute) -> str:
+    """`<tag>-<name>` (scoring-score, users-put_profile, ...), as FastAPI's full-stack
+    template names operations, so clients generated from /openapi.json read well."""
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
 
 
 app = create_app()

@@ -26,7 +26,11 @@ Id = Annotated[str, Field(min_length=1, max_length=MAX_ID, pattern=PRINTABLE)]
 Value = Annotated[Id | StrictInt, Field(description="a categorical value; numbers are read "
                                                     "as their decimal text")]
 FeatureValue = Value | Annotated[list[Value], Field(min_length=1, max_length=MAX_VALUES)]
-RequestFeatures = Annotated[dict[Id, FeatureValue], Field(max_length=MAX_FIELDS)]
+# pydantic publishes the key rule as patternProperties, which admits keys that do not match;
+# propertyNames states the whole rule every key is held to
+RequestFeatures = Annotated[dict[Id, FeatureValue], Field(
+    max_length=MAX_FIELDS, json_schema_extra={
+        "propertyNames": {"minLength": 1, "maxLength": MAX_ID, "pattern": PRINTABLE}})]
 Ignored = Annotated[dict[str, list[str]], Field(
     description="values of the request's features the model has never seen (an FM ignores "
                 "them), by field")]
@@ -41,7 +45,9 @@ def as_text(features: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a value is the type the schema says or a 422, never silently converted
+    # (`"details": 0` is not false, `"n": "5"` not 5), so the published schema is the contract
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 # what the validator below enforces, in the schema too (pydantic cannot derive it)

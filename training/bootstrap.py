@@ -14,6 +14,7 @@ options of that TOML file instead, on the user's own data; the bundle is named a
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -54,9 +55,37 @@ def bootstrap(models_dir: Path, runs_dir: Path, force: bool = False,
     if found is not None and not force:
         print(f"bootstrap: {found.parent} exists; serving it (--force retrains)",
               file=sys.stderr)
+        summarise(found.parent)
         return found.parent
     what = f"{config}'s model" if config else \
-        "the default model (GML-FM-dnn + GEM on MovieLens-100k; up to ten minutes on two cores)"
+        "the default model (GML-FM-dnn + GEM with a history field on MovieLens-100k; up to " \
+        "ten minutes on two cores)"
     print(f"bootstrap: fitting {what} into {fit.run.out}", file=sys.stderr)
     fit_and_save(fit, progress, overwrite=True)
-    return export_run(Path(fit.run.out), models_dir, name)
+    bundle = export_run(Path(fit.run.out), models_dir, name)
+    summarise(bundle)
+    return bundle
+
+
+def summarise(bundle: Path) -> None:
+    """What will be served, on stderr: the model, its test metrics and the bundle's path, so
+    a newcomer knows what answers before the first request."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    model = manifest.get("model", {})
+    options, history = model.get("options", {}), manifest.get("history")
+    parts = [model.get("kind", "unknown kind")]
+    if options.get("distance") and model.get("kind") == "gmlfm":
+        parts.append(options["distance"])
+    if options.get("embedding") == "gcn":
+        parts.append("GEM")
+    if history:
+        parts.append(f"history of the last {history['size']} ({history['weight']})")
+    test = manifest.get("metrics", {}).get("test", {})
+    scores = ", ".join(f"{k.upper()} {v:.4f}" for k, v in test.items()
+                       if k in ("hr@10", "ndcg@10"))
+    print(f"bootstrap: model {manifest.get('name', bundle.parent.name)} ({', '.join(parts)}), "
+          f"version {manifest.get('version', bundle.name)}", file=sys.stderr)
+    if scores:
+        print(f"bootstrap: test {scores} on {manifest.get('data', {}).get('spec', 'its data')}",
+              file=sys.stderr)
+    print(f"bootstrap: bundle {bundle}", file=sys.stderr)

@@ -17,7 +17,7 @@ MAX_VALUES_LISTED = 1000  # per field in GET /model: an id field can have millio
 
 
 @router.get("/items/{item_id}", response_model=ItemAnswer, responses=LOOKUP_ERRORS)
-async def item(item_id: PathId, model: Model) -> ItemAnswer:
+async def get_item(item_id: PathId, model: Model) -> ItemAnswer:
     """An item's features and display attributes (title, ...)."""
     positions, unknown = model.item_positions([item_id])
     if unknown:
@@ -26,7 +26,7 @@ async def item(item_id: PathId, model: Model) -> ItemAnswer:
 
 
 @router.get("/model", response_model=ModelAnswer)
-async def served_model(model: Model,
+async def get_model(model: Model,
                        values: Annotated[int, Query(ge=0, le=MAX_VALUES_LISTED)] = 50
                        ) -> ModelAnswer:
     """What is being served: name, version, kind, catalog size, the user fields a profile

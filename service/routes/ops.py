@@ -47,7 +47,7 @@ async def ready(host: Host, store: Store, settings: SettingsDep) -> Response:
 
 @router.get("/metrics", response_class=Response, dependencies=[needs(Scope.ADMIN)],
             responses=AUTH_ERRORS)
-async def prometheus() -> Response:
+async def metrics_text() -> Response:
     """Prometheus text format, summed over workers."""
     data, content_type = metrics.exposition()
     return Response(data, media_type=content_type)

@@ -41,7 +41,7 @@ def router(settings: Settings) -> APIRouter:
 
     @routes.get("/recommend/{user_id}", response_model=RecommendAnswer,
                 responses=LOOKUP_ERRORS)
-    async def recommend_known(user_id: PathId, model: Model, users: UsersDep,
+    async def recommend_for_user(user_id: PathId, model: Model, users: UsersDep,
                               ranker: RankerDep,
                               n: Annotated[int, Query(ge=1, le=settings.max_n)] = 10,
                               exclude_seen: bool = True, details: bool = False) -> Response:

@@ -4,6 +4,7 @@ returns it at once and trains nothing (the compose file's train job relies on th
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from training.bootstrap import bootstrap, existing_bundle
@@ -13,7 +14,11 @@ from training.cli import main
 def fake_bundle(models_dir: Path) -> Path:
     version = models_dir / "gmlfm-gem" / "20260101T000000Z-abcdef12"
     version.mkdir(parents=True)
-    (version / "manifest.json").write_text("{}")
+    (version / "manifest.json").write_text(json.dumps({
+        "name": "gmlfm-gem", "version": version.name,
+        "model": {"kind": "gmlfm", "options": {"distance": "dnn", "embedding": "gcn"}},
+        "history": {"size": 10, "weight": "mean"}, "data": {"spec": "movielens-100k"},
+        "metrics": {"test": {"hr@10": 0.66281, "ndcg@10": 0.38531, "full_hr@10": 0.1}}}))
     return version
 
 
@@ -26,6 +31,10 @@ def test_an_existing_bundle_is_served_without_training(tmp_path, capsys):
                  "--runs-dir", str(runs)]) == 0
     out, err = capsys.readouterr()
     assert out.strip() == str(version) and "exists; serving it" in err
+    assert "bootstrap: model gmlfm-gem (gmlfm, dnn, GEM, history of the last 10 (mean)), " \
+           f"version {version.name}" in err  # what will be served, before the first curl
+    assert "bootstrap: test HR@10 0.6628, NDCG@10 0.3853 on movielens-100k" in err
+    assert f"bootstrap: bundle {version}" in err
 
 
 def test_only_a_finished_bundle_counts(tmp_path):
