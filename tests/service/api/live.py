@@ -8,6 +8,7 @@ import time
 from contextlib import contextmanager
 
 import uvicorn
+from fastapi import FastAPI
 
 from service.app import create_app
 from service.settings import Settings
@@ -15,10 +16,11 @@ from tests.support.servers import free_port
 
 
 @contextmanager
-def live_server(settings: Settings):
-    """Yield the base URL of a server running create_app(settings); stop it after."""
+def live_server(settings: Settings, app: FastAPI | None = None):
+    """Yield the base URL of a server running `app` (by default create_app(settings)); stop
+    it after."""
     port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+    config = uvicorn.Config(app or create_app(settings), host="127.0.0.1", port=port,
                             log_config=None, access_log=False, lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
