@@ -108,9 +108,11 @@ def test_an_open_plan_reports_pending_and_the_best_so_far():
 
 
 def test_the_freshness_lines_say_whether_every_write_showed():
-    every = Freshness([1.0, 2.0, 3.0], [0.5, 0.5, 0.5], 3, 3, 3)
+    posts = [4.0, 5.0, 6.0]
+    every = Freshness(posts, [1.0, 2.0, 3.0], [0.5, 0.5, 0.5], 3, 3, 3)
     assert "Reflected the write: every round." in "\n".join(http_lines(every))
-    missed = Freshness([1.0, 2.0, 3.0], [0.5, 0.5, 0.5], 3, 2, 3)
+    missed = Freshness(posts, [1.0, 2.0, 3.0], [0.5, 0.5, 0.5], 3, 2, 3)
     lines = http_lines(missed)
     assert "NOT every round (1 missed)" in "\n".join(lines)
-    assert lines[2].startswith("| right after the POST's answer") and lines[2].endswith("| 3 |")
+    assert lines[2].startswith("| POST /users/{id}/interactions") and lines[2].endswith("| 3 |")
+    assert lines[3].startswith("| GET /recommend right after the POST's answer")
