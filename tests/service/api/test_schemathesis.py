@@ -10,8 +10,10 @@ One check is left out: "schema-valid data is accepted". The schema cannot know w
 feature fields and values the loaded model has, so a well-formed profile naming a field
 the model lacks is rightly a 422.
 
-Bounded and deterministic: a fixed number of examples per operation and a fixed seed, one
-worker. Runs against a real server (uvicorn in a thread) with either store, open (no keys:
+Every phase runs, stateful included (sequences of calls over the links schemathesis infers
+between operations, e.g. a user id from GET /users into GET /users/{user_id}). Bounded and
+deterministic: a fixed number of examples per operation and a fixed seed, one worker.
+Runs against a real server (uvicorn in a thread) with either store, open (no keys:
 the schema then declares no security) and with API keys, the run sending an admin key (the
 schema declares the bearer scheme, and the `ignored_auth` check, among all, finds every
 route that needs a key refusing a request without one or with a wrong one).
@@ -32,7 +34,7 @@ from tests.service.api.conftest import REDIS_URL, redis_is_up, settings_for
 from tests.service.api.live import live_server
 
 EXAMPLES = 30  # per operation
-PHASES = "examples,coverage,fuzzing"
+PHASES = "examples,coverage,fuzzing,stateful"
 SEED = 20261203
 
 
@@ -72,3 +74,5 @@ def test_generated_requests_get_documented_answers_and_no_5xx(store, keys, gmlfm
     assert run.returncode == 0, summary  # st exits 1 on any failed check
     cases = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
     assert cases and int(cases[1]) == int(cases[2]) > 0, summary
+    scenarios = re.search(r"Scenarios:\s+(\d+)", run.stdout)  # the stateful phase ran, over
+    assert scenarios and int(scenarios[1]) > 0, summary      # links it inferred
