@@ -153,6 +153,21 @@ class Bundle:
         return {name: str(self.array(fmt.ITEM_ATTRIBUTE.format(name))[position])
                 for name in names}
 
+    def items_with(self, name: str, values: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+        """(N,) bool: the catalog items holding any of `values` in item field `name`; and
+        the values its vocabulary lacks. Raises BundleInputError for a field that is not an
+        item field."""
+        field = next((f for f in self.fields if f.name == name), None)
+        if field is None or field.side != fmt.ITEM_SIDE:
+            known = ", ".join(f.name for f in self.fields if f.side == fmt.ITEM_SIDE)
+            raise BundleInputError(name, f"not an item field (item fields: {known})")
+        codes = {str(v): field.offset + k for k, v in enumerate(field.vocab)}
+        features = [codes[v] for v in values if v in codes]
+        columns = [c for c, col in enumerate(self.item_columns) if col == name]
+        idx = self.array(fmt.ITEM_IDX)[:, columns]
+        held = np.isin(idx, features) & (self.array(fmt.ITEM_VAL)[:, columns] != 0)
+        return held.any(axis=1), [v for v in values if v not in codes]
+
     def item_details(self, position: int) -> dict[str, Any]:
         """An item's id, raw feature values and display attributes."""
         idx, val = self.array(fmt.ITEM_IDX)[position], self.array(fmt.ITEM_VAL)[position]

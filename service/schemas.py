@@ -76,6 +76,29 @@ class ProfileRequest(Body):
         {"features": {"gender": "F", "age": "25", "occupation": "artist"}}]})
 
 
+MAX_FILTER_IDS = 10_000  # ids in a filter's item_ids or exclude_item_ids
+FieldValues = Annotated[dict[Id, Annotated[list[Value], Field(min_length=1,
+                                                              max_length=MAX_FILTER_IDS)]],
+                        Field(max_length=MAX_FIELDS, json_schema_extra={
+                            "propertyNames": {"minLength": 1, "maxLength": MAX_ID,
+                                              "pattern": PRINTABLE}})]
+FilterIds = Annotated[list[Id], Field(min_length=1, max_length=MAX_FILTER_IDS)]
+
+
+class ItemFilter(Body):
+    """Which items an answer may hold (all given parts apply): the exact top n of those."""
+
+    include: FieldValues | None = Field(None, description="item field -> values: keep the "
+                                                          "items holding one of them, in "
+                                                          "every field named")
+    exclude: FieldValues | None = Field(None, description="item field -> values: drop the "
+                                                          "items holding any of them")
+    item_ids: FilterIds | None = Field(None, description="keep only these items")
+    exclude_item_ids: FilterIds | None = Field(None, description="drop these items")
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"include": {"genre": ["Comedy"]}, "exclude_item_ids": ["50"]}]})
+
+
 class LimitedBodies(NamedTuple):
     """The request bodies whose limits are settings."""
 
@@ -103,8 +126,10 @@ def limited_bodies(max_n: int, max_items: int) -> LimitedBodies:
         n: int = Field(10, ge=1, le=max_n)
         exclude_seen: bool = Field(True, description="leave out the known user's interactions")
         details: bool = False
+        filter: ItemFilter | None = Field(None, description="answer only items that pass")
         model_config = ConfigDict(json_schema_extra={**USER_ID_OR_USER, "examples": [
-            {"user": {"gender": "M", "age": "35", "occupation": "engineer"}, "n": 5}]})
+            {"user": {"gender": "M", "age": "35", "occupation": "engineer"}, "n": 5},
+            {"user_id": "196", "n": 5, "filter": {"include": {"genre": ["Comedy"]}}}]})
 
     class InteractionsRequest(Body):
         item_ids: item_ids

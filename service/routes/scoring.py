@@ -8,9 +8,11 @@ defined inside the factory from their evaluated annotations.)
 
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
 
+from service import filters
 from service.access import Scope, needs
 from service.deps import Model, RankerDep, UsersDep, admitted
 from service.errors import UnknownItems
@@ -55,7 +57,13 @@ def router(settings: Settings) -> APIRouter:
         """The same for a user given by features (a user the service has never seen), or for
         a known user with this request's context or overrides."""
         who = await _who(users, model, body, seen=body.exclude_seen)
-        return await _recommend(model, ranker, body.user_id, who, body.n, body.details)
+        allowed = None
+        if body.filter is not None:
+            spec = body.filter
+            allowed = filters.passing(model, as_text(spec.include), as_text(spec.exclude),
+                                      spec.item_ids, spec.exclude_item_ids)
+        return await _recommend(model, ranker, body.user_id, who, body.n, body.details,
+                                allowed)
 
     return routes
 
@@ -68,8 +76,19 @@ async def _who(users: Users, model: Model, body: UserFeatures, seen: bool) -> Re
 
 
 async def _recommend(model: Model, ranker: RankerDep, user_id: str | None, who: ResolvedUser,
-                     n: int, details: bool) -> Response:
-    positions, scores = await ranker.top(model, who.state, n, who.seen)
+                     n: int, details: bool, allowed: filters.Passing | None = None
+                     ) -> Response:
+    ignored = who.ignored
+    if allowed is None:
+        positions, scores = await ranker.top(model, who.state, n, who.seen)
+    else:
+        mask = allowed.mask.copy()
+        mask[who.seen] = False
+        ignored = {**ignored, **allowed.ignored}
+        if mask.sum() <= filters.DIRECT_SHARE * model.n_items:  # score just those
+            positions, scores = filters.best_of(model, who.state, np.flatnonzero(mask), n)
+        else:
+            positions, scores = await ranker.top(model, who.state, n, np.flatnonzero(~mask))
     return answer(RecommendAnswer(model_version=model.version, user_id=user_id,
                                   items=scored_items(model, positions, scores, details),
-                                  ignored=who.ignored), who.degraded)
+                                  ignored=ignored), who.degraded)
