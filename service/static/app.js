@@ -9,6 +9,7 @@ const state = {
   model: null,  // GET /model's answer
   user: null,  // the chosen user's id; null while recommending for a described new user
   shown: [],  // item ids on screen, best first: what the next list is compared with
+  filterField: null,  // the item field the "Only" choice filters by, if the catalog has one
 };
 
 const CHANGES = "Badges mark what changed: new in the list, ▲ up, ▼ down.";
@@ -311,15 +312,34 @@ async function saveProfile(event) {
 
 // ---- the recommendations ------------------------------------------------------------------
 
+// The catalog's first multi-valued item field whose values GET /model lists whole (MovieLens'
+// genre): the "Only" choice filters the list by it (POST /recommend's filter).
+function filterField(model) {
+  return model.fields.find((f) => f.side === "item" && f.kind === "multihot" && f.size > 0 &&
+    f.values.length === f.size);
+}
+
+function buildFilter(model) {
+  const field = filterField(model);
+  state.filterField = field ? field.name : null;
+  $("only-label").hidden = !field;
+  if (!field) return;
+  $("only").replaceChildren(new Option("any", ""), ...field.values.map((v) => new Option(v, v)));
+}
+
 async function refresh() {
   const n = Number($("n").value);
-  const answer = state.user === null
-    ? await api("POST", "/recommend", { user: profileFeatures(), n, details: true })
+  const only = state.filterField ? $("only").value : "";
+  const filter = only ? { include: { [state.filterField]: [only] } } : undefined;
+  const who = state.user === null ? { user: profileFeatures() } : { user_id: state.user };
+  const answer = state.user === null || filter
+    ? await api("POST", "/recommend", { ...who, n, details: true, filter })
     : await api("GET", `/recommend/${enc(state.user)}?n=${n}&details=true`);
+  const among = only ? `${pretty(state.filterField)} ${only}` : "the whole catalog";
   $("results-note").textContent = (state.user === null
-    ? `Top ${n} for a new user with these features.`
-    : `Top ${n} for user ${state.user}, over the whole catalog; items they have seen are ` +
-      "left out.") + ignoredText(answer.ignored);
+    ? `Top ${n} of ${among} for a new user with these features.`
+    : `Top ${n} of ${among} for user ${state.user}; items they have seen are left out.`) +
+    ignoredText(answer.ignored);
   renderItems(answer.items);
 }
 
@@ -392,6 +412,7 @@ async function loadModel() {
   $("model-size").textContent = `${model.items.toLocaleString("en")} items · ` +
     `${model.users.toLocaleString("en")} users`;
   buildProfileForm(model);
+  buildFilter(model);
   try {
     const users = await api("GET", "/users?limit=12", undefined, { quiet: true });
     showSuggestions(users.user_ids);
@@ -416,11 +437,13 @@ async function start() {
   $("user-id").addEventListener("input", searchUsers);
   $("profile-form").addEventListener("submit", saveProfile);
   $("try-profile").addEventListener("click", recommendForFeatures);
-  $("n").addEventListener("change", () => {
-    if (!state.shown.length) return;
-    state.shown = [];
-    guarded(refresh);
-  });
+  for (const id of ["n", "only"]) {
+    $(id).addEventListener("change", () => {
+      if (!state.shown.length) return;
+      state.shown = [];
+      guarded(refresh);
+    });
+  }
   await guarded(loadModel);
   document.body.dataset.ready = "true";
 }

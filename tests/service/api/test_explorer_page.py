@@ -171,6 +171,17 @@ def test_the_explorer_flow(server, browser, movies, tmp_path):
     page.shows(after_seen, "after recording an interaction")
     assert first_title in page.text("last-action")
 
+    # only one genre: the list is the exact top of that genre (POST /recommend's filter)
+    genre = taste(profile["gender"], profile["age"])[1]
+    page.select(page.driver.find_element(page.by.ID, "only")).select_by_value(genre)
+    only = listed(api.post("/recommend", json={"user_id": "3", "n": 10, "details": True,
+                                               "filter": {"include": {"genre": [genre]}}}))
+    page.shows(only, f"only {genre}")
+    assert all(genre in api.get(f"/items/{i}").json()["features"]["genre"] for i, _ in only)
+    assert only != after_seen and f"Genre {genre}" in page.text("results-note")
+    page.select(page.driver.find_element(page.by.ID, "only")).select_by_value("")
+    page.shows(after_seen, "the whole catalog again")
+
     # edit the profile into a group with other tastes: the list follows
     gender = "M" if profile["gender"] == "F" else "F"
     age = "18" if int(profile["age"]) >= 35 else "50"
