@@ -38,7 +38,7 @@ def passing(model: ServedModel, include: dict[str, list[str]] | None,
     for where, fields, keep in (("include", include, True), ("exclude", exclude, False)):
         for field, values in (fields or {}).items():
             try:
-                held, unknown = model.bundle.items_with(field, values)
+                held, unknown = model.items_with(field, tuple(values))
             except BundleInputError as err:
                 raise InvalidInput(("body", "filter", where, field), str(err),
                                    "invalid_field") from None

@@ -28,6 +28,7 @@ from service.profiles import ProfileEncoder
 
 CHECK_USERS, CHECK_ITEMS = 4, 16  # rows of the self-check run on every bundle before serving
 CHECK_TOLERANCE = 1e-3  # onnxruntime against the numpy reference, relative to the score scale
+FILTER_MASKS = 32  # item-field filter masks kept per version (N bytes each)
 
 
 class ServedModel:
@@ -52,6 +53,9 @@ class ServedModel:
         self.item_ids: np.ndarray = self.bundle.item_ids
         self.display_names = self.bundle.display_names
         self._title = ("title",) if "title" in self.display_names else ()
+        # per instance, so a version's masks go with it (a cache on the class would keep every
+        # version it ever saw alive)
+        self._items_with = functools.lru_cache(maxsize=FILTER_MASKS)(self._mask_of)
 
     # ---- users of the training data --------------------------------------------------------
     def known_user(self, user_id: str) -> int | None:
@@ -153,6 +157,18 @@ class ServedModel:
         titles (a list of bare ids tells a person nothing); with `every`, each display
         attribute (details=true)."""
         return self.bundle.display(position, None if every else self._title)
+
+    def items_with(self, field: str, values: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:
+        """(N,) bool of the items holding one of `values` in item field `field`, and the
+        values it does not know (service/filters.py). The last FILTER_MASKS asked are kept:
+        a filter is usually asked again and again, and its mask is a pass over the catalog's
+        rows; the caller must not write into the mask."""
+        return self._items_with(field, tuple(sorted(set(values))))
+
+    def _mask_of(self, field: str, values: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:
+        mask, unknown = self.bundle.items_with(field, values)
+        mask.setflags(write=False)
+        return mask, unknown
 
     def item_details(self, position: int) -> dict[str, Any]:
         """An item's id, feature values and display attributes (GET /items/{id})."""
