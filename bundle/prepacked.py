@@ -50,6 +50,15 @@ log = logging.getLogger("bundle")
 # files (a 100,000-item k = 64 bundle holds 55 MB)
 SHARE_FROM_BYTES = 32 << 20
 MODEL, WEIGHTS, RECORD = "model.onnx", "weights.bin", "record.json"
+# onnxruntime 1.22 to 1.31 build the prepacked graph but crash (SIGSEGV) running it on this
+# project's exported graphs (found by CI's floors pass, 2026-12-03: 1.22.0/1.22.1/1.23.2/
+# 1.24.4/1.27.0/1.30.0/1.31.1 crash, 1.32.0 answers); below this, every worker packs its own
+PREPACKED_FROM = (1, 32)
+
+
+def prepacking_works() -> bool:
+    """Whether this onnxruntime runs a prepacked graph (PREPACKED_FROM)."""
+    return tuple(int(p) for p in ort.__version__.split(".")[:2]) >= PREPACKED_FROM
 
 
 class UntrustedCache(OSError):
@@ -63,6 +72,11 @@ def item_table_bytes(bundle: Bundle) -> int:
 def cached_model(bundle: Bundle, cache_dir: Path) -> Path:
     """The path of the bundle's prepacked model under cache_dir, built now if missing;
     model.onnx itself where the cache cannot be built."""
+    if not prepacking_works():
+        log.warning("prepacked cache off: onnxruntime %s crashes running a prepacked graph "
+                    "(1.32 or later shares it); each worker packs its own copy",
+                    ort.__version__, extra={"bundle": str(bundle.path)})
+        return bundle.onnx_path
     home = Path(cache_dir) / bundle.name
     entry = home / f"{bundle.version}-ort{ort.__version__}-{platform.machine()}"
     try:

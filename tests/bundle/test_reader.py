@@ -178,6 +178,21 @@ def _top_and_scores(scorer, bundle):
     return scorer.top_n(state, 5, [bundle.seen_items(0)]), scorer.score(state, np.arange(8)[None])
 
 
+needs_prepacking = pytest.mark.skipif(
+    not prepacked.prepacking_works(),
+    reason="onnxruntime below 1.32 crashes on prepacked graphs; the cache is off there "
+           "(test_prepacking_is_off_where_onnxruntime_would_crash)")
+
+
+def test_prepacking_is_off_where_onnxruntime_would_crash(exported, tmp_path):
+    bundle = load_bundle(exported[1])
+    scorer = OnnxScorer(bundle, threads=1, cache_dir=tmp_path / "cache", share_from=0)
+    expected = prepacked.prepacking_works()
+    assert (scorer.model_path != bundle.onnx_path) == expected
+    assert _top_and_scores(scorer, bundle)[0][0].shape == (1, 5)
+
+
+@needs_prepacking
 def test_a_large_bundle_is_served_from_its_prepacked_copy_with_the_same_answers(exported,
                                                                                 tmp_path):
     bundle = load_bundle(exported[1])
@@ -212,6 +227,7 @@ def test_a_small_bundle_or_an_unusable_cache_falls_back_to_model_onnx(exported, 
         == bundle.onnx_path
 
 
+@needs_prepacking
 @pytest.mark.parametrize("plant", ["model", "weights", "extra file", "record"])
 def test_a_planted_or_stale_cache_entry_is_refused_and_built_again(exported, tmp_path, plant):
     bundle = load_bundle(exported[1])
