@@ -55,7 +55,10 @@ if tonumber(ARGV[2]) > 0 then
 end
 return 1
 """
-FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+# AttributeError too: redis-py's cluster pipeline can meet a connection that a failover tore
+# down under it (`'NoneType' object has no attribute 'writelines'`, seen in CI on 2026-12-03
+# with a master killed under load); that is the store failing, not a bug of the request's
+FAILURES = (RedisError, OSError, asyncio.TimeoutError, AttributeError)
 
 
 def connect(url: str, timeout_s: float, pool_timeout_s: float, max_connections: int,
