@@ -98,9 +98,20 @@ def feature_pair_items(b: GraphBuilder, scoring: dict[str, Any], layout: StateLa
                       b.reshape(b.slice(products, 0, 1, 1), 0, -1))
         spread = b.op("Add", spread, b.reshape(b.slice(products, 1, 2, 1), 0, -1))
         gains = b.op("Sub", spread, b.op("Mul", gains, b.const(2.0)))
-    per_item = b.op("Gather", gains, b.table(fmt.ITEM_IDX), axis=1)  # (B, N, W_i)
-    return b.op("Add", b.sum(b.op("Mul", per_item, b.table(fmt.ITEM_VAL)), 2),
+    return b.op("Add", b.sum(b.op("Mul", per_item_gains(b, gains), b.table(fmt.ITEM_VAL)), 2),
                 b.table(fmt.ITEM_CONST))
+
+
+def per_item_gains(b: GraphBuilder, gains: str) -> str:
+    """(B, M) feature gains -> (B, N, W_i) each item's, by GatherElements over the flat
+    (N·W_i) item rows: onnxruntime's Gather copies element by element (21 ms for a million
+    two-feature items), its GatherElements about ten times faster."""
+    idx = b.table(fmt.ITEM_IDX)
+    flat = b.reshape(idx, 1, -1)  # (1, N·W_i)
+    users = b.slice(b.op("Shape", gains), 0, 1, 0)
+    wide = b.op("Expand", flat, b.op("Concat", users, b.ints(1), axis=0))  # (B, N·W_i)
+    picked = b.op("GatherElements", gains, wide, axis=1)  # (B, N·W_i)
+    return b.op("Reshape", picked, b.op("Concat", users, b.op("Shape", idx), axis=0))
 
 
 def nfm_items(b: GraphBuilder, scoring: dict[str, Any], layout: StateLayout) -> str:
