@@ -7,6 +7,10 @@
     items, scores = scorer.top_n(state, 10, [bundle.seen_items(position)])
     scores = scorer.score(state, candidates)               # (1, C) for catalog positions
 
+A one-user top n over a large catalog goes through two_phase.onnx where the bundle has it:
+int8 codes with a proved bound, then float32 on a shortlist, the same answer to the bit
+(two_phase.py, quantise.py).
+
 A package of its own, beside `training` and `service`, because both sides use it: training's
 export writes bundles with `bundle.format`'s names and reads them back to check them, the
 service serves them. Neither side then carries the other (the training image has no API code,

@@ -41,6 +41,15 @@ SCORES = "scores"  # (B, C) float32
 TOP_ITEMS = "top_items"  # (B, n) int64, -1 where fewer than n items remain
 TOP_SCORES = "top_scores"  # (B, n) float32, -inf where fewer than n items remain
 
+# two_phase.onnx (bundle/two_phase.py): one user a call; its inputs beside state, exclude, n
+TWO_PHASE_MODEL = "two_phase.onnx"
+USER_V = "user_codes_v"  # (r, k) uint8: the user's rows against the v (or matrix) codes
+USER_T = "user_codes_t"  # (R, k) uint8: the user's t rows (feature pairs)
+MIX = "mix"  # (1, c) float32: the factors that turn code products into scores
+BOUND = "bound"  # (1, P) float32: λ, the bound's coefficients
+SHORTLIST = "shortlist"  # (1,) int64: K, the items rescored in float32
+CERTIFIED = "certified"  # (1,) bool: the answer is provably the float32 path's
+
 # files of the catalog and the known users
 ITEM_IDS = "items/ids.npy"  # (N,) str
 ITEM_IDX = "items/idx.npy"  # (N, W_i) int32 item-side feature indices

@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from bundle import format as fmt
+from bundle import two_phase
 from bundle.prepacked import SHARE_FROM_BYTES, cached_model, item_table_bytes, log
 from bundle.reader import Bundle
 from bundle.reference import (
@@ -26,6 +27,10 @@ from bundle.reference import (
 )
 
 WHOLE_CHUNK_ROWS = 4096  # (user, item) rows per call of a whole-model graph
+# two_phase.onnx serves one-user calls from this many items (bench/two_phase.py: below it
+# the float32 tables are small enough that the first pass saves less than it costs)
+TWO_PHASE_FROM_ITEMS = 20_000
+SHORTLIST_MARGIN = 64  # the two-phase graph rescores K = 2 n + this many items
 
 
 class OnnxScorer:
@@ -41,7 +46,8 @@ class OnnxScorer:
     """
 
     def __init__(self, bundle: Bundle, threads: int = 1, spinning: bool = True,
-                 cache_dir: Path | None = None, share_from: int = SHARE_FROM_BYTES):
+                 cache_dir: Path | None = None, share_from: int = SHARE_FROM_BYTES,
+                 two_phase_from: int | None = TWO_PHASE_FROM_ITEMS):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         if not spinning:
@@ -64,6 +70,13 @@ class OnnxScorer:
         self.reference: ReferenceScorer = reference_scorer(bundle)
         self.whole = bundle.scoring["path"] == fmt.WHOLE
         self.n_items = bundle.n_items
+        self.scoring = bundle.scoring
+        # with two_phase_from=None (or a bundle without the graph) the float32 path alone
+        self.two_phase = _session(bundle.path / fmt.TWO_PHASE_MODEL, options) \
+            if two_phase_from is not None and bundle.n_items >= two_phase_from \
+            and fmt.TWO_PHASE_MODEL in bundle.manifest["files"] else None
+        self.outcomes = {"certified": 0, "float32": 0}  # one-user calls by the path that answered
+        self.shortlist_margin = SHORTLIST_MARGIN
 
     @property
     def state_size(self) -> int:
@@ -89,16 +102,50 @@ class OnnxScorer:
         if self.whole:
             scores = chunked_catalog_scores(self.score, state, self.n_items, WHOLE_CHUNK_ROWS)
             return top_n_of(scores, n, exclude)
+        if self.two_phase is not None and len(state) == 1 and n > 0:
+            # one user: the int8 first pass (a stacked call shares its float32 reads already)
+            answer = self.two_phase_top_n(state, n, exclude)
+            self.outcomes["float32" if answer is None else "certified"] += 1
+            if answer is not None:
+                return answer
+        return self.float32_top_n(state, n, exclude)
+
+    def two_phase_top_n(self, state: np.ndarray, n: int,
+                        exclude: Sequence[np.ndarray] | None) -> tuple[np.ndarray,
+                                                                       np.ndarray] | None:
+        """One user's top n through two_phase.onnx (bundle/two_phase.py), or None where its
+        certificate does not hold (the caller then runs the float32 graph)."""
+        take = min(n, self.n_items)
+        feed = two_phase.user_feed(self.scoring, state[0]) | {
+            fmt.STATE: np.ascontiguousarray(state, np.float32),
+            fmt.EXCLUDE: pad_rows(exclude, 1), fmt.TOP_N: np.array([take], np.int64),
+            fmt.SHORTLIST: np.array([min(self.n_items, 2 * take + self.shortlist_margin)],
+                                    np.int64)}
+        items, scores, certified = self.two_phase.run(
+            [fmt.TOP_ITEMS, fmt.TOP_SCORES, fmt.CERTIFIED], feed)
+        if not certified[0]:
+            return None
+        return _padded(items, scores, n)
+
+    def float32_top_n(self, state: np.ndarray, n: int, exclude: Sequence[np.ndarray] | None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """The top n through model.onnx: every item scored in float32."""
         take = min(n, self.n_items)
         feed = {fmt.STATE: np.ascontiguousarray(state, np.float32),
                 fmt.CANDIDATES: np.zeros((len(state), 1), np.int64),
                 fmt.EXCLUDE: pad_rows(exclude, len(state)),
                 fmt.TOP_N: np.array([take], np.int64)}
         items, scores = self.session.run([fmt.TOP_ITEMS, fmt.TOP_SCORES], feed)
-        if take < n:
-            items = np.pad(items, ((0, 0), (0, n - take)), constant_values=-1)
-            scores = np.pad(scores, ((0, 0), (0, n - take)), constant_values=-np.inf)
-        return items, scores
+        return _padded(items, scores, n)
+
+
+def _padded(items: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-n outputs widened to n columns (-1 / -inf) where the catalog had fewer items."""
+    short = n - items.shape[1]
+    if short > 0:
+        items = np.pad(items, ((0, 0), (0, short)), constant_values=-1)
+        scores = np.pad(scores, ((0, 0), (0, short)), constant_values=-np.inf)
+    return items, scores
 
 
 def _session(model: Path, options: ort.SessionOptions) -> ort.InferenceSession:

@@ -4,6 +4,7 @@
     catalog.py       data + split -> users, items, training interactions, feature sides
     tables.py        model -> numpy tables and the scoring record of its family
     onnx_graphs.py   tables -> model.onnx (graph_builder.py: onnx.helper with external data)
+    two_phase_graph.py  int8 codes -> two_phase.onnx, the exact reduced-precision first pass
     writer.py        all of it -> models/<name>/<version>/ with its manifest
     replay.py        the run's top-n test protocol replayed through a bundle
 The bundle's format and reader live in the top-level `bundle` package, which this package

@@ -16,7 +16,8 @@ from onnx import TensorProto, helper, numpy_helper
 from bundle import format as fmt
 
 ONNX_TYPES = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.int64): TensorProto.INT64,
-              np.dtype(np.int32): TensorProto.INT32}
+              np.dtype(np.int32): TensorProto.INT32, np.dtype(np.int8): TensorProto.INT8,
+              np.dtype(np.uint8): TensorProto.UINT8}
 
 
 class GraphBuilder:

@@ -50,17 +50,22 @@ def build_graph(bundle_dir: Path, scoring: dict[str, Any]) -> onnx.ModelProto:
 
 
 def top_n(b: GraphBuilder, catalog: str, part: str) -> None:
-    """TopK over the catalog with `exclude` set to -inf. The scatter takes the minimum of the
-    old and the new value: a real position gets -inf, a -1 padding (sent to position 0) +inf,
-    which leaves the score as it was, even where position 0 is also excluded."""
-    padding = b.op("Less", fmt.EXCLUDE, b.const(0, dtype=np.int64))
-    positions = b.op("Max", fmt.EXCLUDE, b.const(0, dtype=np.int64))
-    bounds = b.op("Where", padding, b.const(np.inf), b.const(-np.inf))  # (B, E)
-    masked = b.op("ScatterElements", catalog, positions, bounds, axis=1, reduction="min")
-    values, items = b.op("TopK", masked, fmt.TOP_N, outputs=2, axis=1, largest=1, sorted=1)
+    """TopK over the catalog with `exclude` set to -inf."""
+    values, items = b.op("TopK", exclusion_mask(b, catalog), fmt.TOP_N, outputs=2, axis=1,
+                         largest=1, sorted=1)
     b.op("Add", values, part, name=fmt.TOP_SCORES)
     gone = b.op("Equal", values, b.const(-np.inf))
     b.op("Where", gone, b.const(-1, dtype=np.int64), items, name=fmt.TOP_ITEMS)
+
+
+def exclusion_mask(b: GraphBuilder, catalog: str) -> str:
+    """(B, N) with the positions of `exclude` set to -inf. The scatter takes the minimum of
+    the old and the new value: a real position gets -inf, a -1 padding (sent to position 0)
+    +inf, which leaves the score as it was, even where position 0 is also excluded."""
+    padding = b.op("Less", fmt.EXCLUDE, b.const(0, dtype=np.int64))
+    positions = b.op("Max", fmt.EXCLUDE, b.const(0, dtype=np.int64))
+    bounds = b.op("Where", padding, b.const(np.inf), b.const(-np.inf))  # (B, E)
+    return b.op("ScatterElements", catalog, positions, bounds, axis=1, reduction="min")
 
 
 def linear_items(b: GraphBuilder, scoring: dict[str, Any], layout: StateLayout) -> str:
@@ -72,34 +77,65 @@ def linear_items(b: GraphBuilder, scoring: dict[str, Any], layout: StateLayout) 
 
 def feature_pair_items(b: GraphBuilder, scoring: dict[str, Any], layout: StateLayout) -> str:
     """const_I + the gains g_l of the item's features, weighted by its row: (B, N)."""
+    tables = {name: b.table(fmt.item_table_file(name))
+              for name in ("feature_t", "feature_v", "feature_s") if name in item_tables(scoring)}
+    gains = feature_gains(b, scoring, layout, tables, scoring["item_features"])  # (B, M)
+    return b.op("Add", b.sum(b.op("Mul", per_item_gains(b, gains), b.table(fmt.ITEM_VAL)), 2),
+                b.table(fmt.ITEM_CONST))
+
+
+def item_tables(scoring: dict[str, Any]) -> tuple[str, ...]:
+    """The per-feature item tables a feature-pair graph reads."""
+    names = ["feature_t"]
+    if scoring["weighted"]:
+        names.append("feature_v")
+        if scoring["distance"] in SQUARED:
+            names.append("feature_s")
+    return tuple(names)
+
+
+def feature_gains(b: GraphBuilder, scoring: dict[str, Any], layout: StateLayout,
+                  tables: dict[str, str], features: int) -> str:
+    """The gain g_l of each row l of the item-feature tables given (the whole tables, or
+    rows gathered from them; features = -1 for one user's call over gathered rows): (B, M).
+    The two-phase graph rescores its shortlist with this same sequence of operators."""
     k, width, distance = scoring["dim"], scoring["user_width"], scoring["distance"]
-    features = scoring["item_features"]
+    users = -1 if features >= 0 else 1
     x = b.unsqueeze(b.slice(fmt.STATE, *layout.span("x"), 1), 2)  # (B, R, 1)
-    item_t = b.table(fmt.item_table_file("feature_t"))  # (M, k')
+    item_t = tables["feature_t"]  # (M, k')
     t = b.slice(fmt.STATE, *layout.span("t"), 1)
     if distance in PAIRWISE_ONLY:
         diff = b.op("Abs", b.op("Sub", b.reshape(t, 0, width, 1, k), item_t))  # (B, R, M, k')
         pair = (b.sum(diff, -1) if distance == "manhattan"
                 else b.op("ReduceMax", diff, b.ints(-1), keepdims=0))  # (B, R, M)
     else:
-        pair = b.reshape(b.op("Gemm", b.reshape(t, -1, k), item_t, transB=1),
-                         -1, width, features)
+        pair = b.reshape(rows_gemm(b, b.reshape(t, -1, k), item_t, width, features),
+                         users, width, features)
     if scoring["weighted"]:
         first = layout.span("a")[0] if layout.has("a") else layout.span("hv")[0]
         rows = (layout.span("hv")[1] - first) // k  # a, b and the R rows h ⊙ v_j
-        item_v = b.table(fmt.item_table_file("feature_v"))
-        products = b.op("Gemm", b.reshape(b.slice(fmt.STATE, first, layout.span("hv")[1], 1),
-                                          -1, k), item_v, transB=1)
-        products = b.reshape(products, -1, rows, features)  # (B, rows, M): v_l · each row
+        products = rows_gemm(b, b.reshape(b.slice(fmt.STATE, first, layout.span("hv")[1], 1),
+                                          -1, k), tables["feature_v"], rows, features)
+        products = b.reshape(products, users, rows, features)  # (B, rows, M): v_l · each row
         pair = b.op("Mul", pair, b.slice(products, rows - width, rows, 1))
     gains = b.sum(b.op("Mul", x, pair), 1)  # (B, M)
     if distance in SQUARED:  # s_l (a · v_l) + b · v_l − 2 Σ_j x_j (hv_j · v_l)(t_j · t_l)
-        spread = b.op("Mul", b.table(fmt.item_table_file("feature_s")),
-                      b.reshape(b.slice(products, 0, 1, 1), 0, -1))
+        spread = b.op("Mul", tables["feature_s"], b.reshape(b.slice(products, 0, 1, 1), 0, -1))
         spread = b.op("Add", spread, b.reshape(b.slice(products, 1, 2, 1), 0, -1))
         gains = b.op("Sub", spread, b.op("Mul", gains, b.const(2.0)))
-    return b.op("Add", b.sum(b.op("Mul", per_item_gains(b, gains), b.table(fmt.ITEM_VAL)), 2),
-                b.table(fmt.ITEM_CONST))
+    return gains
+
+
+def rows_gemm(b: GraphBuilder, rows: str, table: str, count: int, features: int,
+              *bias: str) -> str:
+    """rows (r, k) · table (M, k)ᵀ. Over gathered rows (features < 0: the two-phase
+    rescoring) a single row gets a zero row beside it: onnxruntime multiplies one row by a
+    table it did not pack with another kernel, whose float32 sums can differ from model.onnx's
+    in the last bit; two rows take the kernel model.onnx's packed tables take."""
+    if features >= 0 or count > 1:
+        return b.op("Gemm", rows, table, *bias, transB=1)
+    padded = b.op("Concat", rows, b.op("Mul", rows, b.const(0.0)), axis=0)
+    return b.slice(b.op("Gemm", padded, table, *bias, transB=1), 0, 1, 0)
 
 
 def per_item_gains(b: GraphBuilder, gains: str) -> str:

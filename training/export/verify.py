@@ -6,8 +6,10 @@ onnx_graphs.py); a slip in either would otherwise surface only as wrong recommen
 a seeded sample of known users × catalog items is scored three ways — the model's own forward,
 the bundle's numpy reference and onnxruntime over model.onnx — and both bundle paths must
 agree with torch within the parity tests' float32 tolerance (`tolerance`, shared with
-tests/export). A sample of 8 x 32 is cheap: 5–70 ms a small export, about 0.2 s for
-xDeepFM's CIN, against some 4 s for the CLI's export as a whole.
+tests/export). Where the bundle has two_phase.onnx, its top 10 for each sampled user must be
+model.onnx's to the last bit wherever it certifies one. A sample of 8 x 32 is cheap: 5–70 ms
+a small export, about 0.2 s for xDeepFM's CIN, against some 4 s for the CLI's export as a
+whole.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from training.errors import GmlrecError
 from training.export.catalog import ServingData
 
 SAMPLE_USERS, SAMPLE_ITEMS, SAMPLE_SEED = 8, 32, 0
+TOP = 10  # the two-phase graph's top n is held to model.onnx's for each sampled user
 RELATIVE = 1e-4  # float32 agreement, relative to each score or to the scale of the scores
 
 
@@ -69,13 +72,14 @@ def verify_bundle(path: Path, model: torch.nn.Module, serving: ServingData) -> N
                         np.concatenate([serving.user_columns, serving.item_columns]))
     try:
         bundle = load_bundle(path, verify=False)  # its hashes were taken from these files
-        onnx = OnnxScorer(bundle, threads=1)
+        onnx = OnnxScorer(bundle, threads=1, two_phase_from=0)
         rows = [bundle.user_row(int(u)) for u in users]  # positions follow serving's order
         state = onnx.user_state(np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows]))
         candidates = np.broadcast_to(items, (len(users), len(items)))
         problems = [_disagreement(label, scorer.score(state, candidates), want)
                     for label, scorer in (("onnxruntime", onnx),
                                           ("numpy reference", onnx.reference))]
+        problems.append(_two_phase_disagreement(onnx, state))
     except BundleError as err:
         raise BundleMismatch(f"the written bundle does not load: {err}; nothing published"
                              ) from None
@@ -97,3 +101,15 @@ def _disagreement(label: str, got: np.ndarray, want: np.ndarray) -> str | None:
     worst = float(np.nanmax(np.abs(got.astype(np.float64) - want), initial=0.0))
     finite = "" if np.isfinite(got).all() else ", non-finite scores"
     return f"{label} off by up to {worst:.3g}{finite}"
+
+
+def _two_phase_disagreement(onnx: OnnxScorer, state: np.ndarray) -> str | None:
+    """None unless two_phase.onnx certifies a top n that is not model.onnx's, to the bit."""
+    if onnx.two_phase is None:
+        return None
+    for row in state:
+        got, want = onnx.two_phase_top_n(row[None], TOP, None), onnx.float32_top_n(
+            row[None], TOP, None)
+        if got is not None and not all(np.array_equal(g, w) for g, w in zip(got, want)):
+            return "two_phase.onnx certified a top n that model.onnx does not give"
+    return None

@@ -24,6 +24,7 @@ import onnx
 import torch
 
 from bundle import format as fmt
+from bundle import two_phase
 from bundle.layout import MAX_EXACT_INDEX
 from bundle.reader import sha256_of
 from training.data.schema import FeatureSchema
@@ -31,6 +32,7 @@ from training.errors import ConfigError
 from training.export.catalog import ServingData, SideIndex
 from training.export.onnx_graphs import build_graph
 from training.export.tables import Extracted, extract
+from training.export.two_phase_graph import build_two_phase_graph
 from training.export.verify import verify_bundle
 
 
@@ -63,11 +65,14 @@ def write_bundle(model: torch.nn.Module, schema: FeatureSchema, slot_field: np.n
         for relative, array in arrays.items():
             (tmp / relative).parent.mkdir(parents=True, exist_ok=True)
             np.save(tmp / relative, array, allow_pickle=False)
-        graph = build_graph(tmp, extracted.scoring)
-        onnx.save(graph, tmp / fmt.ONNX_MODEL)
-        onnx.checker.check_model(str(tmp / fmt.ONNX_MODEL))
+        graphs = {fmt.ONNX_MODEL: build_graph}
+        if two_phase.eligible(extracted.scoring):
+            graphs[fmt.TWO_PHASE_MODEL] = build_two_phase_graph
+        for file, build in graphs.items():
+            onnx.save(build(tmp, extracted.scoring), tmp / file)
+            onnx.checker.check_model(str(tmp / file))
         files = {relative: _describe(tmp / relative, arrays.get(relative))
-                 for relative in [*arrays, fmt.ONNX_MODEL]}
+                 for relative in [*arrays, *graphs]}
         created = datetime.now(UTC)
         content = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
         version = f"{created:%Y%m%dT%H%M%SZ}-{content[:8]}"
@@ -111,6 +116,13 @@ def bundle_arrays(extracted: Extracted, serving: ServingData,
                for name, t in extracted.tables.items()}
     arrays |= {fmt.item_table_file(name): np.ascontiguousarray(t, np.float32)
                for name, t in extracted.item_tables.items()}
+    if two_phase.eligible(extracted.scoring):  # int8 codes and the bound's basis
+        served = {name: arrays[fmt.item_table_file(name)] for name in extracted.item_tables}
+        quantised = two_phase.item_arrays(extracted.scoring, served,
+                                          arrays[fmt.ITEM_IDX], arrays[fmt.ITEM_VAL],
+                                          arrays[fmt.ITEM_CONST])
+        arrays |= {fmt.item_table_file(name): np.ascontiguousarray(t)
+                   for name, t in quantised.items()}
     return arrays
 
 
