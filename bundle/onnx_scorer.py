@@ -9,7 +9,7 @@ catalog is ranked in chunks of rows here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +47,8 @@ class OnnxScorer:
 
     def __init__(self, bundle: Bundle, threads: int = 1, spinning: bool = True,
                  cache_dir: Path | None = None, share_from: int = SHARE_FROM_BYTES,
-                 two_phase_from: int | None = TWO_PHASE_FROM_ITEMS):
+                 two_phase_from: int | None = TWO_PHASE_FROM_ITEMS,
+                 observe: Callable[[str], None] | None = None):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         if not spinning:
@@ -75,7 +76,8 @@ class OnnxScorer:
         self.two_phase = _session(bundle.path / fmt.TWO_PHASE_MODEL, options) \
             if two_phase_from is not None and bundle.n_items >= two_phase_from \
             and fmt.TWO_PHASE_MODEL in bundle.manifest["files"] else None
-        self.outcomes = {"certified": 0, "float32": 0}  # one-user calls by the path that answered
+        # one-user calls by the path that answered; `observe` hears each (service metrics)
+        self.outcomes, self.observe = {"certified": 0, "float32": 0}, observe
         self.shortlist_margin = SHORTLIST_MARGIN
 
     @property
@@ -105,7 +107,10 @@ class OnnxScorer:
         if self.two_phase is not None and len(state) == 1 and n > 0:
             # one user: the int8 first pass (a stacked call shares its float32 reads already)
             answer = self.two_phase_top_n(state, n, exclude)
-            self.outcomes["float32" if answer is None else "certified"] += 1
+            path = "float32" if answer is None else "certified"
+            self.outcomes[path] += 1
+            if self.observe is not None:
+                self.observe(path)
             if answer is not None:
                 return answer
         return self.float32_top_n(state, n, exclude)

@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.forget_dead_workers()
         store = open_store(settings, metrics.STORE_ERRORS.inc)
         host = ModelHost(settings.models_dir, settings.model, settings.intra_op_threads(),
-                         settings.ort_cache_dir)
+                         settings.ort_cache_dir, settings.two_phase_items)
         app.state.settings, app.state.store, app.state.host = settings, store, host
         app.state.users = Users(store, settings.cache_ttl_s, settings.history_cap)
         app.state.gate = gate = Gate(settings.max_active)

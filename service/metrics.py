@@ -47,6 +47,10 @@ STORE_FALLBACKS = Counter("gmlrec_store_fallbacks_total",
 SCORING_SECONDS = Histogram("gmlrec_scoring_seconds",
                             "Time in the model per call: score (given items) or top_n "
                             "(the whole catalog).", ["op"], buckets=LATENCY_BUCKETS)
+TWO_PHASE = Counter("gmlrec_two_phase_total",
+                    "One-user top n calls over a bundle's two_phase.onnx, by the path that "
+                    "answered: certified (the int8 first pass, provably the float32 answer) or "
+                    "float32 (no certificate: model.onnx answered).", ["path"])
 MODEL_INFO = Gauge("gmlrec_model_info", "1 for the model version a worker serves.",
                    ["name", "version"], multiprocess_mode="liveall")
 MODEL_RELOADS = Counter("gmlrec_model_reloads_total",

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bundle import BundleError, find_bundle
+from bundle.onnx_scorer import TWO_PHASE_FROM_ITEMS
 from service import metrics
 from service.errors import NoModel, ReloadRefused
 from service.served_model import ServedModel
@@ -70,9 +71,9 @@ class ModelHost:
     """Holds the served model and replaces it (see the module doc)."""
 
     def __init__(self, models_dir: Path, name: str | None, threads: int,
-                 ort_cache_dir: Path | None = None):
+                 ort_cache_dir: Path | None = None, two_phase_items: int = TWO_PHASE_FROM_ITEMS):
         self.models_dir, self.name, self.threads = Path(models_dir), name, threads
-        self.ort_cache_dir = ort_cache_dir
+        self.ort_cache_dir, self.two_phase_items = ort_cache_dir, two_phase_items
         self.current: ServedModel | None = None
         self.last_error: str | None = None  # why the newest bundle is not the one served
         self._refused: dict[Path, Refusal] = {}
@@ -115,7 +116,7 @@ class ModelHost:
             return ReloadResult(_version(previous), model.version, True)
 
     def _build(self, path: Path) -> ServedModel:
-        model = ServedModel(path, self.threads, self.ort_cache_dir)
+        model = ServedModel(path, self.threads, self.ort_cache_dir, self.two_phase_items)
         model.self_check()
         return model
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from bundle import BundleError, EncodedUser, OnnxScorer, load_bundle
 from bundle.incremental import SUMS_SIZE, IncrementalState
+from bundle.onnx_scorer import TWO_PHASE_FROM_ITEMS
 from service import metrics
 from service.profiles import ProfileEncoder
 
@@ -34,10 +35,13 @@ FILTER_MASKS = 32  # item-field filter masks kept per version (N bytes each)
 class ServedModel:
     """One bundle version, ready to score (see the module doc)."""
 
-    def __init__(self, path: Path, threads: int, ort_cache_dir: Path | None = None):
+    def __init__(self, path: Path, threads: int, ort_cache_dir: Path | None = None,
+                 two_phase_items: int = TWO_PHASE_FROM_ITEMS):
         self.bundle = load_bundle(path)  # for tools and tests; requests use the methods
         self.path = self.bundle.path
-        self.scorer = OnnxScorer(self.bundle, threads, spinning=False, cache_dir=ort_cache_dir)
+        self.scorer = OnnxScorer(self.bundle, threads, spinning=False, cache_dir=ort_cache_dir,
+                                 two_phase_from=two_phase_items,
+                                 observe=lambda answered: metrics.TWO_PHASE.labels(answered).inc())
         self.profiles = ProfileEncoder(self.bundle)
         self.name, self.version = self.bundle.name, self.bundle.version
         self.key = f"{self.name}:{self.version}"  # namespaces cached states in the store

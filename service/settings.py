@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     max_active: int = Field(16, ge=1)
     # how /recommend runs its whole-catalog top n (service/ranking.py; bench/serve.py)
     ranking: Literal["inline", "thread", "batch"] = "batch"
+    # catalogs of at least this many items rank a lone user through the bundle's
+    # two_phase.onnx where it has one (int8 first pass, the float32 answer to the bit;
+    # bundle/two_phase.py); 0: every catalog; above the catalog's size: model.onnx alone
+    two_phase_items: int = Field(20_000, ge=0)
     graceful_timeout_s: float = Field(10.0, ge=0)  # in-flight requests get this long at stop
 
     # request limits: anything beyond is a 413 or a 422 naming the limit

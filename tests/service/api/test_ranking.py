@@ -44,3 +44,33 @@ def test_stacked_calls_are_bounded_by_catalog_size():
     assert stack_limit(100_000) == 10
     assert stack_limit(1_000_000) == 1
     assert stack_limit(10_000_000) == 1
+
+
+def counted(metrics_text: str, path: str) -> float:
+    """gmlrec_two_phase_total{path=...} in a /metrics answer (0 when absent)."""
+    prefix = f'gmlrec_two_phase_total{{path="{path}"}} '
+    return sum(float(line[len(prefix):]) for line in metrics_text.splitlines()
+               if line.startswith(prefix))
+
+
+async def test_the_two_phase_graph_answers_as_model_onnx(gmlfm, with_history):
+    """GMLREC_TWO_PHASE_ITEMS=0 sends every lone user through two_phase.onnx: the same items
+    and scores, to the bit, as model.onnx alone (GMLREC_TWO_PHASE_ITEMS above the catalog),
+    known and cold users, with and without exclusions, with a history; /metrics counts the
+    calls by the path that answered."""
+    for trained in (gmlfm, with_history):
+        alone = settings_for(trained.models_dir, ranking="inline", two_phase_items=10**9)
+        async with serving(alone) as client:
+            before = (await client.get("/metrics")).text
+            want = await answers(client)
+            after = (await client.get("/metrics")).text  # (counters are the process's)
+            assert counted(after, "certified") == counted(before, "certified")
+        two_phase = settings_for(trained.models_dir, ranking="inline", two_phase_items=0)
+        async with serving(two_phase) as client:
+            before = (await client.get("/metrics")).text
+            assert await answers(client) == want
+            after = (await client.get("/metrics")).text
+            answered = sum(counted(after, p) - counted(before, p)
+                           for p in ("certified", "float32"))
+            assert answered == len(requests())
+            assert counted(after, "certified") - counted(before, "certified") > 0
