@@ -115,16 +115,19 @@ class Server:
 
 
 @contextlib.contextmanager
-def serving(bundle: Path, redis_url: str, workers: int, cache: str) -> Iterator[Server]:
+def serving(bundle: Path, redis_url: str, workers: int, cache: str,
+            settings: dict[str, str] | None = None) -> Iterator[Server]:
     """`python -m service` over `bundle` on a free loopback port, once every worker has
-    loaded it; `cache` is GMLREC_ORT_CACHE_DIR ("" turns the prepacked cache off)."""
+    loaded it; `cache` is GMLREC_ORT_CACHE_DIR ("" turns the prepacked cache off), and
+    `settings` more GMLREC_ variables."""
     with tempfile.TemporaryDirectory(prefix="gmlrec-scale-") as models:
         (Path(models) / bundle.parent.name).mkdir()
         (Path(models) / bundle.parent.name / bundle.name).symlink_to(bundle.resolve())
         port, log = free_port(), Path(models) / "service.log"
         env = {**os.environ, "GMLREC_MODELS_DIR": models, "GMLREC_PORT": str(port),
                "GMLREC_WORKERS": str(workers), "GMLREC_REDIS_URL": redis_url,
-               "GMLREC_ORT_CACHE_DIR": cache, "GMLREC_RELOAD_INTERVAL_S": "0"}
+               "GMLREC_ORT_CACHE_DIR": cache, "GMLREC_RELOAD_INTERVAL_S": "0",
+               **(settings or {})}
         with open(log, "wb") as out:
             process = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env,
                                        stdout=out, stderr=subprocess.STDOUT)

@@ -27,9 +27,11 @@ from bundle.reference import (
 )
 
 WHOLE_CHUNK_ROWS = 4096  # (user, item) rows per call of a whole-model graph
-# two_phase.onnx serves one-user calls from this many items (bench/two_phase.py: below it
-# the float32 tables are small enough that the first pass saves less than it costs)
-TWO_PHASE_FROM_ITEMS = 20_000
+# two_phase.onnx serves one-user calls from this many items. bench/two_phase.py: over HTTP
+# at 100,000 items it gained nothing (GML-FM-dnn 1.03x, FM 0.88x: the first pass's passes
+# over every item cost about what the float32 tables' bytes it saves do), at 1,000,000
+# 1.40x and 1.33x
+TWO_PHASE_FROM_ITEMS = 200_000
 SHORTLIST_MARGIN = 64  # the two-phase graph rescores K = 2 n + this many items
 
 
