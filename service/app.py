@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from service import errors, logs, metrics
+from service import errors, logs, metrics, model_schema
 from service.access import KeyRing, publish, undeclared
 from service.gate import Gate
 from service.middleware import BodyLimit, RequestContext
@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   redirect_slashes=False)  # /recommend/ is no way to say POST /recommend
     app.state.keys = keys = KeyRing.of(settings)  # read once; KeysError names what is wrong
     publish(app, keys)
+    model_schema.publish(app)  # over the keys' schema: the served model's fields
     routers = [scoring.router(settings), users.router(settings), items.router, ops.router,
                explorer.router]
     for router in routers:

@@ -10,7 +10,8 @@
     └── ReloadRefused      409    POST /admin/reload found a bundle it would not serve
 
 Bodies are `{"detail": ...}` like FastAPI's own: a message for one problem, the list of
-`{"loc", "msg", "type"}` for field errors, so a client reads every 4xx the same way. Nothing
+`{"loc", "msg", "type"}` for field errors, so a client reads every 4xx the same way;
+service/problems.py publishes each body's exact shape in /openapi.json. Nothing
 a client sends can reach the generic 500 handler; it exists for bugs, and logs them.
 """
 
@@ -97,6 +98,15 @@ class ReloadRefused(ServiceError):
     status = 409
 
 
+class Carried(StarletteHTTPException):
+    """A ServiceError raised where only an HTTPException gets through (FastAPI's body reader
+    turns anything else raised while reading into a 400), answered as the error itself."""
+
+    def __init__(self, error: ServiceError):
+        super().__init__(error.status, str(error))
+        self.error = error
+
+
 class SafeJSONResponse(JSONResponse):
     """JSON that survives any str a client managed to send (a lone surrogate in an echoed
     value would make the UTF-8 encoder raise): escape to ASCII only when it must."""
@@ -129,6 +139,8 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if isinstance(exc, Carried):
+        return await _service_error(request, exc.error)
     if exc.status_code == 400 and exc.__cause__ is not None:  # FastAPI could not read the
         problem = f"body is not JSON text: {exc.__cause__}"  # body (bytes that are not UTF-8)
         return SafeJSONResponse({"detail": [{"loc": ["body"], "msg": problem,

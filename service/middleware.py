@@ -18,11 +18,10 @@ import re
 import time
 import uuid
 
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import logs, metrics
-from service.errors import BodyTooLarge
+from service.errors import BodyTooLarge, Carried
 
 log = logging.getLogger("service.access")
 VALID_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")  # a caller's id we echo and log as is
@@ -93,7 +92,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:  # an HTTPException: FastAPI's body reader
-                    raise HTTPException(413, str(BodyTooLarge(self.max_bytes)))  # passes it
+                    raise Carried(BodyTooLarge(self.max_bytes))  # passes it
             return message
 
         await self.app(scope, counted_receive, send)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, model_validator
 
 MAX_FIELDS = 64  # fields per feature map
 MAX_VALUES = 64  # values per multi-valued field
@@ -23,8 +23,17 @@ MAX_ID = 256  # characters per id or value
 # itself refuses lone surrogates, which no store or log could encode)
 PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID, pattern=PRINTABLE)]
-Value = Annotated[Id | StrictInt, Field(description="a categorical value; numbers are read "
-                                                    "as their decimal text")]
+
+
+def _integral(value: Any) -> Any:
+    """5.0 is the JSON number 5, which JSON Schema's `integer` admits (as a generated client
+    may send it): taken as 5. 5.5, "5" and true stay 422s."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Integer = Annotated[StrictInt, BeforeValidator(_integral)]
+Value = Annotated[Id | Integer, Field(description="a categorical value; numbers are read "
+                                                 "as their decimal text")]
 FeatureValue = Value | Annotated[list[Value], Field(min_length=1, max_length=MAX_VALUES)]
 # pydantic publishes the key rule as patternProperties, which admits keys that do not match;
 # propertyNames states the whole rule every key is held to
@@ -50,8 +59,10 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-# what the validator below enforces, in the schema too (pydantic cannot derive it)
-USER_ID_OR_USER = {"anyOf": [{"required": ["user_id"]}, {"required": ["user"]}]}
+# what the validator below enforces, in the schema too (pydantic cannot derive it): user_id
+# or user, not both null (`not`: not every one of them given is null)
+USER_ID_OR_USER = {"anyOf": [{"required": ["user_id"]}, {"required": ["user"]}],
+                   "not": {"properties": {"user_id": {"type": "null"}, "user": {"type": "null"}}}}
 
 
 class UserFeatures(Body):
@@ -123,7 +134,7 @@ def limited_bodies(max_n: int, max_items: int) -> LimitedBodies:
              "item_ids": ["50", "181"], "details": True}]})
 
     class RecommendRequest(UserFeatures):
-        n: int = Field(10, ge=1, le=max_n)
+        n: Integer = Field(10, ge=1, le=max_n)
         exclude_seen: bool = Field(True, description="leave out the known user's interactions")
         details: bool = False
         filter: ItemFilter | None = Field(None, description="answer only items that pass")

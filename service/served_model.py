@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from bundle import BundleError, EncodedUser, OnnxScorer, load_bundle
+from bundle import format as fmt
 from bundle.incremental import SUMS_SIZE, IncrementalState
 from bundle.onnx_scorer import TWO_PHASE_FROM_ITEMS
 from service import metrics
@@ -150,6 +151,15 @@ class ServedModel:
         with metrics.SCORING_SECONDS.labels("top_n").time():
             items, scores = self.scorer.top_n(states, n, list(exclude))
         return [(i[i >= 0], s[i >= 0]) for i, s in zip(items, scores)]
+
+    def request_fields(self) -> tuple[dict[str, int], tuple[str, ...]]:
+        """The user-side fields a request may name, each with the most values it takes (one
+        per column of the user row), and the item fields a filter may name: what the
+        published schema says of feature maps while this version serves
+        (service/model_schema.py)."""
+        columns = self.bundle.user_columns
+        user = {name: columns.count(name) for name in self.profiles.user_fields}
+        return user, tuple(f.name for f in self.bundle.fields if f.side == fmt.ITEM_SIDE)
 
     # ---- catalog ---------------------------------------------------------------------------
     def item_positions(self, item_ids: Sequence[str]) -> tuple[np.ndarray, list[str]]:

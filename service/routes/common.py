@@ -1,4 +1,4 @@
-"""What several routes share: the id path parameter, the 404 description, item answers."""
+"""What several routes share: the id path parameter, item answers."""
 
 from __future__ import annotations
 
@@ -16,13 +16,6 @@ from service.served_model import ServedModel
 # POST /score and POST /recommend only
 PathId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=PRINTABLE,
                              examples=["196"])]
-# what a route behind a key can answer besides its own errors (service/access.py)
-AUTH_ERRORS = {401: {"description": "no API key, or an unknown one (a `WWW-Authenticate: "
-                                    "Bearer` header says so)"},
-               403: {"description": "the key's scope is too weak for this route"}}
-LOOKUP_ERRORS = {404: {"description": "unknown user or item ids, named in `detail`"},
-             503: {"description": "no model loaded yet, or the user store is down and the "
-                                  "user is not one of the model's training users"}}
 
 
 def scored_items(model: ServedModel, positions: np.ndarray, scores: np.ndarray,

@@ -9,14 +9,16 @@ from fastapi import APIRouter, Query
 from service.access import Scope, needs
 from service.deps import Model
 from service.errors import UnknownItems
-from service.routes.common import AUTH_ERRORS, LOOKUP_ERRORS, PathId
+from service.problems import INVALID, NO_ITEM, NO_KEY, NO_MODEL_ONLY
+from service.routes.common import PathId
 from service.schemas import ItemAnswer, ModelAnswer
 
-router = APIRouter(tags=["catalog"], dependencies=[needs(Scope.READ)], responses=AUTH_ERRORS)
+router = APIRouter(tags=["catalog"], dependencies=[needs(Scope.READ)],
+                   responses=NO_KEY | INVALID | NO_MODEL_ONLY)
 MAX_VALUES_LISTED = 1000  # per field in GET /model: an id field can have millions
 
 
-@router.get("/items/{item_id}", response_model=ItemAnswer, responses=LOOKUP_ERRORS)
+@router.get("/items/{item_id}", response_model=ItemAnswer, responses=NO_ITEM)
 async def get_item(item_id: PathId, model: Model) -> ItemAnswer:
     """An item's features and display attributes (title, ...)."""
     positions, unknown = model.item_positions([item_id])

@@ -11,7 +11,7 @@ from service import metrics
 from service.access import OPEN, Scope, needs
 from service.deps import Host, SettingsDep, Store
 from service.errors import SafeJSONResponse
-from service.routes.common import AUTH_ERRORS
+from service.problems import NO_KEY, REFUSED, WEAK_KEY
 from service.schemas import HealthAnswer, ReadyAnswer, ReloadAnswer
 from service.stores import StoreUnavailable
 
@@ -46,7 +46,7 @@ async def ready(host: Host, store: Store, settings: SettingsDep) -> Response:
 
 
 @router.get("/metrics", response_class=Response, dependencies=[needs(Scope.ADMIN)],
-            responses=AUTH_ERRORS)
+            responses=NO_KEY | WEAK_KEY)
 async def metrics_text() -> Response:
     """Prometheus text format, summed over workers."""
     data, content_type = metrics.exposition()
@@ -54,8 +54,7 @@ async def metrics_text() -> Response:
 
 
 @router.post("/admin/reload", response_model=ReloadAnswer, dependencies=[needs(Scope.ADMIN)],
-             responses=AUTH_ERRORS | {409: {"description": "the newest bundle was refused; "
-                                                           "the old one serves on"}})
+             responses=NO_KEY | WEAK_KEY | REFUSED)
 async def reload(host: Host, store: Store) -> ReloadAnswer:
     """Load the newest bundle now in the worker that takes the call, and tell every other
     worker and replica sharing the store, which follow within a second (ModelHost.follow);

@@ -16,7 +16,15 @@ from service import filters
 from service.access import Scope, needs
 from service.deps import Model, RankerDep, UsersDep, admitted
 from service.errors import UnknownItems
-from service.routes.common import AUTH_ERRORS, LOOKUP_ERRORS, PathId, answer, scored_items
+from service.problems import (
+    INVALID,
+    MODEL_OR_STORE,
+    NO_KEY,
+    NO_USER,
+    NO_USER_OR_ITEMS,
+    TOO_LARGE,
+)
+from service.routes.common import PathId, answer, scored_items
 from service.schemas import RecommendAnswer, ScoreAnswer, UserFeatures, as_text, limited_bodies
 from service.settings import Settings
 from service.user_state import ResolvedUser, Users
@@ -26,10 +34,11 @@ def router(settings: Settings) -> APIRouter:
     """The scoring routes, held to the limits of `settings`."""
     bodies = limited_bodies(settings.max_n, settings.max_score_items)
     score_request, recommend_request = bodies.score, bodies.recommend
-    routes = APIRouter(tags=["scoring"], responses=AUTH_ERRORS,
+    routes = APIRouter(tags=["scoring"], responses=NO_KEY | INVALID | MODEL_OR_STORE,
                        dependencies=[needs(Scope.READ), Depends(admitted, scope="function")])
 
-    @routes.post("/score", response_model=ScoreAnswer, responses=LOOKUP_ERRORS)
+    @routes.post("/score", response_model=ScoreAnswer,
+                 responses=NO_USER_OR_ITEMS | TOO_LARGE)
     async def score(body: score_request, model: Model, users: UsersDep) -> Response:
         """Scores of the given items for a user, in request order."""
         positions, unknown = model.item_positions(body.item_ids)
@@ -41,8 +50,7 @@ def router(settings: Settings) -> APIRouter:
                                   scores=scored_items(model, positions, scores, body.details),
                                   ignored=who.ignored), who.degraded)
 
-    @routes.get("/recommend/{user_id}", response_model=RecommendAnswer,
-                responses=LOOKUP_ERRORS)
+    @routes.get("/recommend/{user_id}", response_model=RecommendAnswer, responses=NO_USER)
     async def recommend_for_user(user_id: PathId, model: Model, users: UsersDep,
                               ranker: RankerDep,
                               n: Annotated[int, Query(ge=1, le=settings.max_n)] = 10,
@@ -51,7 +59,8 @@ def router(settings: Settings) -> APIRouter:
         who = await users.resolve(model, user_id, seen=exclude_seen)
         return await _recommend(model, ranker, user_id, who, n, details)
 
-    @routes.post("/recommend", response_model=RecommendAnswer, responses=LOOKUP_ERRORS)
+    @routes.post("/recommend", response_model=RecommendAnswer,
+                 responses=NO_USER | TOO_LARGE)
     async def recommend(body: recommend_request, model: Model, users: UsersDep,
                         ranker: RankerDep) -> Response:
         """The same for a user given by features (a user the service has never seen), or for

@@ -11,7 +11,18 @@ from fastapi import APIRouter, Depends, Query
 
 from service.access import Scope, needs
 from service.deps import Model, UsersDep, admitted
-from service.routes.common import AUTH_ERRORS, LOOKUP_ERRORS, PathId
+from service.problems import (
+    INVALID,
+    MODEL_OR_STORE,
+    NO_KEY,
+    NO_MODEL_ONLY,
+    NO_USER,
+    NO_USER_OR_ITEMS,
+    NOT_SAVED,
+    TOO_LARGE,
+    WEAK_KEY,
+)
+from service.routes.common import PathId
 from service.schemas import (
     MAX_ID,
     InteractionsAnswer,
@@ -25,16 +36,16 @@ from service.schemas import (
 from service.settings import Settings
 
 MAX_LISTED = 1000  # user ids per GET /users
-STORE_DOWN = {503: {"description": "the user store is unavailable; nothing was saved"}}
 
 
 def router(settings: Settings) -> APIRouter:
     """The user routes, held to the limits of `settings`."""
     interactions_request = limited_bodies(settings.max_n, settings.max_score_items).interactions
-    routes = APIRouter(prefix="/users", tags=["users"], responses=AUTH_ERRORS,
+    routes = APIRouter(prefix="/users", tags=["users"], responses=NO_KEY | WEAK_KEY | INVALID,
                        dependencies=[Depends(admitted, scope="function")])
 
-    @routes.get("", response_model=UsersAnswer, dependencies=[needs(Scope.ADMIN)])
+    @routes.get("", response_model=UsersAnswer, dependencies=[needs(Scope.ADMIN)],
+                responses=NO_MODEL_ONLY)
     async def list_users(model: Model,
                          limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 20,
                          prefix: Annotated[str, Query(max_length=MAX_ID)] = "") -> UsersAnswer:
@@ -44,7 +55,7 @@ def router(settings: Settings) -> APIRouter:
                            user_ids=model.user_ids(prefix, limit))
 
     @routes.get("/{user_id}", response_model=UserAnswer, dependencies=[needs(Scope.WRITE)],
-                responses=LOOKUP_ERRORS | STORE_DOWN)
+                responses=NO_USER | MODEL_OR_STORE)
     async def get_profile(user_id: PathId, model: Model, users: UsersDep) -> UserAnswer:
         """A known user's profile: the one PUT stored, else the training data's."""
         features, source, history = await users.profile(model, user_id)
@@ -52,7 +63,7 @@ def router(settings: Settings) -> APIRouter:
                           source=source, history=history)
 
     @routes.put("/{user_id}", response_model=ProfileAnswer, dependencies=[needs(Scope.WRITE)],
-                responses=STORE_DOWN)
+                responses=TOO_LARGE | NOT_SAVED)
     async def put_profile(user_id: PathId, body: ProfileRequest, model: Model,
                           users: UsersDep) -> ProfileAnswer:
         """Create or replace a user's profile; the next request sees it."""
@@ -62,7 +73,8 @@ def router(settings: Settings) -> APIRouter:
                              ignored=ignored)
 
     @routes.post("/{user_id}/interactions", response_model=InteractionsAnswer,
-                 dependencies=[needs(Scope.WRITE)], responses=LOOKUP_ERRORS | STORE_DOWN)
+                 dependencies=[needs(Scope.WRITE)],
+                 responses=NO_USER_OR_ITEMS | TOO_LARGE | NOT_SAVED)
     async def record_interactions(user_id: PathId, body: interactions_request, model: Model,
                                   users: UsersDep) -> InteractionsAnswer:
         """Record items the user has seen: recommendations with exclude_seen leave them
