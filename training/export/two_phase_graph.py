@@ -26,8 +26,8 @@ from training.export.graph_builder import GraphBuilder, tensor_input
 from training.export.onnx_graphs import (
     exclusion_mask,
     feature_gains,
+    item_sums,
     item_tables,
-    per_item_gains,
     rows_gemm,
 )
 
@@ -102,8 +102,7 @@ def feature_pair_first_pass(b: GraphBuilder, scoring: dict[str, Any]) -> str:
     crossed = b.op("MatMul", b.slice(fmt.MIX, 2, 2 + width, 1),
                    b.op("Mul", b.slice(products, 2, 2 + width, 0), pairs))
     gains = b.op("Add", spread, b.op("Mul", crossed, b.table(fmt.item_table_file("q_pair"))))
-    return b.op("Add", b.sum(b.op("Mul", per_item_gains(b, gains), b.table(fmt.ITEM_VAL)), 2),
-                b.table(fmt.ITEM_CONST))
+    return item_sums(b, gains)
 
 
 def linear_rescore(b: GraphBuilder, layout: StateLayout, positions: str) -> str:
@@ -122,7 +121,13 @@ def feature_pair_rescore(b: GraphBuilder, scoring: dict[str, Any], layout: State
     flat = b.reshape(idx, -1)
     tables = {name: b.op("Gather", b.table(fmt.item_table_file(name)), flat)
               for name in item_tables(scoring)}
-    gains = feature_gains(b, scoring, layout, tables, -1)  # (1, K·W_i)
-    per_item = b.op("Reshape", gains, b.op("Shape", idx))
-    weighted = b.op("Mul", per_item, b.op("Gather", b.table(fmt.ITEM_VAL), positions))
-    return b.op("Add", b.sum(weighted, 2), b.op("Gather", b.table(fmt.ITEM_CONST), positions))
+    gains = b.op("Reshape", feature_gains(b, scoring, layout, tables, -1),
+                 b.op("Shape", idx))  # (1, K, W_i)
+    values = b.op("Gather", b.table(fmt.ITEM_VAL), positions)
+    total = None
+    for w in range(scoring["item_width"]):  # as item_sums: x · 1 is x, so always multiply
+        part = b.op("Mul", b.reshape(b.slice(gains, w, w + 1, 2), 1, -1),
+                    b.reshape(b.slice(values, w, w + 1, 2), 1, -1))
+        total = part if total is None else b.op("Add", total, part)
+    return b.op("Add", total, b.reshape(b.op("Gather", b.table(fmt.ITEM_CONST), positions),
+                                        1, -1))
