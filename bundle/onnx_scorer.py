@@ -58,24 +58,16 @@ class OnnxScorer:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3  # warnings about unused initializers are not news
-        self.model_path = bundle.onnx_path
-        if cache_dir is not None and item_table_bytes(bundle) >= share_from:
-            self.model_path = cached_model(bundle, cache_dir)
-        try:
-            self.session = _session(self.model_path, options)
-        except Exception as err:  # onnxruntime's errors share no base class but Exception
-            if self.model_path == bundle.onnx_path:
-                raise
-            log.warning("prepacked cache unreadable, loading model.onnx",
-                        extra={"bundle": str(bundle.path), "problem": str(err)})
-            self.model_path = bundle.onnx_path
-            self.session = _session(self.model_path, options)
+        shared = cache_dir is not None and item_table_bytes(bundle) >= share_from
+        self.model_path, self.session = _loaded(bundle, fmt.ONNX_MODEL, options,
+                                                cache_dir if shared else None)
         self.reference: ReferenceScorer = reference_scorer(bundle)
         self.whole = bundle.scoring["path"] == fmt.WHOLE
         self.n_items = bundle.n_items
         self.scoring = bundle.scoring
         # with two_phase_from=None (or a bundle without the graph) the float32 path alone
-        self.two_phase = _session(bundle.path / fmt.TWO_PHASE_MODEL, options) \
+        self.two_phase = _loaded(bundle, fmt.TWO_PHASE_MODEL, options,
+                                 cache_dir if shared else None)[1] \
             if two_phase_from is not None and bundle.n_items >= two_phase_from \
             and fmt.TWO_PHASE_MODEL in bundle.manifest["files"] else None
         # one-user calls by the path that answered; `observe` hears each (service metrics)
@@ -153,6 +145,22 @@ def _padded(items: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, 
         items = np.pad(items, ((0, 0), (0, short)), constant_values=-1)
         scores = np.pad(scores, ((0, 0), (0, short)), constant_values=-np.inf)
     return items, scores
+
+
+def _loaded(bundle: Bundle, graph: str, options: ort.SessionOptions,
+            cache_dir: Path | None) -> tuple[Path, ort.InferenceSession]:
+    """A session over one of the bundle's graphs, from its prepacked copy in cache_dir where
+    given and readable (else the bundle's own file), and the path it was loaded from."""
+    own = bundle.path / graph
+    path = cached_model(bundle, cache_dir, graph) if cache_dir is not None else own
+    try:
+        return path, _session(path, options)
+    except Exception as err:  # onnxruntime's errors share no base class but Exception
+        if path == own:
+            raise
+        log.warning("prepacked cache unreadable, loading %s", graph,
+                    extra={"bundle": str(bundle.path), "problem": str(err)})
+        return own, _session(own, options)
 
 
 def _session(model: Path, options: ort.SessionOptions) -> ort.InferenceSession:

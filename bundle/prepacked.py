@@ -1,4 +1,5 @@
-"""model.onnx with its prepacked weights on disk, so that workers map them instead of copying.
+"""model.onnx (and two_phase.onnx) with its prepacked weights on disk, so that workers map them
+instead of copying.
 
 onnxruntime maps a bundle's npy files (model.onnx's external data) without copying them, but
 at session start each Gemm over a constant item table repacks that table into its own heap
@@ -69,34 +70,37 @@ def item_table_bytes(bundle: Bundle) -> int:
     return sum(a.nbytes for name, a in bundle.arrays.items() if name.startswith("items/"))
 
 
-def cached_model(bundle: Bundle, cache_dir: Path) -> Path:
-    """The path of the bundle's prepacked model under cache_dir, built now if missing;
-    model.onnx itself where the cache cannot be built."""
+def cached_model(bundle: Bundle, cache_dir: Path, graph: str = MODEL) -> Path:
+    """The path of the bundle's prepacked `graph` (model.onnx, two_phase.onnx) under
+    cache_dir, built now if missing; the bundle's own graph where the cache cannot be
+    built."""
+    source = bundle.path / graph
     if not prepacking_works():
         log.warning("prepacked cache off: onnxruntime %s crashes running a prepacked graph "
                     "(1.32 or later shares it); each worker packs its own copy",
                     ort.__version__, extra={"bundle": str(bundle.path)})
-        return bundle.onnx_path
+        return source
     home = Path(cache_dir) / bundle.name
-    entry = home / f"{bundle.version}-ort{ort.__version__}-{platform.machine()}"
+    entry = home / (f"{bundle.version}-{Path(graph).stem}-ort{ort.__version__}-"
+                    f"{platform.machine()}")
     try:
         private_folder(Path(cache_dir))
         home.mkdir(mode=0o700, exist_ok=True)
         with _locked(home / ".lock"):
-            if (entry / MODEL).is_file() and not _trusted(bundle, entry):
+            if (entry / MODEL).is_file() and not _trusted(bundle, entry, graph):
                 log.warning("prepacked cache entry refused (planted, tampered or stale): "
                             "building it again", extra={"entry": str(entry)})
                 shutil.rmtree(entry)
             if not (entry / MODEL).is_file():
-                _build(bundle, home, entry)
+                _build(bundle, graph, home, entry)
     except Exception as err:  # OSError, or onnxruntime's errors (no base class but Exception)
         log.warning("prepacked cache not built, each worker packs its own copy",
                     extra={"bundle": str(bundle.path), "problem": str(err)})
-        return bundle.onnx_path
+        return source
     return entry / MODEL
 
 
-def _build(bundle: Bundle, home: Path, entry: Path) -> None:
+def _build(bundle: Bundle, graph: str, home: Path, entry: Path) -> None:
     """Save the optimized graph and its packed weights into a fresh folder, rename it into
     place, and drop the entries of other versions (a mapped file outlives its deletion)."""
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=home))
@@ -110,15 +114,16 @@ def _build(bundle: Bundle, home: Path, entry: Path) -> None:
                             "1024"),
                            ("session.save_external_prepacked_constant_initializers", "1")):
             options.add_session_config_entry(key, value)
-        ort.InferenceSession(str(bundle.onnx_path), options, providers=["CPUExecutionProvider"])
-        record = {"model_onnx_sha256": _bundle_onnx_sha256(bundle),
+        ort.InferenceSession(str(bundle.path / graph), options,
+                             providers=["CPUExecutionProvider"])
+        record = {"model_onnx_sha256": _bundle_graph_sha256(bundle, graph),
                   "files": {f.name: sha256_of(f) for f in sorted(tmp.iterdir())}}
         (tmp / RECORD).write_text(json.dumps(record, indent=1))
         os.rename(tmp, entry)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    for other in home.iterdir():
-        if other.is_dir() and other != entry:
+    for other in home.iterdir():  # this version's other graph stays
+        if other.is_dir() and not other.name.startswith(f"{bundle.version}-"):
             shutil.rmtree(other, ignore_errors=True)
 
 
@@ -133,21 +138,21 @@ def private_folder(folder: Path) -> None:
                              f"(owner uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):o})")
 
 
-def _trusted(bundle: Bundle, entry: Path) -> bool:
-    """Whether an entry was built from this bundle's model.onnx and holds exactly the files
-    it wrote."""
+def _trusted(bundle: Bundle, entry: Path, graph: str) -> bool:
+    """Whether an entry was built from this bundle's `graph` and holds exactly the files it
+    wrote."""
     try:
         record = json.loads((entry / RECORD).read_text())
         files = {f.name for f in entry.iterdir()} - {RECORD}
-        return record["model_onnx_sha256"] == _bundle_onnx_sha256(bundle) \
+        return record["model_onnx_sha256"] == _bundle_graph_sha256(bundle, graph) \
             and files == set(record["files"]) \
             and all(sha256_of(entry / name) == digest for name, digest in record["files"].items())
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
 
-def _bundle_onnx_sha256(bundle: Bundle) -> str:
-    return bundle.manifest["files"][MODEL]["sha256"]
+def _bundle_graph_sha256(bundle: Bundle, graph: str) -> str:
+    return bundle.manifest["files"][graph]["sha256"]
 
 
 @contextlib.contextmanager

@@ -211,6 +211,27 @@ def test_a_large_bundle_is_served_from_its_prepacked_copy_with_the_same_answers(
     assert again.model_path.stat().st_mtime_ns == built
 
 
+@needs_prepacking
+def test_the_two_phase_graph_is_served_from_a_prepacked_copy_of_its_own(exported, tmp_path):
+    """two_phase.onnx gets its own entry beside model.onnx's (neither deletes the other), and
+    answers from it exactly as from the bundle's file."""
+    bundle = load_bundle(exported[1])
+    assert fmt.TWO_PHASE_MODEL in bundle.manifest["files"]
+    cached = OnnxScorer(bundle, threads=1, cache_dir=tmp_path, share_from=0, two_phase_from=0)
+    plain = OnnxScorer(bundle, threads=1, two_phase_from=0)
+    entries = sorted(p.name for p in (tmp_path / bundle.name).iterdir() if p.is_dir())
+    assert len(entries) == 2 and any("two_phase" in e for e in entries)
+    assert all(prepacked._trusted(bundle, tmp_path / bundle.name / e, graph) for e, graph in
+               zip(entries, (fmt.ONNX_MODEL, fmt.TWO_PHASE_MODEL)))
+    for user in range(5):
+        state = plain.user_state(*(a[None] for a in bundle.user_row(user)))
+        got = cached.two_phase_top_n(state, 5, [bundle.seen_items(user)])
+        want = plain.two_phase_top_n(state, 5, [bundle.seen_items(user)])
+        assert (got is None) == (want is None)
+        if got is not None:
+            assert all(np.array_equal(g, w) for g, w in zip(got, want))
+
+
 def test_a_small_bundle_or_an_unusable_cache_falls_back_to_model_onnx(exported, tmp_path):
     bundle = load_bundle(exported[1])
     assert OnnxScorer(bundle, cache_dir=tmp_path).model_path == bundle.onnx_path
@@ -249,7 +270,7 @@ def test_a_planted_or_stale_cache_entry_is_refused_and_built_again(exported, tmp
     again = OnnxScorer(bundle, threads=1, cache_dir=tmp_path / "cache", share_from=0)
     assert again.model_path == good.model_path  # rebuilt in place
     assert not (entry / "evil.onnx").exists()
-    assert prepacked._trusted(bundle, entry)
+    assert prepacked._trusted(bundle, entry, "model.onnx")
     (items, top), scores = _top_and_scores(again, bundle)
     (items0, top0), scores0 = _top_and_scores(OnnxScorer(bundle, threads=1), bundle)
     assert (items == items0).all()
