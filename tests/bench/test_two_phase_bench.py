@@ -36,5 +36,7 @@ def test_the_report_gives_each_path_and_the_verdict_for_gml_fm_only():
     assert "| FM | 1,000,000 | 700 (170) | 99% | 0.740% | NOT ALL | 50 of 50 |" in text
     assert "- GML-FM-dnn, 1,000,000 items: 2.22× (in process 2.22×): met" in text
     assert "- FM, 1,000,000 items: 1.50× (in process 1.50×)\n" in text
+    assert "Why the first pass" not in text
     slow = report([_measured("gmlfm", 40.0, 30.0)], [1.0, 2.0], args)
     assert "1.33× (in process 1.33×): missed (1.33×)" in slow
+    assert "took 30.0 ms in process where reading its tables once takes 6.0 ms" in slow
