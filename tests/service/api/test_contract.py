@@ -4,10 +4,12 @@ client can name methods after, and an example for every request body."""
 
 from __future__ import annotations
 
+import copy
 import re
 
 import pytest
 
+from service import problems
 from service.app import create_app
 from tests.service.api.conftest import serving, settings_for
 from tests.service.api.schema_check import body_problems
@@ -146,3 +148,12 @@ async def test_an_app_serving_no_model_publishes_the_general_rule(gmlfm, tmp_pat
         assert client.app.state.host.current is None
         published = (await client.get("/openapi.json")).json()
     assert published == schema_of(gmlfm)
+
+
+def test_building_schemas_leaves_the_declared_error_entries_as_they_were(gmlfm):
+    """FastAPI 0.121 writes into the `responses=` entries routes declare, and a second schema
+    then listed a 404's models twice over (service/problems.py's _Entry): two apps' schemas
+    are the same, and the shared entries stay as declared."""
+    before = copy.deepcopy(dict(problems.NO_USER_OR_ITEMS[404]))
+    assert schema_of(gmlfm) == schema_of(gmlfm)
+    assert dict(problems.NO_USER_OR_ITEMS[404]) == before
