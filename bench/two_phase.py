@@ -103,7 +103,7 @@ def in_process(path: Path) -> dict:
         if got is not None:
             certified += 1
             exact &= all(np.array_equal(g, w) for g, w in zip(got, want))
-    shortlist = min(bundle.n_items, 2 * 10 + scorer.shortlist_margin)
+    shortlist = scorer.shortlist(10)
     row_bytes = table_bytes(bundle, FLOAT32_TABLES) / bundle.n_items  # a float32 item's rows
     return {"floor_ms": {"float32": read_floor_ms(bundle, FLOAT32_TABLES),
                          "two-phase": read_floor_ms(bundle, TWO_PHASE_TABLES)},

@@ -25,13 +25,9 @@ from bundle.reference import (
     reference_scorer,
     top_n_of,
 )
+from bundle.two_phase import TWO_PHASE_FROM_ITEMS
 
 WHOLE_CHUNK_ROWS = 4096  # (user, item) rows per call of a whole-model graph
-# two_phase.onnx serves one-user calls from this many items. bench/two_phase.py: over HTTP
-# at 100,000 items it gained nothing (GML-FM-dnn 1.03x, FM 0.88x: the first pass's passes
-# over every item cost about what the float32 tables' bytes it saves do), at 1,000,000
-# 1.40x and 1.33x
-TWO_PHASE_FROM_ITEMS = 200_000
 SHORTLIST_MARGIN = 64  # the two-phase graph rescores K = 2 n + this many items
 
 
@@ -109,6 +105,10 @@ class OnnxScorer:
                 return answer
         return self.float32_top_n(state, n, exclude)
 
+    def shortlist(self, n: int) -> int:
+        """K, the items the two-phase graph rescores in float32 for a top n."""
+        return min(self.n_items, 2 * n + self.shortlist_margin)
+
     def two_phase_top_n(self, state: np.ndarray, n: int,
                         exclude: Sequence[np.ndarray] | None) -> tuple[np.ndarray,
                                                                        np.ndarray] | None:
@@ -118,8 +118,7 @@ class OnnxScorer:
         feed = two_phase.user_feed(self.scoring, state[0]) | {
             fmt.STATE: np.ascontiguousarray(state, np.float32),
             fmt.EXCLUDE: pad_rows(exclude, 1), fmt.TOP_N: np.array([take], np.int64),
-            fmt.SHORTLIST: np.array([min(self.n_items, 2 * take + self.shortlist_margin)],
-                                    np.int64)}
+            fmt.SHORTLIST: np.array([self.shortlist(take)], np.int64)}
         items, scores, certified = self.two_phase.run(
             [fmt.TOP_ITEMS, fmt.TOP_SCORES, fmt.CERTIFIED], feed)
         if not certified[0]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bundle import BundleError, find_bundle
-from bundle.onnx_scorer import TWO_PHASE_FROM_ITEMS
+from bundle.two_phase import TWO_PHASE_FROM_ITEMS
 from service import metrics
 from service.errors import NoModel, ReloadRefused
 from service.served_model import ServedModel

@@ -24,7 +24,7 @@ import numpy as np
 from bundle import BundleError, EncodedUser, OnnxScorer, load_bundle
 from bundle import format as fmt
 from bundle.incremental import SUMS_SIZE, IncrementalState
-from bundle.onnx_scorer import TWO_PHASE_FROM_ITEMS
+from bundle.two_phase import TWO_PHASE_FROM_ITEMS
 from service import metrics
 from service.profiles import ProfileEncoder
 

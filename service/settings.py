@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bundle.two_phase import TWO_PHASE_FROM_ITEMS
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GMLREC_", extra="ignore", frozen=True)
@@ -66,7 +68,7 @@ class Settings(BaseSettings):
     # catalogs of at least this many items rank a lone user through the bundle's
     # two_phase.onnx where it has one (int8 first pass, the float32 answer to the bit;
     # bundle/two_phase.py); 0: every catalog; above the catalog's size: model.onnx alone
-    two_phase_items: int = Field(200_000, ge=0)
+    two_phase_items: int = Field(TWO_PHASE_FROM_ITEMS, ge=0)
     graceful_timeout_s: float = Field(10.0, ge=0)  # in-flight requests get this long at stop
 
     # request limits: anything beyond is a 413 or a 422 naming the limit

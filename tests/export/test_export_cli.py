@@ -133,6 +133,7 @@ def test_export_refuses_a_mismatch(request, tmp_path, capsys, monkeypatch, which
         assert list(models.rglob("*")) == []
 
 
+
 LIBFM_LINES = 60
 
 

@@ -7,6 +7,7 @@ fails, the float32 path answers."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
 import numpy as np
 import onnxruntime as ort
@@ -23,6 +24,7 @@ from tests.factories import tiny_interactions
 from training.data.history import with_history_field
 from training.data.protocols import make_split
 from training.data.schema import FeatureTable
+from training.export.verify import _two_phase_disagreement
 
 ELIGIBLE = [("fm", {}), ("transfm", {}), ("gmlfm", {"distance": "dnn"}),
             ("gmlfm", {"distance": "mahalanobis"}),
@@ -224,3 +226,21 @@ def test_an_uncertified_answer_is_the_float32_paths(tmp_path, data):
     np.testing.assert_array_equal(items, want[0])
     np.testing.assert_array_equal(scores, want[1])
     assert scorer.outcomes == {"certified": 0, "float32": 1}
+
+
+def test_exports_check_refuses_codes_that_certify_a_wrong_top_n(tmp_path, data):
+    """Export's check (verify._two_phase_disagreement) passes the codes as written, and names
+    two_phase.onnx when its codes are written wrong (negated, under a bound of zero) so that
+    it certifies top n lists that are not model.onnx's."""
+    bundle = bundle_of(tmp_path, data, "gmlfm", {"distance": "dnn"})
+    scorer = OnnxScorer(bundle, threads=1, two_phase_from=0)
+    states = random_states(scorer, bundle, np.random.default_rng(5), 8)
+    assert _two_phase_disagreement(scorer, states) is None
+    wrong = tmp_path / "wrong"
+    shutil.copytree(bundle.path, wrong)
+    for name, broken in (("q_v", lambda a: -a), ("bound_basis", np.zeros_like)):
+        file = wrong / fmt.item_table_file(name)
+        np.save(file, broken(np.load(file)))  # same shape and dtype: the graph's offsets hold
+    lying = OnnxScorer(load_bundle(wrong, verify=False), threads=1, two_phase_from=0)
+    lying.shortlist_margin = 0  # a shortlist short of the catalog, so the lie shows
+    assert "two_phase.onnx certified a top n" in _two_phase_disagreement(lying, states)

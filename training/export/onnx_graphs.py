@@ -150,7 +150,7 @@ def item_sums(b: GraphBuilder, gains: str) -> str:
     idx = np.load(b.bundle_dir / fmt.ITEM_IDX, mmap_mode="r")
     val = np.load(b.bundle_dir / fmt.ITEM_VAL, mmap_mode="r")
     users = b.slice(b.op("Shape", gains), 0, 1, 0)
-    total = None
+    parts = []
     for w in range(idx.shape[1]):
         column = np.asarray(idx[:, w], np.int64)
         if len(column) and np.array_equal(column, column[0] + np.arange(len(column))):
@@ -162,8 +162,17 @@ def item_sums(b: GraphBuilder, gains: str) -> str:
         if not np.all(np.asarray(val[:, w]) == 1):
             part = b.op("Mul", part, b.reshape(b.slice(b.table(fmt.ITEM_VAL), w, w + 1, 1),
                                                1, -1))
-        total = part if total is None else b.op("Add", total, part)
-    return b.op("Add", total, b.table(fmt.ITEM_CONST))
+        parts.append(part)
+    return b.op("Add", added(b, parts), b.table(fmt.ITEM_CONST))
+
+
+def added(b: GraphBuilder, parts: list[str]) -> str:
+    """parts[0] + parts[1] + ..., left to right: float32 sums depend on their order, and the
+    two-phase rescoring must add an item's columns exactly as model.onnx does."""
+    total = parts[0]
+    for part in parts[1:]:
+        total = b.op("Add", total, part)
+    return total
 
 
 def nfm_items(b: GraphBuilder, scoring: dict[str, Any], layout: StateLayout) -> str:

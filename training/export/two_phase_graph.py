@@ -24,6 +24,7 @@ from bundle import format as fmt
 from bundle.layout import StateLayout
 from training.export.graph_builder import GraphBuilder, tensor_input
 from training.export.onnx_graphs import (
+    added,
     exclusion_mask,
     feature_gains,
     item_sums,
@@ -124,10 +125,8 @@ def feature_pair_rescore(b: GraphBuilder, scoring: dict[str, Any], layout: State
     gains = b.op("Reshape", feature_gains(b, scoring, layout, tables, -1),
                  b.op("Shape", idx))  # (1, K, W_i)
     values = b.op("Gather", b.table(fmt.ITEM_VAL), positions)
-    total = None
-    for w in range(scoring["item_width"]):  # as item_sums: x · 1 is x, so always multiply
-        part = b.op("Mul", b.reshape(b.slice(gains, w, w + 1, 2), 1, -1),
-                    b.reshape(b.slice(values, w, w + 1, 2), 1, -1))
-        total = part if total is None else b.op("Add", total, part)
-    return b.op("Add", total, b.reshape(b.op("Gather", b.table(fmt.ITEM_CONST), positions),
-                                        1, -1))
+    parts = [b.op("Mul", b.reshape(b.slice(gains, w, w + 1, 2), 1, -1),  # as item_sums
+                  b.reshape(b.slice(values, w, w + 1, 2), 1, -1))  # (x · 1 is x)
+             for w in range(scoring["item_width"])]
+    return b.op("Add", added(b, parts), b.reshape(b.op("Gather", b.table(fmt.ITEM_CONST),
+                                                       positions), 1, -1))
