@@ -135,6 +135,17 @@ async def serving(settings: Settings):
             yield client
 
 
+async def user_who_did(client: httpx.AsyncClient, user: str, segment: str,
+                       *batches: list[str]) -> None:
+    """PUT a profile for `user`, then record each batch of item ids as one interactions
+    call; every write must be taken."""
+    r = await client.put(f"/users/{user}", json={"features": {"segment": segment}})
+    assert r.status_code == 200, r.text
+    for batch in batches:
+        r = await client.post(f"/users/{user}/interactions", json={"item_ids": batch})
+        assert r.status_code == 200, r.text
+
+
 @pytest.fixture
 async def client(gmlfm, store):
     async with serving(settings_for(gmlfm.models_dir, **store)) as client:

@@ -9,7 +9,7 @@ import pytest
 
 from service import filters
 from service.schemas import MAX_FILTER_IDS
-from tests.service.api.conftest import serving, settings_for
+from tests.service.api.conftest import serving, settings_for, user_who_did
 from tests.service.api.reference import TorchModel, assert_same_ranking, brute_force_top
 
 pytestmark = pytest.mark.anyio
@@ -105,8 +105,7 @@ async def test_a_filter_keeps_to_the_history_moved_state(with_history):
     async with serving(settings_for(with_history.models_dir)) as client:
         model = client.app.state.host.current
         ids = [str(i) for i in model.item_ids[:40].tolist()]
-        await client.put("/users/filtered", json={"features": {"segment": "1"}})
-        await client.post("/users/filtered/interactions", json={"item_ids": ids[:2]})
+        await user_who_did(client, "filtered", "1", ids[:2])
         r = await client.post("/recommend", json={"user_id": "filtered", "n": 5,
                                                   "filter": {"item_ids": ids[2:40]}})
         got = ranked(r)

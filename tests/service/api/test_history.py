@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 from bundle.reference import top_n_of
 from service import state_blob
 from tests.service.api.conftest import HISTORY_N as N
-from tests.service.api.conftest import serving, settings_for
+from tests.service.api.conftest import serving, settings_for, user_who_did
 from tests.service.api.reference import assert_same_ranking
 
 pytestmark = pytest.mark.anyio
@@ -96,9 +96,7 @@ async def test_the_window_holds_the_last_n_distinct_interactions(with_history):
     async with serving(settings_for(with_history.models_dir)) as client:
         model = client.app.state.host.current
         items = [str(i) for i in model.item_ids[:8].tolist()]
-        await client.put("/users/reader", json={"features": {"segment": "0"}})
-        await client.post("/users/reader/interactions", json={"item_ids": items[:6]})
-        await client.post("/users/reader/interactions", json={"item_ids": [items[1], items[7]]})
+        await user_who_did(client, "reader", "0", items[:6], [items[1], items[7]])
         window = [items[3], items[4], items[5], items[1], items[7]]  # items[1] moved last
         got = await client.get("/recommend/reader", params={"n": 10, "exclude_seen": "false"})
         assert_same_ranking(ranked(got), brute_force(model, "reader", {"segment": "0"},
