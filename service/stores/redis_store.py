@@ -84,6 +84,11 @@ class RedisStore:
         self.client, self.keys = client, Keys(prefix)
         self.profile_ttl_s = profile_ttl_s  # 0: profiles and histories last
         self._slot_map_stale = False
+        # one refresh at a time: the requests a failover fails all find the map stale at
+        # once, and redis-py's nodes manager rebuilds its node dicts while another refresh
+        # iterates them (the floors pass, redis 6.0: "dictionary changed size during
+        # iteration", a 500, with a master killed under load)
+        self._refreshing = asyncio.Lock()
 
     async def read(self, user_id: str, model: str, seen: bool = False, history: bool = False
                    ) -> StoredUser:
@@ -139,8 +144,10 @@ class RedisStore:
     async def _call(self, command: Coroutine):
         try:
             if self._slot_map_stale:
-                await self.client.nodes_manager.initialize()
-                self._slot_map_stale = False
+                async with self._refreshing:
+                    if self._slot_map_stale:  # not refreshed while this one waited
+                        await self.client.nodes_manager.initialize()
+                        self._slot_map_stale = False
             return await command
         except FAILURES as err:
             command.close()  # never awaited if the refresh failed; a no-op otherwise
