@@ -27,6 +27,11 @@ SPLIT, WHOLE = "split", "whole"
 LINEAR = "linear"  # score = part_U + const_I + item_matrix_I · query_U   (fm, transfm, ...)
 FEATURE_PAIRS = "feature_pairs"  # per-item-feature gains gathered per item (weighted gmlfm)
 NFM = "nfm"  # additive (S, Q) per item, then the MLP over every candidate
+# how a feature-pair graph forms Σ_j x_j (hv_j · v_l)(t_j · t_l) (scoring["pair_form"], chosen
+# at export as the cheaper for the user width; bundles from before it have the row form):
+PAIR_ROWS = "rows"  # 2R dot products of k per item feature
+PAIR_MATRIX = "matrix"  # v_lᵀ C t_l with the user's C = Σ_j x_j hv_j t_jᵀ: k k' + k
+PAIR_FORMS = (PAIR_ROWS, PAIR_MATRIX)
 FAMILIES = {SPLIT: (LINEAR, FEATURE_PAIRS, NFM), WHOLE: (WHOLE,)}
 
 # sides of a field; context fields join the user side at request time

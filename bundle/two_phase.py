@@ -78,7 +78,8 @@ def eligible(scoring: Mapping[str, Any]) -> bool:
     if scoring["family"] == fmt.LINEAR:
         return True
     return scoring["family"] == fmt.FEATURE_PAIRS and scoring["weighted"] \
-        and scoring["distance"] in SQUARED
+        and scoring["distance"] in SQUARED \
+        and scoring.get("pair_form", fmt.PAIR_ROWS) == fmt.PAIR_ROWS  # what the proof bounds
 
 
 def gamma(scoring: Mapping[str, Any]) -> float:

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from bundle import format as fmt
 from training.config import FitConfig, all_specs, models_taking, read_toml, resolve
 from training.errors import ConfigError, GmlrecError
 from training.loop.distributed import speaks_for_the_fit
@@ -44,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--models-dir", type=Path, default=Path("models"),
                         help="where bundles go: MODELS_DIR/NAME/VERSION (default models)")
     export.add_argument("--name", help="bundle name (default: the model, e.g. gmlfm)")
+    export.add_argument("--pair-form", choices=fmt.PAIR_FORMS,
+                        help="GML-FM with its weight: the form of the pair term (default: the "
+                        "cheaper for the user width; only rows has the two-phase graph)")
     boot = commands.add_parser("bootstrap", help="fit and export the default model unless a "
                                "bundle is already there")
     boot.add_argument("--models-dir", type=Path, default=Path("models"),
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             config = resolve(read_toml(args.config) if args.config else {}, options)
             metrics = run_fit(config, progress=not args.quiet, overwrite=args.overwrite)
         elif args.command == "export":
-            print(run_export(args.run, args.models_dir, args.name))
+            print(run_export(args.run, args.models_dir, args.name, args.pair_form))
             return 0
         elif args.command == "bootstrap":
             print(run_bootstrap(args.models_dir, args.runs_dir, args.force, not args.quiet,
@@ -120,10 +124,11 @@ def run_fit(config: FitConfig, progress: bool = True, overwrite: bool = False
     return fit_and_save(config, progress, overwrite)
 
 
-def run_export(run: Path, models_dir: Path, name: str | None) -> Path:
+def run_export(run: Path, models_dir: Path, name: str | None,
+               pair_form: str | None = None) -> Path:
     from training.export import export_run
 
-    return export_run(run, models_dir, name)
+    return export_run(run, models_dir, name, pair_form)
 
 
 def run_bootstrap(models_dir: Path, runs_dir: Path, force: bool, progress: bool,

@@ -35,13 +35,14 @@ def random_model(data: Interactions, split: Split, model: str, seed: int = 0,
     return net.eval()
 
 
-def export(net: FeatureModel, data, split: Split, models_dir: Path, name: str = "m") -> Path:
+def export(net: FeatureModel, data, split: Split, models_dir: Path, name: str = "m",
+           pair_form: str | None = None) -> Path:
     """write_bundle straight from memory (export_run does the same from a run folder)."""
     net.materialize_graph()
     slot_field = split.train.slot_field
     provenance = Provenance(name, "memory", data.name, data.fingerprint, {})
     return write_bundle(net, data.schema, slot_field, serving_data(data, split, slot_field),
-                        provenance, models_dir, name)
+                        provenance, models_dir, name, pair_form)
 
 
 __all__ = ["GEM", "assert_close", "assert_same_top", "export", "known_rows", "random_model",

@@ -26,7 +26,9 @@ from tests.export.helpers import (
 from tests.factories import tiny_interactions
 from training.data.history import with_history_field
 from training.data.protocols import make_split
+from training.errors import ConfigError
 from training.export.catalog import SideIndex, serving_data
+from training.export.tables import cheaper_pair_form
 from training.models.gmlfm import DISTANCES
 
 VARIANTS = [
@@ -37,6 +39,10 @@ VARIANTS = [
     ("gmlfm", {**GEM, "distance": "dnn"}),
     ("gmlfm", {**GEM, "distance": "cosine", "weight": False}),
     ("gmlfm", {**GEM, "distance": "chebyshev"}),
+    # the matrix form of the pair term (export picks rows for this narrow user)
+    *[("gmlfm", {"distance": d, "layers": 2, "pair_form": fmt.PAIR_MATRIX})
+      for d in ("dnn", "euclidean", "mahalanobis", "cosine")],
+    ("gmlfm", {**GEM, "distance": "dnn", "pair_form": fmt.PAIR_MATRIX}),
 ]
 USERS = np.array([0, 7, 13, 29])
 
@@ -56,11 +62,14 @@ def _id(variant):
 def test_torch_reference_and_onnx_agree(tmp_path, data, variant):
     data, split = data
     model, options = variant
+    options = dict(options)
+    form = options.pop("pair_form", None)
     net = random_model(data, split, model, **options)
     users = data.user_table
     want = torch_scores(net, users.idx[USERS], users.val[USERS], data.item_table.idx,
                         data.item_table.val)  # before GEM's table is materialised
-    bundle = load_bundle(export(net, data, split, tmp_path))
+    bundle = load_bundle(export(net, data, split, tmp_path, pair_form=form))
+    assert bundle.scoring.get("pair_form") == (form or bundle.scoring.get("pair_form"))
     reference, onnx = reference_scorer(bundle), OnnxScorer(bundle, threads=1)
     state = reference.user_state(*known_rows(bundle, data, USERS))
     assert state.shape == (len(USERS), bundle.scoring["state_size"])
@@ -104,6 +113,28 @@ def test_item_tables_stay_linear_in_k(tmp_path, data):
             shape = entry["shape"]  # two-phase codes lie (k, M): the long axis is the rows'
             assert len(shape) <= 2 and np.prod(shape) / max(shape, default=1) <= 2 * k + 2, name
     assert bundle.scoring["family"] == fmt.FEATURE_PAIRS
+
+
+def test_export_picks_the_cheaper_pair_form(tmp_path, data):
+    """Rows while 2 R k multiply-adds per item feature undercut the matrix form's k k' + k
+    (at k = 64: up to R = 32 user columns), the matrix form beyond; only the row form gets
+    the two-phase graph, whose bound is proved for it."""
+    assert [cheaper_pair_form({"dim": 64, "user_width": r}) for r in (2, 12, 32, 33, 200)] \
+        == [fmt.PAIR_ROWS] * 3 + [fmt.PAIR_MATRIX] * 2
+    data, split = data
+    net = random_model(data, split, "gmlfm", distance="dnn", dim=2)  # R = 2, k = 2: 8 > 6
+    bundle = load_bundle(export(net, data, split, tmp_path))
+    assert bundle.scoring["pair_form"] == fmt.PAIR_MATRIX
+    assert fmt.TWO_PHASE_MODEL not in bundle.manifest["files"]
+    rows = load_bundle(export(net, data, split, tmp_path, pair_form=fmt.PAIR_ROWS))
+    assert rows.scoring["pair_form"] == fmt.PAIR_ROWS
+    assert fmt.TWO_PHASE_MODEL in rows.manifest["files"]
+    state = reference_scorer(bundle).user_state(*known_rows(bundle, data, USERS))
+    every = np.broadcast_to(np.arange(data.n_items), (len(USERS), data.n_items))
+    assert_close(OnnxScorer(bundle, threads=1).score(state, every),
+                 OnnxScorer(rows, threads=1).score(state, every))
+    with pytest.raises(ConfigError, match="pair_form 'rows': only GML-FM"):
+        export(random_model(data, split, "fm"), data, split, tmp_path, pair_form=fmt.PAIR_ROWS)
 
 
 def test_top_n_leaves_out_ragged_exclusions_and_pads(tmp_path, data):
@@ -155,6 +186,8 @@ def test_a_history_bundle_serves_each_users_latest_window(tmp_path, history_data
                         serving.item_idx, serving.item_val,
                         np.concatenate([serving.user_columns, serving.item_columns]))
     bundle = load_bundle(export(net, data, split, tmp_path))
+    if "pair_form" in bundle.scoring:  # R = 8 at k = 4: the matrix form, with a history
+        assert bundle.scoring["pair_form"] == fmt.PAIR_MATRIX
     record = bundle.manifest["history"]
     assert (record["field"], record["size"], record["weight"]) == ("history", WINDOW, "sqrt")
     assert bundle.user_columns[-WINDOW:] == ("history",) * WINDOW

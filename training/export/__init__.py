@@ -33,8 +33,10 @@ def check_bundle_name(name: str, flag: str = "--name") -> None:
         raise ConfigError(f"{flag} {name!r}: use letters, digits, '.', '_' or '-'")
 
 
-def export_run(run: Path, models_dir: Path, name: str | None = None) -> Path:
-    """Write the bundle of a finished run; returns its version folder."""
+def export_run(run: Path, models_dir: Path, name: str | None = None,
+               pair_form: str | None = None) -> Path:
+    """Write the bundle of a finished run; returns its version folder (`pair_form`:
+    write_bundle's)."""
     from training.pipeline import prepare
 
     run = Path(run)
@@ -55,7 +57,7 @@ def export_run(run: Path, models_dir: Path, name: str | None = None) -> Path:
                             rebuilt.metrics)
     try:
         return write_bundle(rebuilt.model, data.schema, rebuilt.slot_field, serving,
-                            provenance, models_dir, name)
+                            provenance, models_dir, name, pair_form)
     except OSError as err:
         raise ConfigError(f"--models-dir {models_dir}: cannot write the bundle "
                           f"({err.strerror or err})") from None

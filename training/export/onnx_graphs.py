@@ -100,29 +100,59 @@ def feature_gains(b: GraphBuilder, scoring: dict[str, Any], layout: StateLayout,
     The two-phase graph rescores its shortlist with this same sequence of operators."""
     k, width, distance = scoring["dim"], scoring["user_width"], scoring["distance"]
     users = -1 if features >= 0 else 1
-    x = b.unsqueeze(b.slice(fmt.STATE, *layout.span("x"), 1), 2)  # (B, R, 1)
-    item_t = tables["feature_t"]  # (M, k')
-    t = b.slice(fmt.STATE, *layout.span("t"), 1)
-    if distance in PAIRWISE_ONLY:
-        diff = b.op("Abs", b.op("Sub", b.reshape(t, 0, width, 1, k), item_t))  # (B, R, M, k')
-        pair = (b.sum(diff, -1) if distance == "manhattan"
-                else b.op("ReduceMax", diff, b.ints(-1), keepdims=0))  # (B, R, M)
+    matrix = scoring.get("pair_form") == fmt.PAIR_MATRIX
+    products, span = None, v_rows(layout, matrix)  # (B, rows, M): v_l · each of those rows
+    if span is not None:
+        rows = (span[1] - span[0]) // k
+        products = b.reshape(rows_gemm(b, b.reshape(b.slice(fmt.STATE, *span, 1), -1, k),
+                                       tables["feature_v"], rows, features),
+                             users, rows, features)
+    if matrix:
+        cross = matrix_cross(b, layout, scoring, tables)
     else:
-        pair = b.reshape(rows_gemm(b, b.reshape(t, -1, k), item_t, width, features),
-                         users, width, features)
-    if scoring["weighted"]:
-        first = layout.span("a")[0] if layout.has("a") else layout.span("hv")[0]
-        rows = (layout.span("hv")[1] - first) // k  # a, b and the R rows h ⊙ v_j
-        products = rows_gemm(b, b.reshape(b.slice(fmt.STATE, first, layout.span("hv")[1], 1),
-                                          -1, k), tables["feature_v"], rows, features)
-        products = b.reshape(products, users, rows, features)  # (B, rows, M): v_l · each row
-        pair = b.op("Mul", pair, b.slice(products, rows - width, rows, 1))
-    gains = b.sum(b.op("Mul", x, pair), 1)  # (B, M)
-    if distance in SQUARED:  # s_l (a · v_l) + b · v_l − 2 Σ_j x_j (hv_j · v_l)(t_j · t_l)
-        spread = b.op("Mul", tables["feature_s"], b.reshape(b.slice(products, 0, 1, 1), 0, -1))
-        spread = b.op("Add", spread, b.reshape(b.slice(products, 1, 2, 1), 0, -1))
-        gains = b.op("Sub", spread, b.op("Mul", gains, b.const(2.0)))
-    return gains
+        x = b.unsqueeze(b.slice(fmt.STATE, *layout.span("x"), 1), 2)  # (B, R, 1)
+        item_t = tables["feature_t"]  # (M, k')
+        t = b.slice(fmt.STATE, *layout.span("t"), 1)
+        if distance in PAIRWISE_ONLY:
+            diff = b.op("Abs", b.op("Sub", b.reshape(t, 0, width, 1, k), item_t))  # (B,R,M,k')
+            pair = (b.sum(diff, -1) if distance == "manhattan"
+                    else b.op("ReduceMax", diff, b.ints(-1), keepdims=0))  # (B, R, M)
+        else:
+            pair = b.reshape(rows_gemm(b, b.reshape(t, -1, k), item_t, width, features),
+                             users, width, features)
+        if products is not None:
+            pair = b.op("Mul", pair, b.slice(products, rows - width, rows, 1))
+        cross = b.sum(b.op("Mul", x, pair), 1)  # (B, M)
+    if distance not in SQUARED:
+        return cross
+    # s_l (a · v_l) + b · v_l − 2 Σ_j x_j (hv_j · v_l)(t_j · t_l)
+    spread = b.op("Mul", tables["feature_s"], b.reshape(b.slice(products, 0, 1, 1), 0, -1))
+    spread = b.op("Add", spread, b.reshape(b.slice(products, 1, 2, 1), 0, -1))
+    return b.op("Sub", spread, b.op("Mul", cross, b.const(2.0)))
+
+
+def v_rows(layout: StateLayout, matrix: bool) -> tuple[int, int] | None:
+    """[start, stop) in the state of the user rows each item feature's v_l meets: a and b
+    (squared distances), then, in the row form, the R rows h ⊙ v_j; None where none."""
+    if matrix:
+        return (layout.span("a")[0], layout.span("b")[1]) if layout.has("a") else None
+    if not layout.has("hv"):
+        return None
+    return layout.span("a" if layout.has("a") else "hv")[0], layout.span("hv")[1]
+
+
+def matrix_cross(b: GraphBuilder, layout: StateLayout, scoring: dict[str, Any],
+                 tables: dict[str, str]) -> str:
+    """Σ_j x_j (hv_j · v_l)(t_j · t_l) in the matrix form: v_lᵀ C t_l with the user's
+    C = Σ_j x_j hv_j t_jᵀ (k × k'), formed once per call, so an item feature costs
+    k k' + k whatever the user width R (the row form: 2 R k; tables.cheaper_pair_form)."""
+    k, width = scoring["dim"], scoring["user_width"]
+    x = b.unsqueeze(b.slice(fmt.STATE, *layout.span("x"), 1), 2)  # (B, R, 1)
+    t = b.reshape(b.slice(fmt.STATE, *layout.span("t"), 1), 0, width, k)  # (B, R, k')
+    hv = b.reshape(b.slice(fmt.STATE, *layout.span("hv"), 1), 0, width, k)  # (B, R, k)
+    c_t = b.op("MatMul", b.op("Transpose", b.op("Mul", x, t), perm=[0, 2, 1]), hv)  # Cᵀ
+    c_t_l = b.op("MatMul", tables["feature_t"], c_t)  # (B, M, k): C t_l, a row per feature
+    return b.sum(b.op("Mul", c_t_l, tables["feature_v"]), -1)  # (B, M)
 
 
 def rows_gemm(b: GraphBuilder, rows: str, table: str, count: int, features: int,

@@ -146,6 +146,8 @@ def _gmlfm(ctx: Context) -> Extracted:
     if weighted or model.distance in PAIRWISE_ONLY:
         out = ctx.base(fmt.FEATURE_PAIRS, kind="gmlfm", distance=model.distance,
                        weighted=weighted)
+        if weighted and model.distance not in PAIRWISE_ONLY:
+            out.scoring["pair_form"] = cheaper_pair_form(out.scoring)
         out.tables |= {"user_v": ctx.user_rows(ctx.v), "user_t": ctx.user_rows(t)}
         out.item_tables |= {"const": ctx.item_forward(), "feature_t": ctx.item_feature_rows(t)}
         if weighted:
@@ -162,6 +164,23 @@ def _gmlfm(ctx: Context) -> Extracted:
     out.tables["user_t"] = ctx.user_rows(t)
     out.item_tables |= {"const": ctx.item_forward(), "matrix": matrix}
     return out
+
+
+def pair_form_costs(scoring: dict[str, Any]) -> dict[str, int]:
+    """Multiply-adds per item feature of the cross term Σ_j x_j (hv_j · v_l)(t_j · t_l)
+    in each form (MATH.md): the row form takes 2R dot products of k, the matrix form
+    forms C t_l (k k') and its dot product with v_l (k). Both add the same a · v_l and
+    b · v_l of squared distances, so those are left out."""
+    k, width = scoring["dim"], scoring["user_width"]
+    return {fmt.PAIR_ROWS: 2 * width * k, fmt.PAIR_MATRIX: k * k + k}
+
+
+def cheaper_pair_form(scoring: dict[str, Any]) -> str:
+    """The row form while the user is narrow (every bundle at k = 64 up to R = 32 user
+    columns: a history window up to about 30), the matrix form beyond; ties keep rows, the
+    form the two-phase graph can bound (bundle/two_phase.py)."""
+    costs = pair_form_costs(scoring)
+    return fmt.PAIR_MATRIX if costs[fmt.PAIR_MATRIX] < costs[fmt.PAIR_ROWS] else fmt.PAIR_ROWS
 
 
 def _nfm(ctx: Context) -> Extracted:

@@ -49,10 +49,17 @@ class Provenance:
 
 def write_bundle(model: torch.nn.Module, schema: FeatureSchema, slot_field: np.ndarray,
                  serving: ServingData, provenance: Provenance, models_dir: Path,
-                 name: str) -> Path:
-    """Export `model` with its catalog into models_dir/name/<version>; returns that folder."""
+                 name: str, pair_form: str | None = None) -> Path:
+    """Export `model` with its catalog into models_dir/name/<version>; returns that folder.
+    `pair_form` overrides the cheaper form export picks for a bundle that has one
+    (tables.cheaper_pair_form; tests and benches hold both forms to the same answers)."""
     sides = SideIndex.of(schema)
     extracted = extract(model, sides, serving, slot_field)
+    if pair_form is not None:
+        if "pair_form" not in extracted.scoring or pair_form not in fmt.PAIR_FORMS:
+            raise ConfigError(f"pair_form {pair_form!r}: only GML-FM with its weight and a "
+                              f"dot-product distance has one, of {', '.join(fmt.PAIR_FORMS)}")
+        extracted.scoring["pair_form"] = pair_form
     if extracted.scoring["path"] == fmt.WHOLE and len(sides.user_features) >= MAX_EXACT_INDEX:
         raise ConfigError(f"{len(sides.user_features)} user-side features: a whole-model "
                           "state holds indices as float32, exact only below 2^24")

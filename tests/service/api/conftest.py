@@ -44,14 +44,15 @@ class Trained:
 
 
 def fit_and_export(root: Path, model: str, seed: int = 0, *options: str,
-                   data: str = SYNTHETIC, name: str = "rec") -> Trained:
+                   data: str = SYNTHETIC, name: str = "rec",
+                   export_options: tuple[str, ...] = ()) -> Trained:
     run, models = root / f"run-{model}-{seed}", root / "models"
     assert training_cli(["fit", "--data", data, "--task", "topn", "--model", model,
                          "--epochs", "1", "--dim", "8", "--seed", str(seed), "--quiet",
                          "--out", str(run), *options]) == 0
     before = set((models / name).glob("*")) if (models / name).is_dir() else set()
     assert training_cli(["export", "--run", str(run), "--models-dir", str(models),
-                         "--name", name]) == 0
+                         "--name", name, *export_options]) == 0
     (bundle,) = set((models / name).glob("*")) - before
     return Trained(run, bundle)
 
@@ -61,9 +62,12 @@ HISTORY_N = 5  # the window of the `with_history` model
 
 @pytest.fixture(scope="session")
 def with_history(tmp_path_factory) -> Trained:
-    """GML-FM-dnn with a history field of the last HISTORY_N interactions."""
+    """GML-FM-dnn with a history field of the last HISTORY_N interactions, its pair term in
+    the row form, which the two-phase graph serves (at k = 8 and this width export would
+    pick the matrix form; tests/export covers both)."""
     return fit_and_export(tmp_path_factory.mktemp("history"), "gmlfm", 0, "--distance", "dnn",
-                          "--layers", "1", "--history", str(HISTORY_N))
+                          "--layers", "1", "--history", str(HISTORY_N),
+                          export_options=("--pair-form", "rows"))
 
 
 @pytest.fixture(scope="session")
