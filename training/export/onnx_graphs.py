@@ -7,7 +7,9 @@ Split bundles:  state (B, D), candidates (B, C), exclude (B, E), n (1,)
     every node of a graph whatever outputs are asked for, so one pass serves both.
 Whole bundles:  state (B, 2 W_u), candidates (B, C) -> scores (B, C)
     The model over each (user row, candidate row) pair; the scorer ranks a catalog in chunks.
-Each graph mirrors the numpy reference of bundle/ (reference.py, whole.py) step by step.
+Each graph mirrors the numpy reference of bundle/ (reference.py, whole.py) step by step, but
+for the matrix form of the pair term (matrix_cross), which the reference, the tests' oracle,
+computes in the row form.
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ def feature_gains(b: GraphBuilder, scoring: dict[str, Any], layout: StateLayout,
     if matrix:
         cross = matrix_cross(b, layout, scoring, tables)
     else:
-        x = b.unsqueeze(b.slice(fmt.STATE, *layout.span("x"), 1), 2)  # (B, R, 1)
+        x = b.unsqueeze(b.slice(fmt.STATE, *layout.span("x"), 1), 1)  # (B, 1, R)
         item_t = tables["feature_t"]  # (M, k')
         t = b.slice(fmt.STATE, *layout.span("t"), 1)
         if distance in PAIRWISE_ONLY:
@@ -122,7 +124,7 @@ def feature_gains(b: GraphBuilder, scoring: dict[str, Any], layout: StateLayout,
                              users, width, features)
         if products is not None:
             pair = b.op("Mul", pair, b.slice(products, rows - width, rows, 1))
-        cross = b.sum(b.op("Mul", x, pair), 1)  # (B, M)
+        cross = b.reshape(b.op("MatMul", x, pair), 0, -1)  # (B, M): Σ_j x_j pair_j
     if distance not in SQUARED:
         return cross
     # s_l (a · v_l) + b · v_l − 2 Σ_j x_j (hv_j · v_l)(t_j · t_l)
