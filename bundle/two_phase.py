@@ -64,7 +64,7 @@ from bundle.quantise import ITEM_LEVELS, USER_LEVELS, quantise_rows, round_up
 
 # catalogs from this many items rank a lone user through two_phase.onnx (OnnxScorer; the
 # service's GMLREC_TWO_PHASE_ITEMS). bench/two_phase.py over HTTP: at 100,000 items
-# GML-FM-dnn gained 1.03-1.31x and FM 0.88-1.11x (the passes over every item cost about what
+# GML-FM-dnn gained 1.03-1.31x and FM 0.86-1.11x (the passes over every item cost about what
 # the float32 bytes it saves do), at 1,000,000 1.17-1.61x and 1.01-1.42x
 TWO_PHASE_FROM_ITEMS = 200_000
 ZERO_POINT = 128  # user codes travel as uint8 = code + 128 (MatMulInteger's a_zero_point)
