@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto
 
 from bench.lib.http_load import LoadResult
 from bench.lib.local_redis import RedisServer
@@ -38,6 +39,8 @@ from bench.lib.synthetic_bundle import export_synthetic, size_mb
 from bench.scale_out import Memory, Server, drive, process_memory, serving, workers_of
 from bundle import OnnxScorer, load_bundle, two_phase
 from bundle import format as fmt
+from training.export.graph_builder import GraphBuilder, tensor_input
+from training.export.two_phase_graph import codes_product
 
 OUT = Path("runs/bench/two_phase")
 SPEC = "synthetic:users=1000,items={items},interactions=20000,seed=0"
@@ -116,41 +119,33 @@ def in_process(path: Path) -> dict:
             "certified": certified / len(states), "rescored": shortlist / bundle.n_items,
             "exact": exact,
             "call_ms": {k: 1e3 * float(np.median(v)) for k, v in times.items()},
-            "products_ms": int8_products_ms(bundle)}
+            "products_ms": int8_products_ms(bundle, states[0][0])}
 
 
-def int8_products_ms(bundle) -> float:
-    """The first pass's integer products alone, at the bundle's shapes: each code table
-    times as many user rows as two_phase.onnx multiplies it by (MatMulInteger, then the Cast
-    to float32 the graph makes), one thread, median of 20 calls. No arrangement of the rest
-    of the graph goes below this."""
-    scoring, k = bundle.scoring, bundle.scoring["dim"]
-    width = scoring["user_width"]
-    rows = {"q_matrix": 1} if scoring["family"] == fmt.LINEAR else {"q_v": 2 + width,
-                                                                      "q_t": width}
-    nodes, inputs, outputs, inits, feed = [], [], [], [helper.make_tensor(
-        "zero", TensorProto.UINT8, [], [two_phase.ZERO_POINT])], {}
-    for name, count in rows.items():
-        codes = np.asarray(bundle.arrays[fmt.item_table_file(name)])
-        inits.append(numpy_helper.from_array(codes, f"{name}_codes"))
-        inputs.append(helper.make_tensor_value_info(name, TensorProto.UINT8, [count, k]))
-        outputs.append(helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT, None))
-        nodes += [helper.make_node("MatMulInteger", [name, f"{name}_codes", "zero"],
-                                   [f"{name}_int"]),
-                  helper.make_node("Cast", [f"{name}_int"], [f"{name}_out"],
-                                   to=TensorProto.FLOAT)]
-        feed[name] = np.random.default_rng(0).integers(1, 256, (count, k), dtype=np.uint8)
-    model = helper.make_model(helper.make_graph(nodes, "products", inputs, outputs, inits),
-                              opset_imports=[helper.make_opsetid("", fmt.OPSET)],
-                              ir_version=fmt.IR_VERSION)
+def int8_products_ms(bundle, state: np.ndarray) -> float:
+    """The first pass's integer products alone, for one user's state (D,): two_phase.onnx's
+    own codes_product (MatMulInteger, then the Cast to float32) over each code table, fed
+    the user's codes as the graph is, one thread, median of 20 calls. No arrangement of the
+    rest of the graph goes below this."""
+    feed = two_phase.user_feed(bundle.scoring, state)
+    tables = {fmt.USER_V: "q_matrix" if bundle.scoring["family"] == fmt.LINEAR else "q_v",
+              fmt.USER_T: "q_t"}
+    graph = GraphBuilder(bundle.path)
+    inputs = [tensor_input(user, TensorProto.UINT8, *feed[user].shape)
+              for user in tables if user in feed]
+    outputs = [tensor_input(codes_product(graph, i.name, tables[i.name]), TensorProto.FLOAT,
+                            "rows", "items") for i in inputs]
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.log_severity_level = 1, 3
-    session = ort.InferenceSession(model.SerializeToString(), options,
-                                   providers=["CPUExecutionProvider"])
+    with tempfile.NamedTemporaryFile(dir=bundle.path, prefix=".products-",
+                                     suffix=".onnx") as file:  # beside the tables it reads
+        onnx.save(graph.model(inputs, outputs), file.name)
+        session = ort.InferenceSession(file.name, options, providers=["CPUExecutionProvider"])
+    users = {i.name: feed[i.name] for i in inputs}
     times = []
     for _ in range(25):
         started = time.perf_counter()
-        session.run(None, feed)
+        session.run(None, users)
         times.append(time.perf_counter() - started)
     return 1e3 * float(np.median(times[5:]))
 
