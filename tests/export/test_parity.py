@@ -135,6 +135,8 @@ def test_export_picks_the_cheaper_pair_form(tmp_path, data):
                  OnnxScorer(rows, threads=1).score(state, every))
     with pytest.raises(ConfigError, match="pair_form 'rows': only GML-FM"):
         export(random_model(data, split, "fm"), data, split, tmp_path, pair_form=fmt.PAIR_ROWS)
+    with pytest.raises(ConfigError, match="pair_form 'diagonal'.*of rows, matrix"):
+        export(net, data, split, tmp_path, pair_form="diagonal")
 
 
 def test_top_n_leaves_out_ragged_exclusions_and_pads(tmp_path, data):
