@@ -47,7 +47,9 @@ class RedisClusterServers:
     """A Redis Cluster of `masters` redis-servers, each with `replicas` replicas, all slots
     assigned, in a folder of its own; `url` is the redis+cluster:// URL the service takes.
     Nodes time out after `node_timeout_ms`, so a killed master's replica takes over within a
-    few seconds."""
+    few seconds. Replicas try to take over for as long as it takes (validity factor 0): with
+    Redis's default a replica whose elections keep failing on a loaded machine stops trying
+    after about 20 s at this timeout, leaving the dead master's slots unserved for good."""
 
     def __init__(self, folder: Path, masters: int = 3, replicas: int = 0,
                  node_timeout_ms: int = 1000):
@@ -65,7 +67,8 @@ class RedisClusterServers:
             node.mkdir(parents=True)
             self.processes[port] = launch(
                 ["--cluster-enabled", "yes", "--cluster-config-file", str(node / "nodes.conf"),
-                 "--cluster-node-timeout", str(self.node_timeout_ms)], port, node / "redis.log")
+                 "--cluster-node-timeout", str(self.node_timeout_ms),
+                 "--cluster-replica-validity-factor", "0"], port, node / "redis.log")
         subprocess.run(["redis-cli", "--cluster", "create",
                         *(f"127.0.0.1:{p}" for p in self.ports), "--cluster-replicas",
                         str(self.replicas), "--cluster-yes"], check=True, capture_output=True,
@@ -101,6 +104,15 @@ class RedisClusterServers:
         except redis.RedisError:
             return False
 
+    def failed_over(self, via: int, dead: int) -> bool:
+        """The node on `via` sees the `dead` master's slots served by another live master (a
+        healthy view alone also holds before the death has been noticed)."""
+        try:
+            dead_slots = next(n["slots"] for n in self.nodes(via) if n["port"] == dead)
+        except (redis.RedisError, StopIteration):
+            return False
+        return dead_slots == 0 and self.healthy(via)
+
     def master_of(self, key: str) -> int:
         """The port of the master that holds `key`'s slot."""
         client = self.client(self.ports[0])
@@ -128,13 +140,16 @@ class RedisClusterServers:
         return redis.Redis(port=port, socket_timeout=5)
 
     def describe(self) -> str:
-        """Each live node's view of the cluster, for an error message."""
+        """Each live node's view of the cluster and the end of its log (where a replica says
+        why it does not take over), for an error message."""
         views = []
         for port in self.processes:
             try:
-                views.append(f"{port}: {self.nodes(port)}")
+                view = str(self.nodes(port))
             except redis.RedisError as err:
-                views.append(f"{port}: {err}")
+                view = str(err)
+            log = (self.folder / str(port) / "redis.log").read_text(errors="replace")
+            views.append(f"{port}: {view}; log ends: {log.splitlines()[-4:]}")
         return "; ".join(views)
 
     def stop(self) -> None:

@@ -111,8 +111,8 @@ async def test_a_master_killed_under_load_loses_no_request_and_no_profile(
         victim = cluster.master_of("gmlrec:{user:before-0}:profile")
         cluster.kill(victim)
         survivor = next(p for p in cluster.ports if p in cluster.processes)
-        took_over = await asyncio.to_thread(cluster.wait_until, lambda: cluster.healthy(
-            survivor), "a replica serving the dead master's slots")
+        took_over = await asyncio.to_thread(cluster.wait_until, lambda: cluster.failed_over(
+            survivor, victim), "a replica serving the dead master's slots")
         await asyncio.sleep(1.0)  # load on the healed cluster
         running = False
         await asyncio.gather(*tasks)
