@@ -101,6 +101,22 @@ def fitted_deepfm(tmp_path_factory) -> Path:
     return run
 
 
+def test_pair_form_from_the_command_line(fitted, fitted_deepfm, tmp_path, capsys):
+    """--pair-form reaches the bundle (the matrix form: no two-phase graph), and a run
+    without a pair term refuses it in one line naming the flag."""
+    models = tmp_path / "models"
+    assert main(["export", "--run", str(fitted), "--models-dir", str(models),
+                 "--pair-form", fmt.PAIR_MATRIX]) == 0
+    bundle = load_bundle(Path(capsys.readouterr().out.strip()))
+    assert bundle.scoring["pair_form"] == fmt.PAIR_MATRIX
+    assert fmt.TWO_PHASE_MODEL not in bundle.manifest["files"]
+    assert main(["export", "--run", str(fitted_deepfm), "--models-dir", str(models),
+                 "--pair-form", fmt.PAIR_ROWS]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "--pair-form 'rows'" in lines[0], lines
+    assert list((models / "deepfm").glob("*")) == []
+
+
 @pytest.mark.parametrize("which,table", [("gmlfm", fmt.item_table_file("const")),
                                          ("deepfm", fmt.table_file("user_v"))])
 def test_export_refuses_a_mismatch(request, tmp_path, capsys, monkeypatch, which, table):

@@ -133,9 +133,9 @@ def test_export_picks_the_cheaper_pair_form(tmp_path, data):
     every = np.broadcast_to(np.arange(data.n_items), (len(USERS), data.n_items))
     assert_close(OnnxScorer(bundle, threads=1).score(state, every),
                  OnnxScorer(rows, threads=1).score(state, every))
-    with pytest.raises(ConfigError, match="pair_form 'rows': only GML-FM"):
+    with pytest.raises(ConfigError, match="--pair-form 'rows': only GML-FM"):
         export(random_model(data, split, "fm"), data, split, tmp_path, pair_form=fmt.PAIR_ROWS)
-    with pytest.raises(ConfigError, match="pair_form 'diagonal'.*of rows, matrix"):
+    with pytest.raises(ConfigError, match="--pair-form 'diagonal'.*of rows, matrix"):
         export(net, data, split, tmp_path, pair_form="diagonal")
 
 

@@ -57,7 +57,7 @@ def write_bundle(model: torch.nn.Module, schema: FeatureSchema, slot_field: np.n
     extracted = extract(model, sides, serving, slot_field)
     if pair_form is not None:
         if "pair_form" not in extracted.scoring or pair_form not in fmt.PAIR_FORMS:
-            raise ConfigError(f"pair_form {pair_form!r}: only GML-FM with its weight and a "
+            raise ConfigError(f"--pair-form {pair_form!r}: only GML-FM with its weight and a "
                               f"dot-product distance has one, of {', '.join(fmt.PAIR_FORMS)}")
         extracted.scoring["pair_form"] = pair_form
     if extracted.scoring["path"] == fmt.WHOLE and len(sides.user_features) >= MAX_EXACT_INDEX:
