@@ -208,8 +208,7 @@ NAIVE = ("the trained torch model ranks the catalog in {naive:.0f} ms because it
          "runs the DNN once per distinct feature of each 8,192-row batch, not once per row; "
          "100× would need onnxruntime at {need:.1f} ms, against {read:.1f} ms for one plain "
          "read of the item tables. The split's gain grows with W: it pays for the user's "
-         "features once per request, the naive model once per item. MATH.md's \"about 400×\" "
-         "has no recorded measurement in this repository")
+         "features once per request, the naive model once per item")
 
 
 def fastest(times: dict[str, Timing], prefix: str, threads: list[int]) -> float:

@@ -168,8 +168,8 @@ def verdict(runs: dict, dataset: str, task: str) -> str:
 
 def node_field_order(runs: dict, dataset: str, task: str) -> str:
     """FM + GEM's node-field choices ordered best first by their mean headline metric, each
-    with its paired change against FM: the evidence for what the README tells users to
-    choose."""
+    with its paired change against FM: the evidence for what docs/training.md (GEM) tells
+    users to choose."""
     metric, better = HEADLINE[task]
     fm = found(runs, "fm", dataset, task)
     means = {}

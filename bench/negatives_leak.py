@@ -1,7 +1,7 @@
 """How much per-epoch negatives help, and how much of that is leakage.
 
 Three ways to feed training negatives on the MovieLens-100k top-n protocol, same seed:
-  fixed            the protocol's single draw (avoids every interaction, PROTOCOL.md)
+  fixed            the protocol's single draw (avoids every interaction, docs/protocol.md)
   fresh, leak-free new draws each epoch avoiding training positives only (what
                    --resample-negatives does)
   fresh, leaky     new draws each epoch avoiding every interaction, held-out items included:

@@ -3,12 +3,13 @@
 Each service's command and environment are read from docker-compose.yml and its Dockerfile,
 not restated here, so a change to either is what this test runs. Translated, and nothing else:
 each named volume is a temporary folder (the `models` volume is shared by `train` and `api` as
-in compose); the secrets are the files the README's one command makes, and /run/secrets/<name>
-is that file; the host name `redis` is a redis-server of this test's own that requires the
-secret password (given on its stdin, as compose's Redis reads it from a file); the API
-listens on a free loopback port; `${VAR:-default}` takes its default. The one addition:
-`GMLREC_TRAIN_CONFIG` points the train job at a small synthetic fit, since the default model
-takes minutes (the README's quick start and the fresh-clone check run the default).
+in compose); the secrets are the files docs/operations.md's one command makes, and
+/run/secrets/<name> is that file; the host name `redis` is a redis-server of this test's own
+that requires the secret password (given on its stdin, as compose's Redis reads it from a
+file); the API listens on a free loopback port; `${VAR:-default}` takes its default. The one
+addition: `GMLREC_TRAIN_CONFIG` points the train job at a small synthetic fit, since the
+default model takes minutes (the README's quick start and the fresh-clone check run the
+default).
 """
 
 from __future__ import annotations
@@ -103,11 +104,11 @@ class ComposeService:
             self.env.update(GMLREC_HOST="127.0.0.1", GMLREC_PORT=str(free_port()))
 
 
-def readme_secrets_command() -> str:
-    """The one command of the README's Docker section that makes the secrets."""
-    lines = [line for line in (ROOT / "README.md").read_text().splitlines()
+def documented_secrets_command() -> str:
+    """The one command of docs/operations.md's Deploy section that makes the secrets."""
+    lines = [line for line in (ROOT / "docs/operations.md").read_text().splitlines()
              if line.startswith("mkdir -p -m 700 secrets")]
-    assert len(lines) == 1, "the README's Docker section shows one command making the secrets"
+    assert len(lines) == 1, "docs/operations.md shows one command making the secrets"
     return lines[0]
 
 
@@ -141,7 +142,7 @@ def redis_with_password(password: str) -> Iterator[int]:
 
 
 def test_train_job_then_api_on_redis_answer_a_recommendation(tmp_path, redis_prefix):
-    subprocess.run(readme_secrets_command(), shell=True, cwd=tmp_path, check=True)
+    subprocess.run(documented_secrets_command(), shell=True, cwd=tmp_path, check=True)
     assert (tmp_path / "secrets").stat().st_mode & 0o777 == 0o700
     password = (tmp_path / "secrets/redis_password").read_text().strip()
     scope, admin_key = (tmp_path / "secrets/api_keys").read_text().strip().split(":")

@@ -36,7 +36,7 @@ def test_every_declared_dependency_is_pinned_within_its_range():
         if name == "torch":  # pinned once, in pyproject; its CPU build has a local label
             assert name not in pinned and str(requirement.specifier).startswith("==")
             continue
-        assert name in pinned, f"{name} is not in constraints.txt: refresh it (README)"
+        assert name in pinned, f"{name} is not in constraints.txt: refresh it (README, Development)"
         assert requirement.specifier.contains(pinned[name], prereleases=True), \
             f"constraints.txt pins {name}=={pinned[name]}, outside pyproject's {requirement}"
 

@@ -1,6 +1,6 @@
 """The container files, proven without a Docker engine (none runs on these machines): the
 Dockerfiles lint clean, the compose file is one `docker-compose config` accepts and wires the
-services as the README says, and the API image's dependencies carry no torch."""
+services as docs/operations.md says, and the API image's dependencies carry no torch."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""`python -m training fit|evaluate|export|bootstrap`: the contract of CONTRACT.md.
+"""`python -m training fit|evaluate|export|bootstrap`: the training command line.
 
-Every user error (bad data, bad option) ends as one line on stderr and exit status 2.
+docs/training.md says what each command does and writes; docs/configuration.md lists every
+option. Every user error (bad data, bad option) ends as one line on stderr and exit status 2.
 """
 
 from __future__ import annotations

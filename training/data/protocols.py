@@ -1,4 +1,4 @@
-"""The papers' evaluation protocols (PROTOCOL.md), deterministic for a seed and vectorized.
+"""The papers' evaluation protocols (docs/protocol.md), deterministic for a seed and vectorized.
 
 rating: every interaction is a +1 instance with `negatives` sampled never-interacted items at
         -1; all instances split at random 70 / 20 / 10 into train / validation / test.
@@ -77,7 +77,7 @@ def _repeat(contexts: np.ndarray | None, n: int) -> np.ndarray | None:
 class NegativeSampler:
     """Training positives and the pairs their negatives must avoid (`known`, sorted keys).
 
-    The protocol's one draw avoids every interaction (PROTOCOL.md). Fresh draws each epoch
+    The protocol's one draw avoids every interaction (docs/protocol.md). Fresh draws each epoch
     avoid training positives only: were held-out items never drawn, hundreds of draws would
     teach the model which items are held out (measured: +0.05 HR@10 of pure leakage).
     """

@@ -168,9 +168,9 @@ def _gmlfm(ctx: Context) -> Extracted:
 
 def pair_form_costs(scoring: dict[str, Any]) -> dict[str, int]:
     """Multiply-adds per item feature of the cross term Σ_j x_j (hv_j · v_l)(t_j · t_l)
-    in each form (MATH.md): the row form takes 2R dot products of k, the matrix form
-    forms C t_l (k k') and its dot product with v_l (k). Both add the same a · v_l and
-    b · v_l of squared distances, so those are left out."""
+    in each form (docs/math.md, GML-FM with its weight): the row form takes 2R dot
+    products of k, the matrix form forms C t_l (k k') and its dot product with v_l (k).
+    Both add the same a · v_l and b · v_l of squared distances, so those are left out."""
     k, width = scoring["dim"], scoring["user_width"]
     return {fmt.PAIR_ROWS: 2 * width * k, fmt.PAIR_MATRIX: k * k + k}
 

@@ -82,7 +82,7 @@ def _full_ranks(model: torch.nn.Module, catalog: Catalog, part: np.ndarray) -> n
 
 
 def test_report(model: torch.nn.Module, split: Split, seed: int = 0) -> dict[str, float]:
-    """Every test metric of CONTRACT.md's metrics.json for the split's task."""
+    """Every test metric of metrics.json for the split's task (docs/training.md, Metrics)."""
     report = Evaluator(split.test)(model)
     if split.task == "topn" and split.catalog is not None:
         report.update(full_catalog_report(model, split.catalog, seed))

@@ -1,4 +1,4 @@
-"""Rating and ranking metrics. Ranks are 1-based; ties are resolved both ways (PROTOCOL.md).
+"""Rating and ranking metrics. Ranks are 1-based; ties are resolved both ways (docs/protocol.md).
 
 pessimistic rank = number of candidates scoring >= the positive (itself included)
 optimistic rank  = 1 + number of candidates scoring > the positive

@@ -3,7 +3,7 @@
     ŷ(x) = w0 + Σ_i w_i x_i + ½ Σ_f ((Σ_i x_i v_if)² − Σ_i x_i² v_if²)
 
 The pair term depends on x only through S = Σ x v and Q = Σ x² |v|², both sums over features,
-so a user's part and an item's part add (MATH.md): serving caches the user's (lin, S, Q).
+so a user's part and an item's part add (docs/math.md, FM): serving caches the user's (lin, S, Q).
 """
 
 from __future__ import annotations

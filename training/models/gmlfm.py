@@ -2,7 +2,7 @@
 
     ŷ(x) = w0 + Σ_i w_i x_i + Σ_{i<j} w_ij D(t_i, t_j) x_i x_j,   t = T(v),  w_ij = hᵀ(v_i ⊙ v_j)
 
-Exact forms of the pair term (MATH.md), all equal to the definition:
+Exact forms of the pair term (docs/math.md, GML-FM), all equal to the definition:
 - `pairwise`  the (W × W) distance matrix per instance, O(W² k); every distance.
 - `gram`      the W × W distance (cosine: Gram) matrix of each instance built from t tᵀ in one
               batched matmul, its quadratic form in x v, a hand-written backward; O(W² k).

@@ -4,8 +4,9 @@ interaction, edit the profile; what the page shows is checked against the API's 
 
 The bundle is fit on a tiny made-up movie catalog (tiny_movies.py), so items have titles and
 users have gender, age and occupation, as on MovieLens. The screenshot of the finished flow
-goes to $GMLREC_EXPLORER_SCREENSHOT when set (the README's docs/explorer.png is made that
-way), else to the test's temporary folder: a test run leaves the work tree as it was.
+goes to $GMLREC_EXPLORER_SCREENSHOT when set (docs/explorer.png, which the README and
+docs/explorer.md show, is made that way), else to the test's temporary folder: a test run
+leaves the work tree as it was.
 """
 
 from __future__ import annotations

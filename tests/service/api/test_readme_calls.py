@@ -1,8 +1,9 @@
-"""The README's calls, run in order against a real server: every answer it shows has the keys
-of the real answer, with its status class, and its Prometheus example greps metrics the
-service exports.
+"""The calls the documents show with their answers (the README's tour, docs/contract.md's
+every endpoint), run in order against a real server: every answer shown has the keys of the
+real answer, with its status class, and a Prometheus example greps metrics the service
+exports.
 
-The README's answers come from the MovieLens bundle the quick start makes; this test serves
+The answers shown come from the MovieLens bundle the quick start makes; this test serves
 the suite's small synthetic bundle, so ids are swapped for that bundle's own, and MovieLens'
 profile fields and display attributes are left out (the synthetic model has none of them)."""
 
@@ -14,20 +15,25 @@ import shlex
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.service.api.conftest import settings_for
 from tests.service.api.live import live_server
 
-README = (Path(__file__).resolve().parents[3] / "README.md").read_text()
-CONSOLE = re.search(r"Every endpoint, answered by .*?```console\n(.*?)```", README, re.S)[1]
+ROOT = Path(__file__).resolve().parents[3]
+# document -> (where its console block of calls starts, the fewest calls it shows)
+SHOWN = {"README.md": (r"## A short tour of the API\n", 7),
+         "docs/contract.md": (r"Every endpoint, answered by ", 14)}
 MOVIELENS_FIELDS = {"gender", "age", "occupation"}
 MOVIELENS_DISPLAY = {"title", "year", "genres"}  # what its catalog shows beside an item
 
 
-def calls() -> list[tuple[list[str], list[str]]]:
-    """The console block as (curl argv, the lines it printed)."""
+def calls(document: str) -> list[tuple[list[str], list[str]]]:
+    """The document's console block of calls as (curl argv, the lines it printed)."""
+    text = (ROOT / document).read_text()
+    console = re.search(SHOWN[document][0] + r".*?```console\n(.*?)```", text, re.S)[1]
     found = []
-    for chunk in re.split(r"^\$ ", CONSOLE, flags=re.M)[1:]:
+    for chunk in re.split(r"^\$ ", console, flags=re.M)[1:]:
         command, *output = chunk.strip("\n").split("\n")
         found.append((shlex.split(command), output))
     return found
@@ -40,9 +46,10 @@ def without_movielens_fields(body: object) -> object:
     return body
 
 
-def test_the_readme_calls_answer_as_shown(gmlfm):
-    shown_calls = calls()
-    assert len(shown_calls) >= 14
+@pytest.mark.parametrize("document", sorted(SHOWN))
+def test_the_calls_answer_as_shown(gmlfm, document):
+    shown_calls = calls(document)
+    assert len(shown_calls) >= SHOWN[document][1]
     with live_server(settings_for(gmlfm.models_dir)) as base, httpx.Client() as client:
         user = client.get(f"{base}/users?limit=1").json()["user_ids"][0]
         item, other = [i["item_id"] for i in
