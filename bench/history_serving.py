@@ -85,7 +85,7 @@ class Probe:
 
     @staticmethod
     def first_user(model: ServedModel) -> Probe:
-        user = str(model.bundle.user_ids[0])
+        user = str(model.bundle.users.ids[0])
         return Probe(model, user, model.known_user(user))
 
     def row(self, recorded: Sequence[str]) -> EncodedUser:

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bundle import format as fmt
+from bundle.errors import BundleError
 
 if TYPE_CHECKING:
-    from bundle.reader import Bundle
+    from bundle.loaded import Bundle
 
 WEIGHTINGS = ("sqrt", "mean")
 
@@ -42,10 +43,13 @@ class HistoryField:
         record = bundle.manifest["history"]
         self.field, self.size, self.weight = record["field"], int(record["size"]), record["weight"]
         self.columns = np.asarray(record["user_columns"], np.int64)
-        info = next(f for f in bundle.fields if f.name == self.field)
+        info = bundle.fields.named(self.field)
+        if info is None:
+            raise BundleError(bundle.path / fmt.MANIFEST,
+                              f"history field {self.field!r} is not among the fields")
         self._offset = info.offset
         self._codes = {str(value): code for code, value in enumerate(info.vocab)}
-        self._item_ids = bundle.array(fmt.ITEM_IDS)
+        self._item_ids = bundle.catalog.ids
         self._offsets = bundle.array(record["offsets"])
         self._items = bundle.array(record["items"])
 

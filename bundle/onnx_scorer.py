@@ -17,8 +17,8 @@ import onnxruntime as ort
 
 from bundle import format as fmt
 from bundle import two_phase
+from bundle.loaded import Bundle
 from bundle.prepacked import SHARE_FROM_BYTES, cached_model, item_table_bytes, log
-from bundle.reader import Bundle
 from bundle.reference import (
     ReferenceScorer,
     chunked_catalog_scores,
@@ -59,12 +59,12 @@ class OnnxScorer:
                                                 cache_dir if shared else None)
         self.reference: ReferenceScorer = reference_scorer(bundle)
         self.whole = bundle.scoring["path"] == fmt.WHOLE
-        self.n_items = bundle.n_items
+        self.n_items = len(bundle.catalog)
         self.scoring = bundle.scoring
         # with two_phase_from=None (or a bundle without the graph) the float32 path alone
         self.two_phase = _loaded(bundle, fmt.TWO_PHASE_MODEL, options,
                                  cache_dir if shared else None)[1] \
-            if two_phase_from is not None and bundle.n_items >= two_phase_from \
+            if two_phase_from is not None and len(bundle.catalog) >= two_phase_from \
             and fmt.TWO_PHASE_MODEL in bundle.manifest["files"] else None
         # one-user calls by the path that answered; `observe` hears each (service metrics)
         self.outcomes, self.observe = {"certified": 0, "float32": 0}, observe

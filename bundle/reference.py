@@ -14,9 +14,9 @@ import numpy as np
 from bundle import format as fmt
 from bundle.errors import BundleError
 from bundle.layout import PAIRWISE_ONLY, SQUARED, StateLayout
+from bundle.loaded import Bundle
 from bundle.mlp import dense_layers, mlp
 from bundle.pairs import distance, pair_weights, within_pairs
-from bundle.reader import Bundle
 from bundle.whole import WholeModel
 
 ITEM_CHUNK = 16384  # item features per step of FeaturePairScorer's (B, R, M) temporaries
@@ -30,7 +30,7 @@ class ReferenceScorer:
     def __init__(self, bundle: Bundle):
         self.bundle = bundle
         self.layout = StateLayout.of(bundle.scoring)
-        self.n_items = bundle.n_items
+        self.n_items = len(bundle.catalog)
 
     @property
     def state_size(self) -> int:

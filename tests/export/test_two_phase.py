@@ -73,8 +73,8 @@ def random_states(scorer: OnnxScorer, bundle, rng: np.random.Generator,
     arbitrary vectors, each part with its own scale 10^-4..10^4 (the bound holds for any
     state, so the graph is tested on any)."""
     half = count // 2
-    users = rng.integers(0, bundle.n_users, half)
-    rows = [bundle.user_row(int(u)) for u in users]
+    users = rng.integers(0, len(bundle.users), half)
+    rows = [bundle.users.row(int(u)) for u in users]
     idx = np.stack([r[0] for r in rows])
     idx = np.take_along_axis(idx, rng.permuted(np.tile(np.arange(half), (idx.shape[1], 1)),
                                                axis=1).T, axis=0)
@@ -109,7 +109,7 @@ def test_two_phase_top_n_is_the_float32_top_n(tmp_path, data, history_data, vari
     states = random_states(scorer, bundle, rng, STATES.get(name, 2000))
     for state in states:
         n = int(rng.choice([1, 3, 10, 50]))
-        exclude = np.sort(rng.choice(bundle.n_items, int(rng.choice([0, 5, 200])),
+        exclude = np.sort(rng.choice(len(bundle.catalog), int(rng.choice([0, 5, 200])),
                                      replace=False))
         want = scorer.float32_top_n(state[None], n, [exclude])
         got = scorer.two_phase_top_n(state[None], n, [exclude])
@@ -129,7 +129,7 @@ def test_the_bound_holds_for_every_item(tmp_path, data, variant):
     rng = np.random.default_rng(1)
     states = random_states(scorer, bundle, rng, 200)
     states[:, slice(*layout.span("part"))] = 0  # model.onnx's scores are then the items' own
-    everything = np.arange(bundle.n_items)[None]
+    everything = np.arange(len(bundle.catalog))[None]
     widths = []
     for state in states:
         served = scorer.score(state[None], everything)[0].astype(np.float64)

@@ -73,7 +73,7 @@ def verify_bundle(path: Path, model: torch.nn.Module, serving: ServingData) -> N
     try:
         bundle = load_bundle(path, verify=False)  # its hashes were taken from these files
         onnx = OnnxScorer(bundle, threads=1, two_phase_from=0)
-        rows = [bundle.user_row(int(u)) for u in users]  # positions follow serving's order
+        rows = [bundle.users.row(int(u)) for u in users]  # positions follow serving's order
         state = onnx.user_state(np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows]))
         candidates = np.broadcast_to(items, (len(users), len(items)))
         problems = [_disagreement(label, scorer.score(state, candidates), want)
