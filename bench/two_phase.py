@@ -104,12 +104,12 @@ def in_process(path: Path) -> dict:
         want = scorer.float32_top_n(state, 10, None)
         times["float32"].append(time.perf_counter() - started)
         started = time.perf_counter()
-        got = scorer.two_phase_top_n(state, 10, None)
+        got = scorer.two_phase.top_n(state, 10, None)
         times["two-phase"].append(time.perf_counter() - started)
         if got is not None:
             certified += 1
             exact &= all(np.array_equal(g, w) for g, w in zip(got, want))
-    shortlist = scorer.shortlist(10)
+    shortlist = scorer.two_phase.shortlist(10)
     row_bytes = table_bytes(bundle, FLOAT32_TABLES) / len(bundle.catalog)  # a float32 item's rows
     return {"floor_ms": {"float32": read_floor_ms(bundle, FLOAT32_TABLES),
                          "two-phase": read_floor_ms(bundle, TWO_PHASE_TABLES)},

@@ -227,8 +227,8 @@ def test_the_two_phase_graph_is_served_from_a_prepacked_copy_of_its_own(exported
                zip(entries, (fmt.ONNX_MODEL, fmt.TWO_PHASE_MODEL)))
     for user in range(5):
         state = plain.user_state(*(a[None] for a in bundle.users.row(user)))
-        got = cached.two_phase_top_n(state, 5, [bundle.users.seen_items(user)])
-        want = plain.two_phase_top_n(state, 5, [bundle.users.seen_items(user)])
+        got = cached.two_phase.top_n(state, 5, [bundle.users.seen_items(user)])
+        want = plain.two_phase.top_n(state, 5, [bundle.users.seen_items(user)])
         assert (got is None) == (want is None)
         if got is not None:
             assert all(np.array_equal(g, w) for g, w in zip(got, want))

@@ -112,7 +112,7 @@ def test_two_phase_top_n_is_the_float32_top_n(tmp_path, data, history_data, vari
         exclude = np.sort(rng.choice(len(bundle.catalog), int(rng.choice([0, 5, 200])),
                                      replace=False))
         want = scorer.float32_top_n(state[None], n, [exclude])
-        got = scorer.two_phase_top_n(state[None], n, [exclude])
+        got = scorer.two_phase.top_n(state[None], n, [exclude])
         if got is None:
             continue
         certified += 1
@@ -220,9 +220,9 @@ def test_an_uncertified_answer_is_the_float32_paths(tmp_path, data):
     its lowest lower bound): top_n answers through model.onnx, and counts it."""
     bundle = bundle_of(tmp_path, data, "gmlfm", {"distance": "dnn"})
     scorer = OnnxScorer(bundle, threads=1, two_phase_from=0)
-    scorer.shortlist_margin = -10  # K = 2 n - 10 = n
+    scorer.two_phase.shortlist_margin = -10  # K = 2 n - 10 = n
     state = random_states(scorer, bundle, np.random.default_rng(4), 2)[:1]
-    assert scorer.two_phase_top_n(state, 10, None) is None
+    assert scorer.two_phase.top_n(state, 10, None) is None
     items, scores = scorer.top_n(state, 10, None)
     want = scorer.float32_top_n(state, 10, None)
     np.testing.assert_array_equal(items, want[0])
@@ -244,5 +244,5 @@ def test_exports_check_refuses_codes_that_certify_a_wrong_top_n(tmp_path, data):
         file = wrong / fmt.item_table_file(name)
         np.save(file, broken(np.load(file)))  # same shape and dtype: the graph's offsets hold
     lying = OnnxScorer(load_bundle(wrong, verify=False), threads=1, two_phase_from=0)
-    lying.shortlist_margin = 0  # a shortlist short of the catalog, so the lie shows
+    lying.two_phase.shortlist_margin = 0  # a shortlist short of the catalog, so the lie shows
     assert "two_phase.onnx certified a top n" in _two_phase_disagreement(lying, states)

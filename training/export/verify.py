@@ -108,7 +108,7 @@ def _two_phase_disagreement(onnx: OnnxScorer, state: np.ndarray) -> str | None:
     if onnx.two_phase is None:
         return None
     for row in state:
-        got, want = onnx.two_phase_top_n(row[None], TOP, None), onnx.float32_top_n(
+        got, want = onnx.two_phase.top_n(row[None], TOP, None), onnx.float32_top_n(
             row[None], TOP, None)
         if got is not None and not all(np.array_equal(g, w) for g, w in zip(got, want)):
             return "two_phase.onnx certified a top n that model.onnx does not give"
