@@ -22,30 +22,14 @@ served window is the trained one.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 import numpy as np
 
 from bundle.history import Weighting, window_weights
+from training.data.history_spec import FIELD, HistorySpec
 from training.data.instances import Interactions
 from training.data.schema import FeatureSchema, FeatureTable, Field
 from training.errors import DataError
-
-FIELD = "history"
-
-
-@dataclass(frozen=True)
-class HistorySpec:
-    """What `--history N --history-weight W` asks for, and where the field sits in the schema."""
-
-    size: int  # N: the most items a window holds
-    weight: Weighting
-    position: int  # the history field's position in the schema
-
-    def describe(self) -> str:
-        share = "1/√m" if self.weight == "sqrt" else "1/m"
-        return (f"field '{FIELD}': each instance's last m ≤ {self.size} earlier interactions of "
-                f"its user, each weighing {share}")
 
 
 def with_history_field(data: Interactions, size: int, weight: Weighting) -> Interactions:
