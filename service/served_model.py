@@ -24,7 +24,6 @@ import numpy as np
 from bundle import BundleError, EncodedUser, OnnxScorer, load_bundle
 from bundle import format as fmt
 from bundle.incremental import SUMS_SIZE, IncrementalState
-from bundle.two_phase import TWO_PHASE_FROM_ITEMS
 from service import metrics
 from service.profiles import ProfileEncoder
 
@@ -36,8 +35,8 @@ FILTER_MASKS = 32  # item-field filter masks kept per version (N bytes each)
 class ServedModel:
     """One bundle version, ready to score (see the module doc)."""
 
-    def __init__(self, path: Path, threads: int, ort_cache_dir: Path | None = None,
-                 two_phase_items: int = TWO_PHASE_FROM_ITEMS):
+    def __init__(self, path: Path, threads: int, ort_cache_dir: Path | None = None, *,
+                 two_phase_items: int):
         self.bundle = load_bundle(path)  # for tools and tests; requests use the methods
         self.path = self.bundle.path
         self.scorer = OnnxScorer(self.bundle, threads, spinning=False, cache_dir=ort_cache_dir,
