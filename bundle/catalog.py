@@ -65,8 +65,8 @@ class Catalog:
         if field is None or field.side != fmt.ITEM_SIDE:
             known = ", ".join(f.name for f in self._fields.on_table_side(fmt.ITEM_SIDE))
             raise BundleInputError(name, f"not an item field (item fields: {known})")
-        codes = {str(v): field.offset + k for k, v in enumerate(field.vocab)}
-        features = [codes[v] for v in values if v in codes]
+        codes = field.codes()
+        features = [field.offset + codes[v] for v in values if v in codes]
         columns = [c for c, col in enumerate(self._columns) if col == name]
         idx = self._array(fmt.ITEM_IDX)[:, columns]
         held = np.isin(idx, features) & (self._array(fmt.ITEM_VAL)[:, columns] != 0)

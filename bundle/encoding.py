@@ -31,8 +31,7 @@ class UserEncoder:
 
     @cached_property
     def _codes(self) -> dict[str, dict[str, int]]:
-        return {f.name: {v: k for k, v in enumerate(f.vocab)}
-                for f in self._fields.on_table_side(fmt.USER_SIDE)}
+        return {f.name: f.codes() for f in self._fields.on_table_side(fmt.USER_SIDE)}
 
     def encode(self, features: Mapping[str, Any],
                context: Mapping[str, Any] | None = None) -> EncodedUser:

@@ -35,6 +35,11 @@ class FieldInfo:
     def table_side(self) -> str:
         return fmt.ITEM_SIDE if self.side == fmt.ITEM_SIDE else fmt.USER_SIDE
 
+    def codes(self) -> dict[str, int]:
+        """Each value's index in the vocabulary (its feature is `offset` + that); built anew
+        each call, so that a caller keeps it only where it pays (a million values: ~140 MB)."""
+        return {str(value): code for code, value in enumerate(self.vocab)}
+
 
 def compact_vocabulary(vocab: list[str]) -> Vocabulary:
     """A small vocabulary as a tuple, a large one as a numpy str array (a third the memory)."""

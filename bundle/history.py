@@ -57,7 +57,7 @@ class HistoryField:
             raise BundleError(bundle.path / fmt.MANIFEST,
                               f"history field {self.field!r} is not among the fields")
         self._offset = info.offset
-        self._codes = {str(value): code for code, value in enumerate(info.vocab)}
+        self._codes = info.codes()
         self._item_ids = bundle.catalog.ids
         self._offsets = bundle.array(record["offsets"])
         self._items = bundle.array(record["items"])
