@@ -59,14 +59,14 @@ def naive_torch(net: torch.nn.Module, data, user: int) -> Callable[[], None]:
 def serving_times(bundle: Bundle, net: torch.nn.Module, data, threads: list[int],
                   naive_every: int) -> dict[str, Timing]:
     user = int(np.argmax(np.diff(bundle.array(fmt.SEEN_OFFSETS))))  # the most seen items
-    seen = [bundle.seen_items(user)]
-    idx, val = bundle.user_row(user)
+    seen = [bundle.users.seen_items(user)]
+    idx, val = bundle.users.row(user)
     reference = reference_scorer(bundle)
     state = reference.user_state(idx[None], val[None])
-    batch_rows = [bundle.user_row(u % bundle.n_users) for u in range(BATCH)]
+    batch_rows = [bundle.users.row(u % len(bundle.users)) for u in range(BATCH)]
     batch = reference.user_state(np.stack([r[0] for r in batch_rows]),
                                  np.stack([r[1] for r in batch_rows]))
-    batch_seen = [bundle.seen_items(u % bundle.n_users) for u in range(BATCH)]
+    batch_seen = [bundle.users.seen_items(u % len(bundle.users)) for u in range(BATCH)]
     torch.set_num_threads(min(threads))  # more threads on shared cores: 10× swings measured
     calls = {"user_state": (lambda: reference.user_state(idx[None], val[None]), 1),
              "read_once": (read_once(item_arrays(bundle)), 1),
@@ -91,7 +91,7 @@ def faiss_flat(bundle: Bundle, threads: int) -> tuple[Timing, Timing, bool]:
     index = faiss.IndexFlatIP(vectors.shape[1])
     index.add(np.ascontiguousarray(vectors, np.float32))
     scorer = OnnxScorer(bundle, threads=threads)
-    state = scorer.user_state(*(a[None] for a in bundle.user_row(0)))
+    state = scorer.user_state(*(a[None] for a in bundle.users.row(0)))
     query = np.hstack([state[:, 1:], np.ones((1, 1), np.float32)])
     same = set(index.search(query, 10)[1][0]) == set(scorer.top_n(state, 10)[0][0])
     times = interleaved({"faiss": (lambda: index.search(query, 10), 1),

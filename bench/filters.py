@@ -51,7 +51,7 @@ async def measure(models_dir: Path, items: int, rounds: int) -> dict[str, Timing
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             model = app.state.host.current
             ids = [str(i) for i in model.item_ids.tolist()]
-            category = model.bundle.item_details(0)["features"]["category"]
+            category = model.bundle.catalog.details(0)["features"]["category"]
             cases = {"none": None,
                      "item_ids: 1% of the catalog": {"item_ids": ids[::100]},
                      f"include category {category}": {"include": {"category": [category]}},

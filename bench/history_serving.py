@@ -52,6 +52,7 @@ from bench.lib.results import RESULTS, write_section
 from bench.lib.timing import Timing, interleaved
 from bench.serve import ROOT, Server, wait_ready
 from bundle import EncodedUser, reference_scorer
+from bundle.two_phase import TWO_PHASE_FROM_ITEMS
 from service.served_model import ServedModel
 from service.stores.keys import Keys
 
@@ -85,7 +86,7 @@ class Probe:
 
     @staticmethod
     def first_user(model: ServedModel) -> Probe:
-        user = str(model.bundle.user_ids[0])
+        user = str(model.bundle.users.ids[0])
         return Probe(model, user, model.known_user(user))
 
     def row(self, recorded: Sequence[str]) -> EncodedUser:
@@ -113,7 +114,7 @@ class Probe:
 def state_cost(bundle: Path, rounds: int) -> dict:
     """(a) for one bundle: the window and row, OnnxScorer.user_state, the numpy reference and
     all of it together, from a row whose window holds N items."""
-    model = ServedModel(bundle, threads=1)
+    model = ServedModel(bundle, threads=1, two_phase_items=TWO_PHASE_FROM_ITEMS)
     probe = Probe.first_user(model)
     size = model.profiles.history.size
     recorded = probe.fresh_items()[:size]
@@ -252,7 +253,8 @@ def freshness(server: Server, probe: Probe, rounds: int, seconds: float) -> Fres
 
 def measure_http(bundle: Path, redis_url: str | None, rounds: int, seconds: float
                  ) -> Freshness:
-    probe = Probe.first_user(ServedModel(bundle, threads=1))
+    probe = Probe.first_user(ServedModel(bundle, threads=1,
+                                         two_phase_items=TWO_PHASE_FROM_ITEMS))
     with redis_at(redis_url) as url, private_prefix(url) as prefix, \
             serving(bundle, url, prefix) as server:
         return freshness(server, probe, rounds, seconds)

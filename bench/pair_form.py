@@ -55,8 +55,8 @@ def measure(items: int, window: int, users: int) -> Measured:
         bundles[form] = load_bundle(made.path, verify=False)
         scorers[form] = OnnxScorer(bundles[form], threads=1, two_phase_from=None)
     bundle = bundles[fmt.PAIR_ROWS]
-    states = [scorers[fmt.PAIR_ROWS].user_state(*(a[None] for a in bundle.user_row(u)))
-              for u in range(min(users, bundle.n_users))]
+    states = [scorers[fmt.PAIR_ROWS].user_state(*(a[None] for a in bundle.users.row(u)))
+              for u in range(min(users, len(bundle.users)))]
     times: dict[str, list[float]] = {form: [] for form in fmt.PAIR_FORMS}
     answers: dict[str, list] = {form: [] for form in fmt.PAIR_FORMS}
     for turn, state in enumerate(states):
@@ -67,7 +67,7 @@ def measure(items: int, window: int, users: int) -> Measured:
     same, gap = 0, 0.0
     for state, rows, matrix in zip(states, answers[fmt.PAIR_ROWS], answers[fmt.PAIR_MATRIX]):
         same += bool(np.array_equal(rows[0], matrix[0]))
-        every = np.arange(bundle.n_items)[None]
+        every = np.arange(len(bundle.catalog))[None]
         scores = scorers[fmt.PAIR_ROWS].score(state, every)[0]
         spread = float(np.ptp(scores)) or 1.0
         on_top = np.concatenate([rows[0][0], matrix[0][0]])[None]

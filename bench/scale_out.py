@@ -166,7 +166,7 @@ def drive(server: Server, users: list[str], concurrency: int, total: int) -> Loa
 def one_million(bundle: Path, redis_url: str, cache: str, requests: int
                 ) -> dict[str, dict]:
     """Latency at concurrency 1 and per-worker memory, with and without the cache."""
-    users = [str(u) for u in load_bundle(bundle, verify=False).user_ids[:requests // 2]]
+    users = [str(u) for u in load_bundle(bundle, verify=False).users.ids[:requests // 2]]
     runs = {}
     for label, cache_dir in (("shared", cache), ("private", "")):
         with serving(bundle, redis_url, 2, cache_dir) as server:
@@ -181,7 +181,7 @@ def one_million(bundle: Path, redis_url: str, cache: str, requests: int
 def throughput(bundle: Path, redis_url: str, cache: str, requests: int, concurrency: int
                ) -> dict[int, dict]:
     """Requests/s with 1 and 2 workers, taking turns; the load generator's own CPU."""
-    users = [str(u) for u in load_bundle(bundle, verify=False).user_ids]
+    users = [str(u) for u in load_bundle(bundle, verify=False).users.ids]
     runs: dict[int, dict] = {w: {"requests": 0, "seconds": 0.0, "client_cpu": 0.0,
                                  "server_cpu": [0.0] * w} for w in (1, 2)}
     with contextlib.ExitStack() as stack:

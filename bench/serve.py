@@ -42,6 +42,7 @@ from bench.lib.local_redis import RedisServer
 from bench.lib.ports import free_port
 from bench.lib.results import write_section
 from bench.lib.timing import Timing, interleaved, item_arrays, read_once
+from bundle.two_phase import TWO_PHASE_FROM_ITEMS
 from service.ranking import MODES
 from service.served_model import ServedModel
 from service.settings import Settings
@@ -150,7 +151,7 @@ def measure(bundle: Path, role: str, limits: Limits, threads: int) -> dict:
     """Everything the module doc lists, for one bundle. The three ranking modes run side by
     side (one server each) and take turns, MODE_ROUNDS times, so a busy stretch of this
     shared machine falls on all of them alike."""
-    model = ServedModel(bundle, threads)
+    model = ServedModel(bundle, threads, two_phase_items=TWO_PHASE_FROM_ITEMS)
     users = model.bundle.array("users/ids.npy").tolist()
     cache_users = [str(u) for u in users[:CACHE_USERS]]
     rows: dict = {"name": bundle.parent.name, "role": role, "items": model.n_items,

@@ -95,8 +95,8 @@ def in_process(path: Path) -> dict:
     """Floors, bytes, certified share and exactness, and one-user call times (median)."""
     bundle = load_bundle(path, verify=False)
     scorer = OnnxScorer(bundle, threads=1, two_phase_from=0)
-    users = range(min(IN_PROCESS_USERS, bundle.n_users))
-    states = [scorer.user_state(*(a[None] for a in bundle.user_row(u))) for u in users]
+    users = range(min(IN_PROCESS_USERS, len(bundle.users)))
+    states = [scorer.user_state(*(a[None] for a in bundle.users.row(u))) for u in users]
     times: dict[str, list[float]] = {"float32": [], "two-phase": []}
     certified, exact = 0, True
     for state in states:
@@ -104,19 +104,19 @@ def in_process(path: Path) -> dict:
         want = scorer.float32_top_n(state, 10, None)
         times["float32"].append(time.perf_counter() - started)
         started = time.perf_counter()
-        got = scorer.two_phase_top_n(state, 10, None)
+        got = scorer.two_phase.top_n(state, 10, None)
         times["two-phase"].append(time.perf_counter() - started)
         if got is not None:
             certified += 1
             exact &= all(np.array_equal(g, w) for g, w in zip(got, want))
-    shortlist = scorer.shortlist(10)
-    row_bytes = table_bytes(bundle, FLOAT32_TABLES) / bundle.n_items  # a float32 item's rows
+    shortlist = scorer.two_phase.shortlist(10)
+    row_bytes = table_bytes(bundle, FLOAT32_TABLES) / len(bundle.catalog)  # a float32 item's rows
     return {"floor_ms": {"float32": read_floor_ms(bundle, FLOAT32_TABLES),
                          "two-phase": read_floor_ms(bundle, TWO_PHASE_TABLES)},
             "bytes_read": {"float32": table_bytes(bundle, FLOAT32_TABLES) / 2**20,
                            "two-phase": (table_bytes(bundle, TWO_PHASE_TABLES)
                                          + shortlist * row_bytes) / 2**20},
-            "certified": certified / len(states), "rescored": shortlist / bundle.n_items,
+            "certified": certified / len(states), "rescored": shortlist / len(bundle.catalog),
             "exact": exact,
             "call_ms": {k: 1e3 * float(np.median(v)) for k, v in times.items()},
             "products_ms": int8_products_ms(bundle, states[0][0])}
@@ -161,7 +161,7 @@ def answers(server: Server, users: list[str]) -> list[list]:
 
 def over_http(path: Path, redis_url: str, requests: int, throughput: int,
               concurrency: int) -> dict:
-    users = [str(u) for u in load_bundle(path, verify=False).user_ids]
+    users = [str(u) for u in load_bundle(path, verify=False).users.ids]
     latency, rate, memory = {}, {}, {}
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as cache:
         servers = {name: stack.enter_context(serving(path, redis_url, 1, cache, {

@@ -2,9 +2,11 @@
 
     bundle = load_bundle(find_bundle(models_dir, name))   # BundleError names a bad file
     scorer = OnnxScorer(bundle, threads=2)                # or reference_scorer(bundle)
-    row = bundle.encode_user({"gender": "F", "age": "25"})  # or bundle.user_row(position)
+    row = bundle.encoder.encode({"gender": "F", "age": "25"})  # a request's raw values
+    position = bundle.users.position("42")  # or a known user's: bundle.users.row(position)
     state = scorer.user_state(row.idx[None], row.val[None])  # (1, D): cache it
-    items, scores = scorer.top_n(state, 10, [bundle.seen_items(position)])
+    items, scores = scorer.top_n(state, 10, [bundle.users.seen_items(position)])
+    ids = bundle.catalog.ids[items[0]]                    # bundle.catalog.details(p), ...
     scores = scorer.score(state, candidates)               # (1, C) for catalog positions
 
 A one-user top n over a large catalog goes through two_phase.onnx where the bundle has it:
@@ -26,14 +28,17 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from bundle.encoding import EncodedUser
     from bundle.errors import BundleError, BundleInputError
+    from bundle.loaded import Bundle
     from bundle.onnx_scorer import OnnxScorer
-    from bundle.reader import Bundle, EncodedUser, find_bundle, load_bundle
+    from bundle.reader import load_bundle
     from bundle.reference import ReferenceScorer, reference_scorer, top_n_of
+    from bundle.versions import find_bundle
 
 # public name -> the module that defines it
 _HOMES = {"BundleError": "errors", "BundleInputError": "errors", "OnnxScorer": "onnx_scorer",
-          "Bundle": "reader", "EncodedUser": "reader", "find_bundle": "reader",
+          "Bundle": "loaded", "EncodedUser": "encoding", "find_bundle": "versions",
           "load_bundle": "reader", "ReferenceScorer": "reference",
           "reference_scorer": "reference", "top_n_of": "reference"}
 

@@ -1,7 +1,9 @@
-"""A bundle's history field (MATH.md, History): the window of a user's last m ≤ N
-interactions, each weighing 1/√m (`sqrt`) or 1/m (`mean`), as the last N columns of a user row.
+"""The history field (docs/math.md, History): a window of a user's last m ≤ N interactions,
+each weighing 1/√m (`sqrt`) or 1/m (`mean`), as the last N columns of a user row.
 
-Training builds windows from the protocol's order and export writes, for every known user, its
+The weighting lives here, once, for both sides: training (training/data/history.py) weighs
+the windows it trains on with `window_weights`, and serving the windows it builds. Training
+builds windows from the protocol's order and export writes, for every known user, its
 latest window into its row and its interactions in order (manifest["history"]). The service
 builds a window the same way from a list of item ids, oldest first: the user's interactions
 in the training data followed by those recorded since, an item met twice counting once, at
@@ -10,24 +12,32 @@ its latest place (as training counts a repeated (user, item) pair once, at its l
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from bundle import format as fmt
+from bundle.errors import BundleError
 
 if TYPE_CHECKING:
-    from bundle.reader import Bundle
+    from bundle.loaded import Bundle
 
-WEIGHTINGS = ("sqrt", "mean")
+Weighting = Literal["sqrt", "mean"]
+WEIGHTINGS: tuple[Weighting, ...] = typing.get_args(Weighting)
+
+
+def window_weights(m: np.ndarray, weight: str) -> np.ndarray:
+    """The value of each item of windows of m items: 1/√m (sqrt) or 1/m (mean); 0 for m = 0."""
+    m = np.asarray(m, np.float64)
+    share = np.sqrt(m) if weight == "sqrt" else m
+    return np.divide(1.0, share, out=np.zeros(len(m)), where=m > 0)
 
 
 def window_weight(m: int, weight: str) -> float:
-    """The value each of a window's m items carries: 1/√m or 1/m (0 for an empty window)."""
-    if m == 0:
-        return 0.0
-    return float(1.0 / np.sqrt(m)) if weight == "sqrt" else 1.0 / m
+    """The value each of one window's m items carries (`window_weights` of that window)."""
+    return float(window_weights(np.array([m]), weight)[0])
 
 
 def latest_first_once(item_ids: Sequence[str]) -> list[str]:
@@ -42,10 +52,13 @@ class HistoryField:
         record = bundle.manifest["history"]
         self.field, self.size, self.weight = record["field"], int(record["size"]), record["weight"]
         self.columns = np.asarray(record["user_columns"], np.int64)
-        info = next(f for f in bundle.fields if f.name == self.field)
+        info = bundle.fields.named(self.field)
+        if info is None:
+            raise BundleError(bundle.path / fmt.MANIFEST,
+                              f"history field {self.field!r} is not among the fields")
         self._offset = info.offset
-        self._codes = {str(value): code for code, value in enumerate(info.vocab)}
-        self._item_ids = bundle.array(fmt.ITEM_IDS)
+        self._codes = info.codes()
+        self._item_ids = bundle.catalog.ids
         self._offsets = bundle.array(record["offsets"])
         self._items = bundle.array(record["items"])
 

@@ -1,4 +1,4 @@
-"""A history model's user state, moved one interaction at a time (MATH.md, History).
+"""A history model's user state, moved one interaction at a time (docs/math.md, History).
 
 A user row holds the profile's columns P (values x_p) and the window's columns H, each at the
 window weight c (1/√m or 1/m). Every part of the state but the row's own pair term is a

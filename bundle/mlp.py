@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bundle.reader import Bundle
+from bundle.loaded import Bundle
 
 Layers = list[tuple[np.ndarray, np.ndarray]]
 

@@ -4,7 +4,8 @@ User states stay in numpy: a state is a gather of a few table rows and some sums
 bench/export_serving.py at a few microseconds, below one onnxruntime call's overhead), and
 the service caches it anyway. Split bundles rank the whole catalog inside the graph (scores,
 exclusion mask and TopK in one call); whole-model bundles score candidate rows, so their
-catalog is ranked in chunks of rows here.
+catalog is ranked in chunks of rows here. A lone user over a large catalog is ranked through
+two_phase.onnx first where the bundle has it (bundle/two_phase_ranker.py).
 """
 
 from __future__ import annotations
@@ -13,22 +14,22 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from bundle import format as fmt
-from bundle import two_phase
-from bundle.prepacked import SHARE_FROM_BYTES, cached_model, item_table_bytes, log
-from bundle.reader import Bundle
+from bundle.graph_io import pad_rows, padded
+from bundle.loaded import Bundle
+from bundle.prepacked import SHARE_FROM_BYTES, item_table_bytes
 from bundle.reference import (
     ReferenceScorer,
     chunked_catalog_scores,
     reference_scorer,
     top_n_of,
 )
+from bundle.sessions import open_graph, session_options
 from bundle.two_phase import TWO_PHASE_FROM_ITEMS
+from bundle.two_phase_ranker import TwoPhaseRanker
 
 WHOLE_CHUNK_ROWS = 4096  # (user, item) rows per call of a whole-model graph
-SHORTLIST_MARGIN = 64  # the two-phase graph rescores K = 2 n + this many items
 
 
 class OnnxScorer:
@@ -41,34 +42,28 @@ class OnnxScorer:
     With `cache_dir`, a bundle of at least `share_from` bytes of item tables is loaded from
     its prepacked copy there (bundle/prepacked.py), so that processes serving it
     share the packed tables instead of each holding its own.
+
+    Catalogs of at least `two_phase_from` items rank a lone user through `two_phase`, the
+    bundle's two_phase.onnx, where it has one; None keeps the float32 path alone.
     """
 
     def __init__(self, bundle: Bundle, threads: int = 1, spinning: bool = True,
                  cache_dir: Path | None = None, share_from: int = SHARE_FROM_BYTES,
                  two_phase_from: int | None = TWO_PHASE_FROM_ITEMS,
                  observe: Callable[[str], None] | None = None):
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        if not spinning:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3  # warnings about unused initializers are not news
-        shared = cache_dir is not None and item_table_bytes(bundle) >= share_from
-        self.model_path, self.session = _loaded(bundle, fmt.ONNX_MODEL, options,
-                                                cache_dir if shared else None)
+        options = session_options(threads, spinning)
+        shared = cache_dir if cache_dir is not None \
+            and item_table_bytes(bundle) >= share_from else None
+        self.model_path, self.session = open_graph(bundle, fmt.ONNX_MODEL, options, shared)
         self.reference: ReferenceScorer = reference_scorer(bundle)
         self.whole = bundle.scoring["path"] == fmt.WHOLE
-        self.n_items = bundle.n_items
-        self.scoring = bundle.scoring
-        # with two_phase_from=None (or a bundle without the graph) the float32 path alone
-        self.two_phase = _loaded(bundle, fmt.TWO_PHASE_MODEL, options,
-                                 cache_dir if shared else None)[1] \
-            if two_phase_from is not None and bundle.n_items >= two_phase_from \
+        self.n_items = len(bundle.catalog)
+        self.two_phase = TwoPhaseRanker(
+            open_graph(bundle, fmt.TWO_PHASE_MODEL, options, shared)[1], bundle.scoring,
+            self.n_items) if two_phase_from is not None and self.n_items >= two_phase_from \
             and fmt.TWO_PHASE_MODEL in bundle.manifest["files"] else None
         # one-user calls by the path that answered; `observe` hears each (service metrics)
         self.outcomes, self.observe = {"certified": 0, "float32": 0}, observe
-        self.shortlist_margin = SHORTLIST_MARGIN
 
     @property
     def state_size(self) -> int:
@@ -96,7 +91,7 @@ class OnnxScorer:
             return top_n_of(scores, n, exclude)
         if self.two_phase is not None and len(state) == 1 and n > 0:
             # one user: the int8 first pass (a stacked call shares its float32 reads already)
-            answer = self.two_phase_top_n(state, n, exclude)
+            answer = self.two_phase.top_n(state, n, exclude)
             path = "float32" if answer is None else "certified"
             self.outcomes[path] += 1
             if self.observe is not None:
@@ -104,26 +99,6 @@ class OnnxScorer:
             if answer is not None:
                 return answer
         return self.float32_top_n(state, n, exclude)
-
-    def shortlist(self, n: int) -> int:
-        """K, the items the two-phase graph rescores in float32 for a top n."""
-        return min(self.n_items, 2 * n + self.shortlist_margin)
-
-    def two_phase_top_n(self, state: np.ndarray, n: int,
-                        exclude: Sequence[np.ndarray] | None) -> tuple[np.ndarray,
-                                                                       np.ndarray] | None:
-        """One user's top n through two_phase.onnx (bundle/two_phase.py), or None where its
-        certificate does not hold (the caller then runs the float32 graph)."""
-        take = min(n, self.n_items)
-        feed = two_phase.user_feed(self.scoring, state[0]) | {
-            fmt.STATE: np.ascontiguousarray(state, np.float32),
-            fmt.EXCLUDE: pad_rows(exclude, 1), fmt.TOP_N: np.array([take], np.int64),
-            fmt.SHORTLIST: np.array([self.shortlist(take)], np.int64)}
-        items, scores, certified = self.two_phase.run(
-            [fmt.TOP_ITEMS, fmt.TOP_SCORES, fmt.CERTIFIED], feed)
-        if not certified[0]:
-            return None
-        return _padded(items, scores, n)
 
     def float32_top_n(self, state: np.ndarray, n: int, exclude: Sequence[np.ndarray] | None
                       ) -> tuple[np.ndarray, np.ndarray]:
@@ -134,43 +109,4 @@ class OnnxScorer:
                 fmt.EXCLUDE: pad_rows(exclude, len(state)),
                 fmt.TOP_N: np.array([take], np.int64)}
         items, scores = self.session.run([fmt.TOP_ITEMS, fmt.TOP_SCORES], feed)
-        return _padded(items, scores, n)
-
-
-def _padded(items: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-n outputs widened to n columns (-1 / -inf) where the catalog had fewer items."""
-    short = n - items.shape[1]
-    if short > 0:
-        items = np.pad(items, ((0, 0), (0, short)), constant_values=-1)
-        scores = np.pad(scores, ((0, 0), (0, short)), constant_values=-np.inf)
-    return items, scores
-
-
-def _loaded(bundle: Bundle, graph: str, options: ort.SessionOptions,
-            cache_dir: Path | None) -> tuple[Path, ort.InferenceSession]:
-    """A session over one of the bundle's graphs, from its prepacked copy in cache_dir where
-    given and readable (else the bundle's own file), and the path it was loaded from."""
-    own = bundle.path / graph
-    path = cached_model(bundle, cache_dir, graph) if cache_dir is not None else own
-    try:
-        return path, _session(path, options)
-    except Exception as err:  # onnxruntime's errors share no base class but Exception
-        if path == own:
-            raise
-        log.warning("prepacked cache unreadable, loading %s", graph,
-                    extra={"bundle": str(bundle.path), "problem": str(err)})
-        return own, _session(own, options)
-
-
-def _session(model: Path, options: ort.SessionOptions) -> ort.InferenceSession:
-    return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-
-
-def pad_rows(rows: Sequence[np.ndarray] | None, batch: int) -> np.ndarray:
-    """Ragged per-user position lists as one (B, E) int64 array padded with -1 (E >= 1)."""
-    rows = list(rows or [])
-    width = max([1, *(len(r) for r in rows)])
-    out = np.full((batch, width), -1, np.int64)
-    for b, r in enumerate(rows):
-        out[b, :len(r)] = r
-    return out
+        return padded(items, scores, n)

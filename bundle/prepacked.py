@@ -43,7 +43,8 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from bundle.reader import Bundle, sha256_of
+from bundle.loaded import Bundle
+from bundle.reader import sha256_of
 
 log = logging.getLogger("bundle")
 

@@ -1,4 +1,4 @@
-"""The numpy reference scorer of MATH.md's split, score = part_U + const_I + cross(U, I).
+"""The numpy reference scorer of the split, score = part_U + const_I + cross(U, I) (docs/math.md).
 
 One class per scoring family; each turns user feature rows into states and states into scores
 for given candidates or for the whole catalog. model.onnx computes the same from the same
@@ -13,10 +13,10 @@ import numpy as np
 
 from bundle import format as fmt
 from bundle.errors import BundleError
-from bundle.layout import PAIRWISE_ONLY, SQUARED, StateLayout
+from bundle.layout import PAIRWISE_ONLY, StateLayout
+from bundle.loaded import Bundle
 from bundle.mlp import dense_layers, mlp
 from bundle.pairs import distance, pair_weights, within_pairs
-from bundle.reader import Bundle
 from bundle.whole import WholeModel
 
 ITEM_CHUNK = 16384  # item features per step of FeaturePairScorer's (B, R, M) temporaries
@@ -30,7 +30,7 @@ class ReferenceScorer:
     def __init__(self, bundle: Bundle):
         self.bundle = bundle
         self.layout = StateLayout.of(bundle.scoring)
-        self.n_items = bundle.n_items
+        self.n_items = len(bundle.catalog)
 
     @property
     def state_size(self) -> int:
@@ -112,18 +112,18 @@ class LinearScorer(ReferenceScorer):
     def __init__(self, bundle: Bundle):
         super().__init__(bundle)
         scoring = bundle.scoring
-        self.kind, self.distance = scoring["kind"], scoring.get("distance")
+        self.kind, self.distance = scoring["kind"], scoring.get("distance", "")  # gmlfm's
         self.after = np.asarray(scoring.get("after_items", []), bool)
         self.bias = bundle.table("user_bias")
         self.v = bundle.table("user_t" if self.kind == "gmlfm" else "user_v")
-        self.a = bundle.table("user_a") if self.kind == "transfm" else None
+        self.a = bundle.table("user_a") if self.kind == "transfm" else None  # transfm alone
         self.const, self.matrix = bundle.array(fmt.ITEM_CONST), bundle.item_table("matrix")
 
     def pair_matrix(self, idx_a: np.ndarray, idx_b: np.ndarray) -> np.ndarray:
         v_b = self.v[idx_b]
         if self.kind == "fm":
             return np.einsum("bik,bjk->bij", self.v[idx_a], v_b)
-        if self.kind == "transfm":  # |a_i − v_j|², i before j
+        if self.a is not None:  # transfm: |a_i − v_j|², i before j
             return distance(self.a[idx_a][:, :, None], v_b[:, None], "euclidean")
         # gmlfm without weight; v holds t (unit vectors for cosine)
         return distance(self.v[idx_a][:, :, None], v_b[:, None], self.distance)
@@ -134,18 +134,18 @@ class LinearScorer(ReferenceScorer):
         lin = (self.bias[idx] * x).sum(1)
         xv = (x[..., None] * v).sum(1)  # (B, k)
         if self.kind == "fm":
-            query = [xv]
-        elif self.kind == "transfm":
+            parts = [xv]
+        elif self.a is not None:  # transfm
             a = self.a[idx]
             before, after = x * ~self.after, x * self.after
-            query = [(before * np.square(a).sum(-1) + after * np.square(v).sum(-1)).sum(1),
+            parts = [(before * np.square(a).sum(-1) + after * np.square(v).sum(-1)).sum(1),
                      before.sum(1), -2 * (before[..., None] * a).sum(1)]
             if self.after.any():
-                query += [after.sum(1), -2 * (after[..., None] * v).sum(1)]
+                parts += [after.sum(1), -2 * (after[..., None] * v).sum(1)]
         else:
-            query = [xv] if self.distance == "cosine" else [
+            parts = [xv] if self.distance == "cosine" else [
                 (x * np.square(v).sum(-1)).sum(1), x.sum(1), -2 * xv]
-        query = np.concatenate([q.reshape(len(x), -1) for q in query], axis=1)
+        query = np.concatenate([q.reshape(len(x), -1) for q in parts], axis=1)
         pairs = self.own_pairs(idx, x) if pairs is None else pairs
         return self.layout.pack({"part": lin + pairs, "query": query})
 
@@ -199,16 +199,16 @@ class FeaturePairScorer(ReferenceScorer):
         lay, width = self.layout, self.width
         x, t = lay.view(state, "x", width), lay.view(state, "t", width, -1)
         item_t = self.item_t[features]  # (M, k')
-        weight = 1.0
-        if self.weighted:
-            item_v = self.item_v[features]  # (M, k)
-            weight = np.einsum("brk,mk->brm", lay.view(state, "hv", width, -1), item_v)
+        item_v = None if self.item_v is None else self.item_v[features]  # (M, k): weighted
+        weight = 1.0 if item_v is None else np.einsum(
+            "brk,mk->brm", lay.view(state, "hv", width, -1), item_v)
         if self.distance in PAIRWISE_ONLY:
             pair = distance(t[:, :, None], item_t[None, None], self.distance)  # (B, R, M)
         else:
             pair = np.einsum("brk,mk->brm", t, item_t)
         g = np.einsum("br,brm->bm", x, weight * pair)
-        if self.distance in SQUARED:  # weighted: D = s_j + s_l − 2 t_j·t_l, spread out
+        if self.item_s is not None and item_v is not None:
+            # squared distances (weighted here): D = s_j + s_l − 2 t_j·t_l, spread out
             g = self.item_s[features] * (lay.view(state, "a", -1) @ item_v.T) \
                 + lay.view(state, "b", -1) @ item_v.T - 2 * g
         return g

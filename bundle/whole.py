@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from bundle import format as fmt
+from bundle.loaded import Bundle
 from bundle.mlp import Layers, dense_layers, mlp
-from bundle.reader import Bundle
 
 
 def field_onehot(scoring: Mapping[str, Any]) -> np.ndarray:

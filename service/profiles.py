@@ -44,7 +44,7 @@ class ProfileEncoder:
                                "/users/{user_id}/interactions records, not a feature",
                                "invalid_field")
         try:
-            return self._bundle.encode_user(features).ignored
+            return self._bundle.encoder.encode(features).ignored
         except BundleInputError as err:
             raise InvalidInput(("body", where, err.field), str(err), "invalid_field") from None
 
@@ -62,7 +62,7 @@ class ProfileEncoder:
         if user_id is not None and self.id_field and self.id_field not in usable \
                 and not (overrides and self.id_field in overrides):
             implied = {self.id_field: user_id}
-        row = self._bundle.encode_user({**implied, **usable, **(overrides or {})}, context)
+        row = self._bundle.encoder.encode({**implied, **usable, **(overrides or {})}, context)
         asked = {*(overrides or ()), *(context or ())}
         idx, val = self.history.apply(row.idx, row.val, window) if self.history else \
             (row.idx, row.val)
@@ -72,7 +72,7 @@ class ProfileEncoder:
         if self.history and field == self.history.field:
             return False
         try:
-            self._bundle.encode_user({field: value})
+            self._bundle.encoder.encode({field: value})
         except BundleInputError:
             return False
         return True

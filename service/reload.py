@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bundle import BundleError, find_bundle
-from bundle.two_phase import TWO_PHASE_FROM_ITEMS
 from service import metrics
 from service.errors import NoModel, ReloadRefused
 from service.served_model import ServedModel
@@ -71,7 +70,7 @@ class ModelHost:
     """Holds the served model and replaces it (see the module doc)."""
 
     def __init__(self, models_dir: Path, name: str | None, threads: int,
-                 ort_cache_dir: Path | None = None, two_phase_items: int = TWO_PHASE_FROM_ITEMS):
+                 ort_cache_dir: Path | None, two_phase_items: int):
         self.models_dir, self.name, self.threads = Path(models_dir), name, threads
         self.ort_cache_dir, self.two_phase_items = ort_cache_dir, two_phase_items
         self.current: ServedModel | None = None
@@ -116,7 +115,8 @@ class ModelHost:
             return ReloadResult(_version(previous), model.version, True)
 
     def _build(self, path: Path) -> ServedModel:
-        model = ServedModel(path, self.threads, self.ort_cache_dir, self.two_phase_items)
+        model = ServedModel(path, self.threads, self.ort_cache_dir,
+                            two_phase_items=self.two_phase_items)
         model.self_check()
         return model
 

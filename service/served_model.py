@@ -24,7 +24,6 @@ import numpy as np
 from bundle import BundleError, EncodedUser, OnnxScorer, load_bundle
 from bundle import format as fmt
 from bundle.incremental import SUMS_SIZE, IncrementalState
-from bundle.two_phase import TWO_PHASE_FROM_ITEMS
 from service import metrics
 from service.profiles import ProfileEncoder
 
@@ -36,8 +35,8 @@ FILTER_MASKS = 32  # item-field filter masks kept per version (N bytes each)
 class ServedModel:
     """One bundle version, ready to score (see the module doc)."""
 
-    def __init__(self, path: Path, threads: int, ort_cache_dir: Path | None = None,
-                 two_phase_items: int = TWO_PHASE_FROM_ITEMS):
+    def __init__(self, path: Path, threads: int, ort_cache_dir: Path | None = None, *,
+                 two_phase_items: int):
         self.bundle = load_bundle(path)  # for tools and tests; requests use the methods
         self.path = self.bundle.path
         self.scorer = OnnxScorer(self.bundle, threads, spinning=False, cache_dir=ort_cache_dir,
@@ -52,11 +51,11 @@ class ServedModel:
         self.incremental = IncrementalState(self.scorer.reference, self.profiles.history) \
             if self.profiles.history else None
         self.sums_size = SUMS_SIZE if self.incremental else 0
-        self.n_items, self.n_users = self.bundle.n_items, self.bundle.n_users
+        self.n_items, self.n_users = len(self.bundle.catalog), len(self.bundle.users)
         # the mapped (N,) str array itself: a list of a million Python strings would be 61 MB
         # in every worker
-        self.item_ids: np.ndarray = self.bundle.item_ids
-        self.display_names = self.bundle.display_names
+        self.item_ids: np.ndarray = self.bundle.catalog.ids
+        self.display_names = self.bundle.catalog.display_names
         self._title = ("title",) if "title" in self.display_names else ()
         # per instance, so a version's masks go with it (a cache on the class would keep every
         # version it ever saw alive)
@@ -65,12 +64,12 @@ class ServedModel:
     # ---- users of the training data --------------------------------------------------------
     def known_user(self, user_id: str) -> int | None:
         """The user's row in the bundle (a user of the training data), or None."""
-        return self.bundle.user_position(user_id)
+        return self.bundle.users.position(user_id)
 
     def training_profile(self, position: int) -> dict[str, Any]:
         """A training user's field values, as a client would send them (its history is not
         one of them: it comes from the user's interactions)."""
-        profile = self.bundle.profile(position)
+        profile = self.bundle.users.profile(position)
         if self.profiles.history:
             profile.pop(self.profiles.history.field, None)
         return profile
@@ -86,13 +85,13 @@ class ServedModel:
 
     def training_seen(self, position: int) -> np.ndarray:
         """Catalog positions a training user interacted with in training."""
-        return self.bundle.seen_items(position)
+        return self.bundle.users.seen_items(position)
 
     def user_ids(self, prefix: str, limit: int) -> list[str]:
         """Up to `limit` ids of training users: the first ones, or those starting with
         `prefix` in text order (a bisection over the sorted ids, built on first use)."""
         if not prefix:
-            return [str(u) for u in self.bundle.user_ids[:limit].tolist()]
+            return [str(u) for u in self.bundle.users.ids[:limit].tolist()]
         ids = self._sorted_user_ids
         start = bisect.bisect_left(ids, prefix)
         return list(itertools.takewhile(lambda u: u.startswith(prefix),
@@ -113,7 +112,7 @@ class ServedModel:
 
     @functools.cached_property
     def _sorted_user_ids(self) -> list[str]:
-        return sorted(str(u) for u in self.bundle.user_ids.tolist())
+        return sorted(str(u) for u in self.bundle.users.ids.tolist())
 
     # ---- scoring ---------------------------------------------------------------------------
     def states(self, rows: Sequence[EncodedUser]) -> np.ndarray:
@@ -164,13 +163,13 @@ class ServedModel:
     # ---- catalog ---------------------------------------------------------------------------
     def item_positions(self, item_ids: Sequence[str]) -> tuple[np.ndarray, list[str]]:
         """Catalog positions of the ids, in order, and the ids the catalog lacks."""
-        return self.bundle.item_positions(list(item_ids))
+        return self.bundle.catalog.positions(list(item_ids))
 
     def display(self, position: int, every: bool = False) -> dict[str, str]:
         """What an answer shows of an item beside its id: its title where the catalog has
         titles (a list of bare ids tells a person nothing); with `every`, each display
         attribute (details=true)."""
-        return self.bundle.display(position, None if every else self._title)
+        return self.bundle.catalog.display(position, None if every else self._title)
 
     def items_with(self, field: str, values: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:
         """(N,) bool of the items holding one of `values` in item field `field`, and the
@@ -180,13 +179,13 @@ class ServedModel:
         return self._items_with(field, tuple(sorted(set(values))))
 
     def _mask_of(self, field: str, values: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:
-        mask, unknown = self.bundle.items_with(field, values)
+        mask, unknown = self.bundle.catalog.items_with(field, values)
         mask.setflags(write=False)
         return mask, unknown
 
     def item_details(self, position: int) -> dict[str, Any]:
         """An item's id, feature values and display attributes (GET /items/{id})."""
-        return self.bundle.item_details(position)
+        return self.bundle.catalog.details(position)
 
     def describe(self, values: int) -> dict[str, Any]:
         """What GET /model tells: the model, its catalog, and each field with up to `values`
@@ -206,7 +205,7 @@ class ServedModel:
         """Score a few users through onnxruntime and the numpy reference: the two must agree
         and be finite, and the top n must be real catalog positions. Raises BundleError."""
         users = range(min(CHECK_USERS, self.n_users))
-        rows = [EncodedUser(*self.bundle.user_row(u), {}) for u in users] or \
+        rows = [EncodedUser(*self.bundle.users.row(u), {}) for u in users] or \
             [self.profiles.encode(None, {})]
         states = self.states(rows)
         candidates = np.arange(min(CHECK_ITEMS, self.n_items))[None]

@@ -21,7 +21,8 @@ from bundle import (
     prepacked,
 )
 from bundle import format as fmt
-from bundle.reader import LARGE_VOCAB, IdIndex, compact_vocabulary
+from bundle.fields import LARGE_VOCAB, compact_vocabulary
+from bundle.id_index import IdIndex
 from tests.export.helpers import export, random_model
 from tests.factories import tiny_interactions
 from training.data.protocols import make_split
@@ -53,7 +54,7 @@ def refused(path: Path, culprit: str, match: str) -> None:
 
 def test_a_whole_bundle_loads(copy):
     bundle = load_bundle(copy)
-    assert bundle.version == copy.name and bundle.n_items == 150 and bundle.n_users == 30
+    assert bundle.version == copy.name and len(bundle.catalog) == 150 and len(bundle.users) == 30
 
 
 @pytest.mark.parametrize("culprit", [fmt.table_file("user_t"), fmt.SEEN_ITEMS, fmt.ONNX_MODEL])
@@ -113,29 +114,29 @@ def test_find_bundle_takes_the_newest_complete_version(copy):
 def test_profiles_items_and_interactions_round_trip(exported):
     data, path = exported
     bundle = load_bundle(path)
-    user = bundle.user_position("7")
-    assert bundle.profile(user) == {"user_id": "7", "group": "b"}
-    item = bundle.item_positions(["42", "nope"])
+    user = bundle.users.position("7")
+    assert bundle.users.profile(user) == {"user_id": "7", "group": "b"}
+    item = bundle.catalog.positions(["42", "nope"])
     assert item[1] == ["nope"] and len(item[0]) == 1
-    details = bundle.item_details(int(item[0][0]))
+    details = bundle.catalog.details(int(item[0][0]))
     genres = data.item_table.idx[42][data.item_table.val[42] > 0][1:]
     assert details["item_id"] == "42" and details["features"]["item_id"] == "42"
     offset = data.schema.field("genre").offset
     assert details["features"]["genre"] == [data.schema.field("genre").vocab[g - offset]
                                             for g in genres]
-    assert set(bundle.seen_items(user).tolist()) <= set(data.items[data.users == 7].tolist())
+    assert set(bundle.users.seen_items(user).tolist()) <= set(data.items[data.users == 7].tolist())
 
 
 def test_encoding_request_features(exported):
     bundle = load_bundle(exported[1])
-    row = bundle.encode_user({"user_id": "3", "group": "zzz"})
+    row = bundle.encoder.encode({"user_id": "3", "group": "zzz"})
     assert row.ignored == {"group": ["zzz"]} and row.val.tolist() == [1.0, 0.0]
-    known = bundle.user_row(bundle.user_position("3"))
+    known = bundle.users.row(bundle.users.position("3"))
     assert row.idx[0] == known[0][0]
     for features, field in [({"colour": "red"}, "colour"), ({"genre": "x"}, "genre"),
                             ({"group": ["a", "b"]}, "group")]:
         with pytest.raises(BundleInputError) as err:
-            bundle.encode_user(features)
+            bundle.encoder.encode(features)
         assert err.value.field == field
 
 
@@ -145,7 +146,7 @@ def test_the_bundle_package_imports_neither_torch_nor_training_nor_service(expor
 import sys
 from bundle import OnnxScorer, load_bundle, reference_scorer
 bundle = load_bundle({str(exported[1])!r})
-row = bundle.encode_user({{"group": "a"}})
+row = bundle.encoder.encode({{"group": "a"}})
 for scorer in (reference_scorer(bundle), OnnxScorer(bundle, threads=1)):
     state = scorer.user_state(row.idx[None], row.val[None])
     assert scorer.top_n(state, 5)[0].shape == (1, 5)
@@ -174,8 +175,9 @@ print(",".join(sorted(m for m in sys.modules
 
 
 def _top_and_scores(scorer, bundle):
-    state = scorer.user_state(*(a[None] for a in bundle.user_row(0)))
-    return scorer.top_n(state, 5, [bundle.seen_items(0)]), scorer.score(state, np.arange(8)[None])
+    state = scorer.user_state(*(a[None] for a in bundle.users.row(0)))
+    return (scorer.top_n(state, 5, [bundle.users.seen_items(0)]),
+            scorer.score(state, np.arange(8)[None]))
 
 
 needs_prepacking = pytest.mark.skipif(
@@ -224,9 +226,9 @@ def test_the_two_phase_graph_is_served_from_a_prepacked_copy_of_its_own(exported
     assert all(prepacked._trusted(bundle, tmp_path / bundle.name / e, graph) for e, graph in
                zip(entries, (fmt.ONNX_MODEL, fmt.TWO_PHASE_MODEL)))
     for user in range(5):
-        state = plain.user_state(*(a[None] for a in bundle.user_row(user)))
-        got = cached.two_phase_top_n(state, 5, [bundle.seen_items(user)])
-        want = plain.two_phase_top_n(state, 5, [bundle.seen_items(user)])
+        state = plain.user_state(*(a[None] for a in bundle.users.row(user)))
+        got = cached.two_phase.top_n(state, 5, [bundle.users.seen_items(user)])
+        want = plain.two_phase.top_n(state, 5, [bundle.users.seen_items(user)])
         assert (got is None) == (want is None)
         if got is not None:
             assert all(np.array_equal(g, w) for g, w in zip(got, want))

@@ -68,5 +68,5 @@ def assert_same_top(items: np.ndarray, want: np.ndarray, excluded: np.ndarray) -
 def known_rows(bundle: Bundle, data: Interactions, users: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray]:
     """The bundle's stored rows of some of the data's users, found by id."""
-    rows = [bundle.user_row(bundle.user_position(data.user_ids[u])) for u in users]
+    rows = [bundle.users.row(bundle.users.position(data.user_ids[u])) for u in users]
     return np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows])

@@ -174,15 +174,15 @@ def test_libfm_context_joins_the_user_side(tmp_path, model):
     split = make_split(data, "rating", seed=0)
     net = random_model(data, split, model)
     bundle = load_bundle(export(net, data, split, tmp_path / "models"))
-    assert bundle.n_users == 3 and bundle.n_items == 5
+    assert len(bundle.users) == 3 and len(bundle.catalog) == 5
     lines = data.test.tables[0]
     for scorer in (reference_scorer(bundle), OnnxScorer(bundle, threads=1)):
         for line in range(len(lines)):
             idx, val = lines.idx[line], lines.val[line]
             values = [data.schema.fields[f].vocab[i - data.schema.fields[f].offset]
                       for f, i in enumerate(idx)]
-            row = bundle.encode_user({"field0": values[0]}, {"field2": values[2]})
-            item = bundle.item_positions([values[1]])[0]
+            row = bundle.encoder.encode({"field0": values[0]}, {"field2": values[2]})
+            item = bundle.catalog.positions([values[1]])[0]
             got = scorer.score(scorer.user_state(row.idx[None], row.val[None]), item[None])
             with torch.no_grad():  # the line as the model saw it: user, item, context
                 want = net(torch.from_numpy(idx[None]), torch.from_numpy(val[None])).numpy()

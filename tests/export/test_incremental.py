@@ -41,11 +41,11 @@ def test_a_thousand_interactions_move_the_state_as_a_recompute_would(tmp_path, h
                                 tmp_path))
     scorer, history = reference_scorer(bundle), HistoryField(bundle)
     incremental = IncrementalState(scorer, history)
-    idx, val = bundle.user_row(3)
+    idx, val = bundle.users.row(3)
     val = val.copy()
     val[history.columns] = 0  # the profile's own columns only
     rng = np.random.default_rng(0)
-    catalog = [str(i) for i in bundle.item_ids[:40]]  # few items: repeats move the window
+    catalog = [str(i) for i in bundle.catalog.ids[:40]]  # few items: repeats move the window
     interactions: list[str] = []
     window, sums = [], incremental.build(idx, val, [])[1]
     for step in range(1, STEPS + 1):

@@ -74,7 +74,7 @@ def test_torch_reference_and_onnx_agree(tmp_path, data, variant):
     state = reference.user_state(*known_rows(bundle, data, USERS))
     assert state.shape == (len(USERS), bundle.scoring["state_size"])
     every = np.broadcast_to(np.arange(data.n_items), (len(USERS), data.n_items))
-    seen = [bundle.seen_items(bundle.user_position(data.user_ids[u])) for u in USERS]
+    seen = [bundle.users.seen_items(bundle.users.position(data.user_ids[u])) for u in USERS]
     for scorer in (reference, onnx):
         assert_close(scorer.score(state, every), want)
         items, scores = scorer.top_n(state, 10, seen)
@@ -91,7 +91,7 @@ def test_a_user_known_only_by_side_features(tmp_path, data, variant):
     model, options = variant
     net = random_model(data, split, model, seed=1, **options)
     bundle = load_bundle(export(net, data, split, tmp_path))
-    encoded = bundle.encode_user({"group": "b", "user_id": "no such user"})
+    encoded = bundle.encoder.encode({"group": "b", "user_id": "no such user"})
     assert encoded.ignored == {"user_id": ["no such user"]}
     idx, val = data.user_table.idx[:1].copy(), data.user_table.val[:1].copy()
     val[0, 0] = 0.0  # the user_id column empty, as padding
@@ -196,10 +196,10 @@ def test_a_history_bundle_serves_each_users_latest_window(tmp_path, history_data
     idx, val = known_rows(bundle, data, USERS)
     for row, user in enumerate(USERS):
         ordered = latest_items(data, user)
-        assert bundle.profile(bundle.user_position(data.user_ids[user]))["history"] == \
+        assert bundle.users.profile(bundle.users.position(data.user_ids[user]))["history"] == \
             [data.item_ids[i] for i in ordered[-WINDOW:]]
         assert val[row, -WINDOW:] == pytest.approx([WINDOW ** -0.5] * WINDOW)
-        position = bundle.user_position(data.user_ids[user])
+        position = bundle.users.position(data.user_ids[user])
         offsets = bundle.array(record["offsets"])
         assert bundle.array(record["items"])[offsets[position]:offsets[position + 1]].tolist() \
             == ordered  # catalog positions are item codes here

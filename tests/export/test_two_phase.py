@@ -73,8 +73,8 @@ def random_states(scorer: OnnxScorer, bundle, rng: np.random.Generator,
     arbitrary vectors, each part with its own scale 10^-4..10^4 (the bound holds for any
     state, so the graph is tested on any)."""
     half = count // 2
-    users = rng.integers(0, bundle.n_users, half)
-    rows = [bundle.user_row(int(u)) for u in users]
+    users = rng.integers(0, len(bundle.users), half)
+    rows = [bundle.users.row(int(u)) for u in users]
     idx = np.stack([r[0] for r in rows])
     idx = np.take_along_axis(idx, rng.permuted(np.tile(np.arange(half), (idx.shape[1], 1)),
                                                axis=1).T, axis=0)
@@ -109,10 +109,10 @@ def test_two_phase_top_n_is_the_float32_top_n(tmp_path, data, history_data, vari
     states = random_states(scorer, bundle, rng, STATES.get(name, 2000))
     for state in states:
         n = int(rng.choice([1, 3, 10, 50]))
-        exclude = np.sort(rng.choice(bundle.n_items, int(rng.choice([0, 5, 200])),
+        exclude = np.sort(rng.choice(len(bundle.catalog), int(rng.choice([0, 5, 200])),
                                      replace=False))
         want = scorer.float32_top_n(state[None], n, [exclude])
-        got = scorer.two_phase_top_n(state[None], n, [exclude])
+        got = scorer.two_phase.top_n(state[None], n, [exclude])
         if got is None:
             continue
         certified += 1
@@ -129,7 +129,7 @@ def test_the_bound_holds_for_every_item(tmp_path, data, variant):
     rng = np.random.default_rng(1)
     states = random_states(scorer, bundle, rng, 200)
     states[:, slice(*layout.span("part"))] = 0  # model.onnx's scores are then the items' own
-    everything = np.arange(bundle.n_items)[None]
+    everything = np.arange(len(bundle.catalog))[None]
     widths = []
     for state in states:
         served = scorer.score(state[None], everything)[0].astype(np.float64)
@@ -220,9 +220,9 @@ def test_an_uncertified_answer_is_the_float32_paths(tmp_path, data):
     its lowest lower bound): top_n answers through model.onnx, and counts it."""
     bundle = bundle_of(tmp_path, data, "gmlfm", {"distance": "dnn"})
     scorer = OnnxScorer(bundle, threads=1, two_phase_from=0)
-    scorer.shortlist_margin = -10  # K = 2 n - 10 = n
+    scorer.two_phase.shortlist_margin = -10  # K = 2 n - 10 = n
     state = random_states(scorer, bundle, np.random.default_rng(4), 2)[:1]
-    assert scorer.two_phase_top_n(state, 10, None) is None
+    assert scorer.two_phase.top_n(state, 10, None) is None
     items, scores = scorer.top_n(state, 10, None)
     want = scorer.float32_top_n(state, 10, None)
     np.testing.assert_array_equal(items, want[0])
@@ -244,5 +244,5 @@ def test_exports_check_refuses_codes_that_certify_a_wrong_top_n(tmp_path, data):
         file = wrong / fmt.item_table_file(name)
         np.save(file, broken(np.load(file)))  # same shape and dtype: the graph's offsets hold
     lying = OnnxScorer(load_bundle(wrong, verify=False), threads=1, two_phase_from=0)
-    lying.shortlist_margin = 0  # a shortlist short of the catalog, so the lie shows
+    lying.two_phase.shortlist_margin = 0  # a shortlist short of the catalog, so the lie shows
     assert "two_phase.onnx certified a top n" in _two_phase_disagreement(lying, states)

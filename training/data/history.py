@@ -1,4 +1,4 @@
-"""The history field (MATH.md, History): a user-side multi-hot window of the user's last m ≤ N
+"""The history field (docs/math.md, History): a user-side multi-hot window of the user's last m ≤ N
 earlier interactions, each of its m items weighing 1/√m (`sqrt`) or 1/m (`mean`).
 
 The field has a vocabulary of its own over the item ids (its own feature indices, appended
@@ -14,39 +14,22 @@ interaction (`Interactions.window_table`), and each instance points at its inter
 "Earlier" is the protocols' own order: by user, then time, ties in the order of the
 interactions as `protocols.unique_interactions` returns them (by item code). Every builder here
 is vectorised over all interactions at once: the window of position p is a slice [lo, hi) of
-one sequence of eligible items, so it is a gather, never a Python loop per interaction.
+one sequence of eligible items, so it is a gather, never a Python loop per interaction. Each
+item of a window weighs as the bundle's (bundle/history.py, the weighting's one home), so a
+served window is the trained one.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import typing
-from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
+from bundle.history import Weighting, window_weights
+from training.data.history_spec import FIELD, HistorySpec
 from training.data.instances import Interactions
 from training.data.schema import FeatureSchema, FeatureTable, Field
 from training.errors import DataError
-
-FIELD = "history"
-Weighting = Literal["sqrt", "mean"]
-WEIGHTINGS: tuple[Weighting, ...] = typing.get_args(Weighting)
-
-
-@dataclass(frozen=True)
-class HistorySpec:
-    """What `--history N --history-weight W` asks for, and where the field sits in the schema."""
-
-    size: int  # N: the most items a window holds
-    weight: Weighting
-    position: int  # the history field's position in the schema
-
-    def describe(self) -> str:
-        share = "1/√m" if self.weight == "sqrt" else "1/m"
-        return (f"field '{FIELD}': each instance's last m ≤ {self.size} earlier interactions of "
-                f"its user, each weighing {share}")
 
 
 def with_history_field(data: Interactions, size: int, weight: Weighting) -> Interactions:
@@ -100,13 +83,6 @@ def window_rows(sequence: np.ndarray, lo: np.ndarray, hi: np.ndarray, spec: Hist
     idx = np.where(filled, field.offset + items, 0).astype(np.int64)
     val = np.where(filled, window_weights(m, spec.weight)[:, None], 0.0).astype(np.float32)
     return FeatureTable(idx, val, np.full(spec.size, spec.position))
-
-
-def window_weights(m: np.ndarray, weight: str) -> np.ndarray:
-    """The value of each item of windows of m items: 1/√m (sqrt) or 1/m (mean); 0 for m = 0."""
-    m = np.asarray(m, np.float64)
-    share = np.sqrt(m) if weight == "sqrt" else m
-    return np.divide(1.0, share, out=np.zeros(len(m)), where=m > 0)
 
 
 def attach_windows(data: Interactions, users: np.ndarray, items: np.ndarray,

@@ -8,14 +8,11 @@ and makes the user/item split of the serving side the natural layout.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from training.data.history_spec import HistorySpec
 from training.data.schema import FeatureSchema, FeatureTable
-
-if TYPE_CHECKING:
-    from training.data.history import HistorySpec
 
 
 @dataclass(frozen=True)

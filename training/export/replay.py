@@ -60,8 +60,8 @@ def replay_topn(run: Path, bundle_dir: Path, threads: int = 1) -> dict[str, floa
     bundle = load_bundle(bundle_dir)
     scorer = OnnxScorer(bundle, threads)
     history = HistoryField.of(bundle) if held_out.windows is not None else None
-    positions = [bundle.user_position(u) for u in held_out.user_ids]
-    candidates, unknown = bundle.item_positions([i for row in held_out.item_ids for i in row])
+    positions = [bundle.users.position(u) for u in held_out.user_ids]
+    candidates, unknown = bundle.catalog.positions([i for row in held_out.item_ids for i in row])
     if unknown or None in positions:
         raise ConfigError(f"{bundle_dir} lacks users or items of the run's test groups")
     candidates = candidates.reshape(len(positions), -1)
@@ -77,7 +77,7 @@ def replay_topn(run: Path, bundle_dir: Path, threads: int = 1) -> dict[str, floa
 def _test_row(bundle: Bundle, history: HistoryField | None, position: int, held_out: HeldOut,
               group: int) -> tuple[np.ndarray, np.ndarray]:
     """The user's stored row, its history columns (if any) set to the test group's window."""
-    idx, val = (np.array(a) for a in bundle.user_row(position))
+    idx, val = (np.array(a) for a in bundle.users.row(position))
     if history is not None and held_out.windows is not None:
         idx, val = history.apply(idx, val, held_out.windows[group])
     return idx, val

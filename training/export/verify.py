@@ -73,7 +73,7 @@ def verify_bundle(path: Path, model: torch.nn.Module, serving: ServingData) -> N
     try:
         bundle = load_bundle(path, verify=False)  # its hashes were taken from these files
         onnx = OnnxScorer(bundle, threads=1, two_phase_from=0)
-        rows = [bundle.user_row(int(u)) for u in users]  # positions follow serving's order
+        rows = [bundle.users.row(int(u)) for u in users]  # positions follow serving's order
         state = onnx.user_state(np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows]))
         candidates = np.broadcast_to(items, (len(users), len(items)))
         problems = [_disagreement(label, scorer.score(state, candidates), want)
@@ -108,7 +108,7 @@ def _two_phase_disagreement(onnx: OnnxScorer, state: np.ndarray) -> str | None:
     if onnx.two_phase is None:
         return None
     for row in state:
-        got, want = onnx.two_phase_top_n(row[None], TOP, None), onnx.float32_top_n(
+        got, want = onnx.two_phase.top_n(row[None], TOP, None), onnx.float32_top_n(
             row[None], TOP, None)
         if got is not None and not all(np.array_equal(g, w) for g, w in zip(got, want)):
             return "two_phase.onnx certified a top n that model.onnx does not give"

@@ -34,7 +34,7 @@ async def test_model_refuses_a_value_count_out_of_range(client):
 
 
 async def test_users_lists_training_users_first_or_by_prefix(client):
-    bundle_ids = [str(u) for u in client.app.state.host.current.bundle.user_ids.tolist()]
+    bundle_ids = [str(u) for u in client.app.state.host.current.bundle.users.ids.tolist()]
     body = (await client.get("/users")).json()
     assert body["total"] == 60 and body["user_ids"] == bundle_ids[:20]
     assert (await client.get("/users", params={"limit": 5})).json()["user_ids"] == \

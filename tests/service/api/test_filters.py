@@ -28,8 +28,8 @@ def ranked(answer) -> list[tuple[str, float]]:
 def categories(client) -> dict[str, str]:
     """Each item's category (the synthetic data's item field)."""
     bundle = client.app.state.host.current.bundle
-    return {str(bundle.item_ids[p]): bundle.item_details(p)["features"]["category"]
-            for p in range(bundle.n_items)}
+    return {str(bundle.catalog.ids[p]): bundle.catalog.details(p)["features"]["category"]
+            for p in range(len(bundle.catalog))}
 
 
 async def recommend(client, spec: dict, n: int = 10, exclude_seen: bool = True):

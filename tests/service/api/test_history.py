@@ -111,7 +111,7 @@ async def test_a_training_users_window_is_the_one_export_wrote(with_history):
             window = model.window(position, [])
             assert 0 < len(window) <= N
             row = model.profiles.encode(user, model.training_profile(position), window=window)
-            idx, val = model.bundle.user_row(position)
+            idx, val = model.bundle.users.row(position)
             np.testing.assert_array_equal(row.idx, idx)
             np.testing.assert_allclose(row.val, val, rtol=1e-6)
 

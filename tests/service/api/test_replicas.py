@@ -22,6 +22,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from bundle.two_phase import TWO_PHASE_FROM_ITEMS
 from service import state_blob
 from service.served_model import ServedModel
 from service.stores import Keys
@@ -197,7 +198,7 @@ def assert_state_is_the_recomputed_one(bundle: Path, prefix: str, user: str,
                                        history: list[str]) -> None:
     """The state in Redis is tagged with the final window (the last write moved it there, or
     a read built it) and equals the state recomputed from the history, 1e-5 relative."""
-    model = ServedModel(bundle, threads=1)
+    model = ServedModel(bundle, threads=1, two_phase_items=TWO_PHASE_FROM_ITEMS)
     position = model.known_user(user)
     window = model.window(position, history)
     profile = model.training_profile(position)
