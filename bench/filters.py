@@ -48,8 +48,8 @@ async def measure(models_dir: Path, items: int, rounds: int) -> dict[str, Timing
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-            model = app.state.host.current
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            model = app.state.model_host.current
             ids = [str(i) for i in model.item_ids.tolist()]
             category = model.bundle.item_details(0)["features"]["category"]
             cases = {"none": None,

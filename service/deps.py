@@ -22,12 +22,12 @@ from service.stores import GuardedStore
 from service.user_state import Users
 
 
-async def _host(request: Request) -> ModelHost:
-    return request.app.state.host
+async def _model_host(request: Request) -> ModelHost:
+    return request.app.state.model_host
 
 
 async def _model(request: Request) -> ServedModel:
-    return request.app.state.host.require()
+    return request.app.state.model_host.require()
 
 
 async def _users(request: Request) -> Users:
@@ -55,7 +55,7 @@ async def admitted(request: Request) -> AsyncIterator[None]:
         yield
 
 
-Host = Annotated[ModelHost, Depends(_host)]
+ModelHostDep = Annotated[ModelHost, Depends(_model_host)]
 Model = Annotated[ServedModel, Depends(_model)]
 UsersDep = Annotated[Users, Depends(_users)]
 RankerDep = Annotated[Ranker, Depends(_ranker)]

@@ -6,9 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from service.access import Scope, needs
+from service.access import needs
 from service.deps import Model
 from service.errors import UnknownItems
+from service.keys import Scope
 from service.problems import INVALID, NO_ITEM, NO_KEY, NO_MODEL_ONLY
 from service.routes.common import PathId
 from service.schemas import ItemAnswer, ModelAnswer

@@ -13,9 +13,10 @@ from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
 
 from service import filters
-from service.access import Scope, needs
+from service.access import needs
 from service.deps import Model, RankerDep, UsersDep, admitted
 from service.errors import UnknownItems
+from service.keys import Scope
 from service.problems import (
     INVALID,
     MODEL_OR_STORE,

@@ -9,8 +9,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from service.access import Scope, needs
+from service.access import needs
 from service.deps import Model, UsersDep, admitted
+from service.keys import Scope
 from service.problems import (
     INVALID,
     MODEL_OR_STORE,

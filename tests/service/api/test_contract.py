@@ -108,7 +108,7 @@ async def test_while_a_model_serves_its_feature_maps_take_its_fields_only(traine
     bundle = request.getfixturevalue(trained)
     async with serving(settings_for(bundle.models_dir)) as client:
         schema = (await client.get("/openapi.json")).json()
-        model = client.app.state.host.current
+        model = client.app.state.model_host.current
         bodies = schema["components"]["schemas"]
         user = map_of(bodies["ProfileRequest"]["properties"]["features"])
         assert user["propertyNames"]["enum"] == list(model.profiles.user_fields)
@@ -145,7 +145,7 @@ async def test_an_app_serving_no_model_publishes_the_general_rule(gmlfm, tmp_pat
     as test_every_feature_map_states_its_key_rule checks; the fitted schema is only ever the
     served model's."""
     async with serving(settings_for(tmp_path)) as client:
-        assert client.app.state.host.current is None
+        assert client.app.state.model_host.current is None
         published = (await client.get("/openapi.json")).json()
     assert published == schema_of(gmlfm)
 

@@ -147,7 +147,7 @@ async def test_a_history_models_writes_wait_out_a_frozen_redis_and_none_is_lost(
     Retry-After and is not kept; reads come from the bundle. Thawed: what was acknowledged
     before is there, and the next write moves the state from it."""
     async with serving(fault_settings(with_history.models_dir, own_redis)) as client:
-        model = client.app.state.host.current
+        model = client.app.state.model_host.current
         first, refused, last = (str(i) for i in model.item_ids[:3].tolist())
         assert (await client.post("/users/7/interactions", json={"item_ids": [first]})
                 ).status_code == 200

@@ -27,7 +27,7 @@ def ranked(answer) -> list[tuple[str, float]]:
 
 def categories(client) -> dict[str, str]:
     """Each item's category (the synthetic data's item field)."""
-    bundle = client.app.state.host.current.bundle
+    bundle = client.app.state.model_host.current.bundle
     return {str(bundle.item_ids[p]): bundle.item_details(p)["features"]["category"]
             for p in range(bundle.n_items)}
 
@@ -103,7 +103,7 @@ async def test_too_many_ids_name_the_limit(client):
 
 async def test_a_filter_keeps_to_the_history_moved_state(with_history):
     async with serving(settings_for(with_history.models_dir)) as client:
-        model = client.app.state.host.current
+        model = client.app.state.model_host.current
         ids = [str(i) for i in model.item_ids[:40].tolist()]
         await user_who_did(client, "filtered", "1", ids[:2])
         r = await client.post("/recommend", json={"user_id": "filtered", "n": 5,

@@ -33,7 +33,7 @@ def ranked(answer) -> list[tuple[str, float]]:
 
 async def test_one_interaction_moves_a_new_users_recommendations(with_history, store):
     async with serving(settings_for(with_history.models_dir, **store)) as client:
-        model = client.app.state.host.current
+        model = client.app.state.model_host.current
         assert (await client.put("/users/newbie", json={"features": {"segment": "1"}})
                 ).status_code == 200
         whole = {"n": 10, "exclude_seen": "false"}
@@ -68,7 +68,7 @@ async def test_a_thousand_interactions_move_the_state_as_a_recompute_would(with_
     rebuilt it), equals the state recomputed from the profile and the stored history, 1e-5
     relative; and every write but the first moved it rather than building it."""
     async with serving(settings_for(with_history.models_dir, **store)) as client:
-        model = client.app.state.host.current
+        model = client.app.state.model_host.current
         items = [str(i) for i in model.item_ids[:12].tolist()]
         profile = {"segment": "1"}
         assert (await client.put("/users/busy", json={"features": profile})).status_code == 200
@@ -94,7 +94,7 @@ async def test_a_thousand_interactions_move_the_state_as_a_recompute_would(with_
 
 async def test_the_window_holds_the_last_n_distinct_interactions(with_history):
     async with serving(settings_for(with_history.models_dir)) as client:
-        model = client.app.state.host.current
+        model = client.app.state.model_host.current
         items = [str(i) for i in model.item_ids[:8].tolist()]
         await user_who_did(client, "reader", "0", items[:6], [items[1], items[7]])
         window = [items[3], items[4], items[5], items[1], items[7]]  # items[1] moved last
@@ -105,7 +105,7 @@ async def test_the_window_holds_the_last_n_distinct_interactions(with_history):
 
 async def test_a_training_users_window_is_the_one_export_wrote(with_history):
     async with serving(settings_for(with_history.models_dir)) as client:
-        model = client.app.state.host.current
+        model = client.app.state.model_host.current
         for user in ("0", "17", "59"):
             position = model.known_user(user)
             window = model.window(position, [])
