@@ -26,7 +26,7 @@ from service.middleware import BodyLimit, RequestContext
 from service.ranking import Ranker
 from service.reload import ModelHost
 from service.route_audit import undeclared
-from service.routes import explorer, items, ops, scoring, users
+from service.routes import explorer, items, model, ops, recommend, score, users
 from service.settings import Settings, settings_or_exit
 from service.stores import open_store
 from service.user_state import Users
@@ -78,8 +78,8 @@ def create_app(settings: Settings) -> FastAPI:
                   redirect_slashes=False)  # /recommend/ is no way to say POST /recommend
     app.state.keys = settings.keys
     openapi.publish(app, settings)
-    routers = [scoring.router(settings), users.router(settings), items.router, ops.router,
-               explorer.router]
+    routers = [score.router, recommend.router, users.router, items.router, model.router,
+               ops.router, explorer.router]
     for router in routers:
         app.include_router(router)
     explorer.mount_files(app)

@@ -1,9 +1,10 @@
 """What /openapi.json publishes: the routes' own schema, adjusted to this server.
 
-FastAPI builds the schema from the routes' declarations, which hold for every server. Two
+FastAPI builds the schema from the routes' declarations, which hold for every server. Three
 things depend on the server, and `publish` writes them in through FastAPI's documented
 `app.openapi` hook:
 
+- its limits that are settings, at the places the request types mark (service/limits.py);
 - its access: without keys no route needs one, so the schema declares no security and no
   401 or 403 (a generated client, or schemathesis, would otherwise send and expect what the
   server never checks); a keyless server that is not open on purpose (GMLREC_AUTH=none)
@@ -18,7 +19,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from service import loopback, model_schema
+from service import limits, loopback, model_schema
 from service.problems import Problem
 from service.settings import Settings
 
@@ -53,7 +54,8 @@ def publish(app: FastAPI, settings: Settings) -> None:
 
 
 def server_schema(schema: Schema, settings: Settings) -> Schema:
-    """The routes' schema as this server's access makes it (the module doc)."""
+    """The routes' schema as this server's limits and access make it (the module doc)."""
+    limits.state(schema, settings)
     if settings.keys.enabled:
         return schema
     schema.get("components", {}).pop("securitySchemes", None)
