@@ -19,7 +19,8 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from service import errors, logs, metrics, openapi
+from service import error_handlers, logs, metrics, openapi
+from service.errors import ReloadRefused
 from service.gate import Gate
 from service.loopback import LoopbackOnly
 from service.middleware import BodyLimit, RequestContext
@@ -27,6 +28,7 @@ from service.ranking import Ranker
 from service.reload import ModelHost
 from service.route_audit import undeclared
 from service.routes import explorer, items, model, ops, recommend, score, users
+from service.safe_json import SafeJSONResponse
 from service.settings import Settings, settings_or_exit
 from service.stores import open_store
 from service.user_state import Users
@@ -52,7 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.users = Users(store, settings.cache_ttl_s, settings.history_cap)
         app.state.gate = gate = Gate(settings.max_active)
         app.state.ranker = Ranker(settings.ranking, alone=lambda: gate.present <= 1)
-        with contextlib.suppress(errors.ReloadRefused):  # logged; /ready says not_ready
+        with contextlib.suppress(ReloadRefused):  # logged; /ready says not_ready
             await model_host.reload()
         watcher = asyncio.create_task(model_host.watch(settings.reload_interval_s)) \
             if settings.reload_interval_s > 0 else None
@@ -73,7 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.ranker.close()
 
     app = FastAPI(title="gmlrec", version="1", description=DESCRIPTION, lifespan=lifespan,
-                  default_response_class=errors.SafeJSONResponse,
+                  default_response_class=SafeJSONResponse,
                   generate_unique_id_function=operation_id,
                   redirect_slashes=False)  # /recommend/ is no way to say POST /recommend
     app.state.keys = settings.keys
@@ -86,7 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.routers = routers  # what the route-policy check (and its test) walks
     if wrong := undeclared(app, routers):  # a route nobody said who may call: not served
         raise RuntimeError(f"routes without one access policy: {', '.join(wrong)}")
-    errors.install(app)
+    error_handlers.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if not settings.keys.enabled and settings.auth != "none":
         app.add_middleware(LoopbackOnly)  # whatever address a server binds it to

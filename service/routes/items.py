@@ -6,9 +6,9 @@ from fastapi import APIRouter
 
 from service.access import needs
 from service.deps import Model
+from service.error_responses import INVALID, NO_ITEM, NO_KEY, NO_MODEL_ONLY
 from service.errors import UnknownItems
 from service.keys import Scope
-from service.problems import INVALID, NO_ITEM, NO_KEY, NO_MODEL_ONLY
 from service.routes.common import PathId
 from service.schemas import ItemAnswer
 

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query
 
 from service.access import needs
 from service.deps import Model
+from service.error_responses import INVALID, NO_KEY, NO_MODEL_ONLY
 from service.keys import Scope
-from service.problems import INVALID, NO_KEY, NO_MODEL_ONLY
 from service.schemas import ModelAnswer
 
 MAX_VALUES_LISTED = 1000  # per field: an id field can have millions

@@ -10,9 +10,9 @@ from starlette.responses import Response
 from service import metrics
 from service.access import OPEN, needs
 from service.deps import ModelHostDep, SettingsDep, Store
-from service.errors import SafeJSONResponse
+from service.error_responses import NO_KEY, REFUSED, WEAK_KEY
 from service.keys import Scope
-from service.problems import NO_KEY, REFUSED, WEAK_KEY
+from service.safe_json import SafeJSONResponse
 from service.schemas import HealthAnswer, ReadyAnswer, ReloadAnswer
 from service.stores import StoreUnavailable
 

@@ -9,8 +9,8 @@ from starlette.responses import Response
 from service import filters
 from service.access import needs
 from service.deps import Model, RankerDep, RecommendBody, TopN, UsersDep, admitted
+from service.error_responses import INVALID, MODEL_OR_STORE, NO_KEY, NO_USER, TOO_LARGE
 from service.keys import Scope
-from service.problems import INVALID, MODEL_OR_STORE, NO_KEY, NO_USER, TOO_LARGE
 from service.routes.common import PathId, answer, scored_items, who
 from service.schemas import RecommendAnswer, as_text
 from service.user_state import ResolvedUser

@@ -7,9 +7,9 @@ from starlette.responses import Response
 
 from service.access import needs
 from service.deps import Model, ScoreBody, UsersDep, admitted
+from service.error_responses import INVALID, MODEL_OR_STORE, NO_KEY, NO_USER_OR_ITEMS, TOO_LARGE
 from service.errors import UnknownItems
 from service.keys import Scope
-from service.problems import INVALID, MODEL_OR_STORE, NO_KEY, NO_USER_OR_ITEMS, TOO_LARGE
 from service.routes.common import answer, scored_items, who
 from service.schemas import ScoreAnswer
 

@@ -8,8 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from service.access import needs
 from service.deps import InteractionsBody, Model, UsersDep, admitted
-from service.keys import Scope
-from service.problems import (
+from service.error_responses import (
     INVALID,
     MODEL_OR_STORE,
     NO_KEY,
@@ -20,6 +19,7 @@ from service.problems import (
     TOO_LARGE,
     WEAK_KEY,
 )
+from service.keys import Scope
 from service.routes.common import PathId
 from service.schemas import (
     MAX_ID,

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from service import problems
+from service import error_responses
 from service.app import create_app
 from tests.service.api.conftest import serving, settings_for
 from tests.service.api.schema_check import body_problems
@@ -152,8 +152,8 @@ async def test_an_app_serving_no_model_publishes_the_general_rule(gmlfm, tmp_pat
 
 def test_building_schemas_leaves_the_declared_error_entries_as_they_were(gmlfm):
     """FastAPI 0.121 writes into the `responses=` entries routes declare, and a second schema
-    then listed a 404's models twice over (service/problems.py's _Entry): two apps' schemas
+    then listed a 404's models twice over (service/error_responses.py's _Entry): two apps' schemas
     are the same, and the shared entries stay as declared."""
-    before = copy.deepcopy(dict(problems.NO_USER_OR_ITEMS[404]))
+    before = copy.deepcopy(dict(error_responses.NO_USER_OR_ITEMS[404]))
     assert schema_of(gmlfm) == schema_of(gmlfm)
-    assert dict(problems.NO_USER_OR_ITEMS[404]) == before
+    assert dict(error_responses.NO_USER_OR_ITEMS[404]) == before
