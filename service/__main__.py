@@ -23,6 +23,7 @@ import shutil
 import socket
 import sys
 import tempfile
+from typing import Any
 
 import uvicorn
 
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if own_metrics_dir:  # set before any worker imports prometheus_client
         os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="gmlrec-metrics-")
     # what each worker's uvicorn gets, however many there are
-    options = {"access_log": False, "lifespan": "on",
+    options: dict[str, Any] = {"access_log": False, "lifespan": "on",
                "timeout_graceful_shutdown": settings.graceful_timeout_s}
     try:
         if settings.workers > 1 and spreads_connections():

@@ -34,7 +34,7 @@ def fit(schema: dict[str, Any], model: ServedModel) -> dict[str, Any]:
     """A copy of `schema` whose feature maps take exactly the fields `model` takes."""
     schema = copy.deepcopy(schema)
     bodies = schema["components"]["schemas"]
-    user_fields, item_fields = model.request_fields()
+    user_fields, item_fields = model.description.request_fields()
     user: Limits = dict(user_fields)
     item: Limits = dict.fromkeys(item_fields)
     by_key: dict[str, Limits] = {}

@@ -35,7 +35,7 @@ def undeclared(app: FastAPI, routers: Sequence[APIRouter]) -> list[str]:
     for route in [*(r for router in routers for r in router.routes), *app.routes]:
         if isinstance(route, APIRoute):
             if len(policies(route)) != 1:
-                wrong.append(f"{','.join(sorted(route.methods))} {route.path}")
+                wrong.append(f"{','.join(sorted(route.methods or ()))} {route.path}")
         elif isinstance(route, Route | Mount):
             if route.path not in PUBLIC_PATHS:
                 wrong.append(f"{route.path} (not an API route, not public by design)")

@@ -33,8 +33,8 @@ def scored_items(model: ServedModel, positions: np.ndarray, scores: np.ndarray,
                  details: bool) -> list[ItemScore]:
     """Items with their scores, in the given order, each shown as ServedModel.display
     shows it (its title; with details, every display attribute)."""
-    return [ItemScore(item_id=str(model.item_ids[p]), score=float(s),
-                      **model.display(p, every=details))
+    return [ItemScore(item_id=str(model.catalog.ids[p]), score=float(s),
+                      **model.catalog.display(p, every=details))
             for p, s in zip(positions.tolist(), scores.tolist())]
 
 

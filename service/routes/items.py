@@ -19,7 +19,7 @@ router = APIRouter(tags=["catalog"], dependencies=[needs(Scope.READ)],
 @router.get("/items/{item_id}", response_model=ItemAnswer, responses=NO_ITEM)
 async def get_item(item_id: PathId, model: Model) -> ItemAnswer:
     """An item's features and display attributes (title, ...)."""
-    positions, unknown = model.item_positions([item_id])
+    positions, unknown = model.catalog.positions([item_id])
     if unknown:
         raise UnknownItems(unknown)
-    return ItemAnswer(model_version=model.version, **model.item_details(int(positions[0])))
+    return ItemAnswer(model_version=model.version, **model.catalog.details(int(positions[0])))

@@ -24,5 +24,5 @@ async def get_model(model: Model,
                     ) -> ModelAnswer:
     """What is being served: name, version, kind, catalog size, the user fields a profile
     can have, every field with up to `values` of its known values, and the run's metrics."""
-    info = model.describe(values)
+    info = model.description.of(values)
     return ModelAnswer(model_version=info.pop("version"), **info)

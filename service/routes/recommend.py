@@ -52,7 +52,7 @@ async def _recommend(model: Model, ranker: RankerDep, user_id: str | None, user:
         mask = allowed.mask.copy()
         mask[user.seen] = False
         ignored = {**ignored, **allowed.ignored}
-        if mask.sum() <= filters.DIRECT_SHARE * model.n_items:  # score just those
+        if mask.sum() <= filters.DIRECT_SHARE * model.catalog.size:  # score just those
             positions, scores = filters.best_of(model, user.state, np.flatnonzero(mask), n)
         else:
             positions, scores = await ranker.top(model, user.state, n, np.flatnonzero(~mask))

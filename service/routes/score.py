@@ -20,7 +20,7 @@ router = APIRouter(tags=["scoring"], responses=NO_KEY | INVALID | MODEL_OR_STORE
 @router.post("/score", response_model=ScoreAnswer, responses=NO_USER_OR_ITEMS | TOO_LARGE)
 async def score(body: ScoreBody, model: Model, users: UsersDep) -> Response:
     """Scores of the given items for a user, in request order."""
-    positions, unknown = model.item_positions(body.item_ids)
+    positions, unknown = model.catalog.positions(body.item_ids)
     if unknown:
         raise UnknownItems(unknown)
     user = await who(users, model, body, seen=False)

@@ -43,8 +43,8 @@ async def list_users(model: Model, limit: Annotated[int, Query(ge=1, le=MAX_LIST
                      prefix: Annotated[str, Query(max_length=MAX_ID)] = "") -> UsersAnswer:
     """Some users of the model's training data, to try the API with: the first `limit`,
     or those whose id starts with `prefix`. Users only PUT has created are not listed."""
-    return UsersAnswer(model_version=model.version, total=model.n_users,
-                       user_ids=model.user_ids(prefix, limit))
+    return UsersAnswer(model_version=model.version, total=model.training.size,
+                       user_ids=model.training.ids(prefix, limit))
 
 
 @router.get("/{user_id}", response_model=UserAnswer, dependencies=[needs(Scope.WRITE)],

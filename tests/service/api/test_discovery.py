@@ -58,7 +58,7 @@ async def test_a_profile_reads_from_training_then_from_what_put_stored(client):
     r = await client.get("/users/12")
     assert r.status_code == 200
     assert r.json()["source"] == "training"
-    assert r.json()["features"] == model.training_profile(model.known_user("12"))
+    assert r.json()["features"] == model.training.profile(model.training.position("12"))
     assert r.json()["model_version"] == model.version
     await client.put("/users/12", json={"features": {"segment": "1"}})
     stored = (await client.get("/users/12")).json()

@@ -73,7 +73,7 @@ async def test_a_cold_user_is_scored_from_features_alone(client):
 
 async def test_overrides_change_a_known_users_features(client):
     model = client.app.state.model_host.current
-    own = model.training_profile(model.known_user("7"))["segment"]
+    own = model.training.profile(model.training.position("7"))["segment"]
     other = next(s for s in ("0", "1", "2") if s != own)
     items = ["1", "2"]
     base = await client.post("/score", json={"user_id": "7", "item_ids": items})
@@ -98,5 +98,6 @@ async def test_details_add_display_attributes(client):
     r = await client.get("/recommend/7", params={"n": 3, "details": "true"})
     model = client.app.state.model_host.current
     for item in r.json()["items"]:
-        position = model.item_positions([item["item_id"]])[0][0]
-        assert {k: item[k] for k in model.display_names} == model.display(position, every=True)
+        position = model.catalog.positions([item["item_id"]])[0][0]
+        shown = {k: item[k] for k in model.catalog.display_names}
+        assert shown == model.catalog.display(position, every=True)

@@ -25,7 +25,7 @@ async def test_a_new_user_is_a_404_until_its_profile_is_put(client):
 
 async def test_a_put_profile_replaces_the_known_users_features(client):
     model = client.app.state.model_host.current
-    own = model.training_profile(model.known_user("12"))["segment"]
+    own = model.training.profile(model.training.position("12"))["segment"]
     other = next(s for s in ("0", "1", "2") if s != own)
     items = {"item_ids": ["4", "40", "140"]}
     before = await client.post("/score", json={"user_id": "12", **items})
