@@ -92,8 +92,10 @@ async def test_max_n_and_max_score_items_hold_in_requests_and_in_the_schema(gmlf
             await client.get(f"/recommend/{user}?n=6")
         assert ok.status_code == 200 and len(ok.json()["items"]) == 5
         assert over.status_code == 422 and over.json()["detail"][0]["loc"] == ["query", "n"]
+        assert "GMLREC_MAX_N" in over.json()["detail"][0]["msg"]  # the limit is named
         over = await client.post("/recommend", json={"user_id": user, "n": 6})
         assert over.status_code == 422 and over.json()["detail"][0]["loc"] == ["body", "n"]
+        assert "GMLREC_MAX_N" in over.json()["detail"][0]["msg"]
         items = [i["item_id"] for i in ok.json()["items"]]
         assert (await client.post("/score", json={"user_id": user, "item_ids": items[:3]})
                 ).status_code == 200
@@ -102,6 +104,7 @@ async def test_max_n_and_max_score_items_hold_in_requests_and_in_the_schema(gmlf
             over = await client.post(path, json=body)
             assert over.status_code == 422, path
             assert over.json()["detail"][0]["loc"] == ["body", "item_ids"], over.text
+            assert "GMLREC_MAX_SCORE_ITEMS" in over.json()["detail"][0]["msg"]
 
 
 @pytest.mark.anyio
