@@ -1,5 +1,7 @@
-"""gmlrec serving API (FastAPI). It carries no torch and never imports `training`: it reads
-exported model bundles through the top-level `bundle` package only.
+"""gmlrec serving API (FastAPI): recommendations from exported model bundles.
+
+It carries no torch and never imports `training`: it reads exported model bundles through
+the top-level `bundle` package only.
 
     app.py               wiring: routes, middleware, error handlers, the lifespan of a worker
     settings.py          every GMLREC_* setting, and every start-up safety rule

@@ -1,5 +1,6 @@
-"""What routes receive, as Annotated dependencies: one line per dependency in a route, and
-tests can override any of them.
+"""What routes receive, as Annotated dependencies: one line per dependency in a route.
+
+Tests can override any of them.
 
 `Model` is read once per request, at its start: a reload during the request does not
 change the version that answers it. The bodies and the `n` whose limits are settings are

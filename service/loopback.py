@@ -1,5 +1,6 @@
-"""The loopback rule: without API keys the service answers this machine only, unless
-GMLREC_AUTH=none says to serve without keys on purpose.
+"""The loopback rule: a service without API keys answers this machine only.
+
+GMLREC_AUTH=none says to serve without keys on purpose, and lifts the rule.
 
 Settings refuse to start a keyless service on an address other machines reach
 (service/settings.py). That is not enough alone: `uvicorn service.app:app --host 0.0.0.0`

@@ -1,5 +1,6 @@
-"""The bodies of error answers, one pydantic model per shape: the errors are written with them
-and /openapi.json publishes them.
+"""The bodies of error answers, one pydantic model per shape, written and published alike.
+
+The errors are written through these models and /openapi.json publishes them.
 
 Bodies are `{"detail": ...}` like FastAPI's own: a message for one problem, the list of
 `{"loc", "msg", "type"}` for field errors, so a client reads every 4xx the same way. Each

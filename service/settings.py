@@ -1,5 +1,4 @@
-"""Every knob of the service, read once from `GMLREC_*` environment variables and checked
-against every start-up safety rule.
+"""Every GMLREC_* setting, read once from the environment and held to every safety rule.
 
 docs/configuration.md lists each variable; defaults are chosen for one small machine. The
 safety rules live here, in the settings' own validation, so that no entry point can skip
