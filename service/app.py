@@ -90,7 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
         raise RuntimeError(f"routes without one access policy: {', '.join(wrong)}")
     error_handlers.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    if not settings.keys.enabled and settings.auth != "none":
+    if settings.loopback_only:
         app.add_middleware(LoopbackOnly)  # whatever address a server binds it to
     app.add_middleware(RequestContext)  # added last: outermost, so it times and logs all
     return app

@@ -59,8 +59,7 @@ def server_schema(schema: Schema, settings: Settings) -> Schema:
     if settings.keys.enabled:
         return schema
     schema.get("components", {}).pop("securitySchemes", None)
-    guarded = settings.auth != "none"
-    if guarded:
+    if settings.loopback_only:
         schema.setdefault("components", {}).setdefault("schemas", {}).setdefault(
             Problem.__name__, Problem.model_json_schema())
     for operations in schema["paths"].values():
@@ -69,6 +68,6 @@ def server_schema(schema: Schema, settings: Settings) -> Schema:
             responses = operation.setdefault("responses", {})
             for status in ("401", "403"):
                 responses.pop(status, None)
-            if guarded:
+            if settings.loopback_only:
                 responses[str(loopback.STATUS)] = LOOPBACK_ONLY
     return schema

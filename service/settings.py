@@ -141,7 +141,7 @@ class Settings(BaseSettings):
         """Why these settings must not start a service, or None."""
         if self.auth == "none" and self.keys.enabled:
             return "GMLREC_AUTH=none but API keys are set: drop one or the other"
-        if not self.keys.enabled and self.auth != "none" and not is_loopback(self.host):
+        if self.loopback_only and not is_loopback(self.host):
             return (f"GMLREC_HOST={self.host} without API keys would let anyone who reaches "
                     "the port write profiles and reload models; set GMLREC_API_KEYS_FILE "
                     "(python -m service keys new --scope admin makes a key), or "
@@ -155,6 +155,12 @@ class Settings(BaseSettings):
     def keys(self) -> KeyRing:
         """The API keys of GMLREC_API_KEYS and GMLREC_API_KEYS_FILE, as digests."""
         return self._keys
+
+    @property
+    def loopback_only(self) -> bool:
+        """Whether the service may answer this machine only (service/loopback.py): it has no
+        keys, and GMLREC_AUTH=none does not open it on purpose."""
+        return not self.keys.enabled and self.auth != "none"
 
     @property
     def redis_password(self) -> str | None:

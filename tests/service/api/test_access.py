@@ -32,7 +32,7 @@ KEYS = {Scope.READ: "read-key-0123456789abcdef", Scope.WRITE: "write-key-0123456
         Scope.ADMIN: "admin-key-0123456789abcdef"}
 API_KEYS = ",".join(f"{scope.name.lower()}:{key}" for scope, key in KEYS.items())
 
-# CONTRACT.md's Access, route by route: the scope each needs (None: anyone) and a request
+# docs/contract.md's Access, route by route: the scope each needs (None: anyone) and a request
 # that the right key gets answered
 POLICY = {
     ("POST", "/score"): (Scope.READ, {"json": {"user_id": "0", "item_ids": ["1"]}}),
