@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="gmlrec-metrics-")
     # what each worker's uvicorn gets, however many there are
     options: dict[str, Any] = {"access_log": False, "lifespan": "on",
-               "timeout_graceful_shutdown": settings.graceful_timeout_s}
+                               "timeout_graceful_shutdown": settings.graceful_timeout_s}
     try:
         if settings.workers > 1 and spreads_connections():
             from service import workers  # gunicorn, imported where it runs (not Windows)
