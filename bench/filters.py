@@ -48,9 +48,9 @@ async def measure(models_dir: Path, items: int, rounds: int) -> dict[str, Timing
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-            model = app.state.host.current
-            ids = [str(i) for i in model.item_ids.tolist()]
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            model = app.state.model_host.current
+            ids = [str(i) for i in model.catalog.ids.tolist()]
             category = model.bundle.catalog.details(0)["features"]["category"]
             cases = {"none": None,
                      "item_ids: 1% of the catalog": {"item_ids": ids[::100]},

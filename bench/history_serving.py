@@ -87,12 +87,12 @@ class Probe:
     @staticmethod
     def first_user(model: ServedModel) -> Probe:
         user = str(model.bundle.users.ids[0])
-        return Probe(model, user, model.known_user(user))
+        return Probe(model, user, model.training.position(user))
 
     def row(self, recorded: Sequence[str]) -> EncodedUser:
         """The user's row with its window over its training items, then `recorded`."""
-        window = self.model.window(self.position, recorded)
-        return self.model.profiles.encode(self.user, self.model.training_profile(self.position),
+        window = self.model.training.window(self.position, recorded)
+        return self.model.profiles.encode(self.user, self.model.training.profile(self.position),
                                           window=window)
 
     def state(self, recorded: Sequence[str]) -> np.ndarray:
@@ -101,13 +101,13 @@ class Probe:
     def top(self, recorded: Sequence[str]) -> list[str]:
         """The top ids /recommend?exclude_seen=false should answer, computed here."""
         items, _ = self.model.top_n(self.state(recorded), TOP, [np.zeros(0, np.int64)])[0]
-        return [str(self.model.item_ids[p]) for p in items.tolist()]
+        return [str(self.model.catalog.ids[p]) for p in items.tolist()]
 
     def fresh_items(self, seed: int = 0) -> list[str]:
         """Catalog items outside the user's training interactions, shuffled: each one
         recorded moves the window (while fewer than N came since it was last recorded)."""
         trained = set(self.model.profiles.history.trained(self.position))
-        ids = [str(i) for i in self.model.item_ids.tolist() if str(i) not in trained]
+        ids = [str(i) for i in self.model.catalog.ids.tolist() if str(i) not in trained]
         return [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))]
 
 
@@ -126,8 +126,8 @@ def state_cost(bundle: Path, rounds: int) -> dict:
     reference = reference_scorer(model.bundle)
     if not np.array_equal(model.scorer.user_state(idx, val), reference.user_state(idx, val)):
         raise RuntimeError("OnnxScorer.user_state and the numpy reference disagree")
-    incremental, window = model.incremental, model.window(probe.position, recorded)
-    profile = model.profiles.encode(probe.user, model.training_profile(probe.position))
+    incremental, window = model.incremental, model.training.window(probe.position, recorded)
+    profile = model.profiles.encode(probe.user, model.training.profile(probe.position))
     _, sums = incremental.build(profile.idx, profile.val, window)
     new = probe.fresh_items()[size]
     moved = incremental.update(profile.idx, profile.val, window, sums, [new])[1]

@@ -154,7 +154,7 @@ def measure(bundle: Path, role: str, limits: Limits, threads: int) -> dict:
     model = ServedModel(bundle, threads, two_phase_items=TWO_PHASE_FROM_ITEMS)
     users = model.bundle.array("users/ids.npy").tolist()
     cache_users = [str(u) for u in users[:CACHE_USERS]]
-    rows: dict = {"name": bundle.parent.name, "role": role, "items": model.n_items,
+    rows: dict = {"name": bundle.parent.name, "role": role, "items": model.catalog.size,
                   "load": [os.getloadavg()[0]]}
     share = Limits(limits.requests // MODE_ROUNDS, limits.seconds / MODE_ROUNDS)
     redis = RedisServer().start()
@@ -192,7 +192,7 @@ def default_mode(server: Server, model: ServedModel, users: list[str], limits: L
     rss_loaded = server.rss_mb()[0]
     miss = drive(server, recommend_requests(users), 1, limits, len(users))
     hit = drive(server, recommend_requests(users), 1, limits, len(users))
-    score = {c: drive(server, score_requests(users, model.item_ids), c, limits)
+    score = {c: drive(server, score_requests(users, model.catalog.ids), c, limits)
              for c in CONCURRENCY}
     return {"rss_loaded": rss_loaded, "miss": miss, "hit": hit, "score": score}
 
@@ -201,9 +201,9 @@ def bare_times(model: ServedModel, redis_url: str) -> dict[str, Timing]:
     """The model alone, the memory floor, and one Redis read, interleaved in one run."""
     position = int(np.argmax(np.diff(model.bundle.array("users/seen_offsets.npy"))))
     user = str(model.bundle.array("users/ids.npy")[position])
-    state = model.states([model.profiles.encode(user, model.training_profile(position))])
-    seen = model.training_seen(position)
-    items = np.random.default_rng(0).choice(model.n_items, SCORE_ITEMS, replace=False)
+    state = model.states([model.profiles.encode(user, model.training.profile(position))])
+    seen = model.training.seen(position)
+    items = np.random.default_rng(0).choice(model.catalog.size, SCORE_ITEMS, replace=False)
     store = RedisStore(connect(redis_url, 1.0, 1.0, 4), "bench")
     loop = asyncio.new_event_loop()
 

@@ -1,22 +1,40 @@
-"""gmlrec serving API (FastAPI). It carries no torch and never imports `training`: it reads
-exported model bundles through the top-level `bundle` package only.
+"""gmlrec serving API (FastAPI): recommendations from exported model bundles.
 
-    app.py           wiring: routes, middleware, error handlers, the lifespan of a worker
-    settings.py      every GMLREC_* setting
-    access.py        who may call what: API keys, scopes, the route policies, secure default
-    routes/          one module per resource: scoring, users, items, operations, explorer
-    static/          the explorer page (HTML, JavaScript, CSS) served at /
-    schemas.py       request and answer bodies with their limits
-    user_state.py    where a request's user state comes from; profile and interaction writes
-    served_model.py  one loaded bundle version: states, scores, top n, catalog; its self-check
-    profiles.py      profiles, overrides and context -> feature rows, and the ignored values
-    reload.py        which version serves: load the newest, refuse a broken one, watch
-    ranking.py       whole-catalog top n: inline, in a thread, or batched across users
-    filters.py       POST /recommend's filter: which items an answer may hold
-    stores/          the user store: in process, Redis, Redis Cluster; the failure guard
-    state_blob.py    a cached state as bytes, tagged with the profile (and window) it came
-                     from, with a history model's pair sums
-    gate.py          admission: how many requests work at once
-    deps.py          what routes receive (the model of the request, the users, the ranker)
-    errors.py  middleware.py  logs.py  metrics.py
+It carries no torch and never imports `training`: it reads exported model bundles through
+the top-level `bundle` package only.
+
+    app.py               wiring: routes, middleware, error handlers, the lifespan of a worker
+    settings.py          every GMLREC_* setting, and every start-up safety rule
+    keys.py              API keys: read, digested, minted; their scopes
+    access.py            each route's access policy (needs(scope), OPEN), held per request
+    loopback.py          without keys, this machine only: the address rule, the per-request guard
+    route_audit.py       every route declares exactly one access policy
+    limits.py            the request limits that are settings: held per request, published
+    openapi.py           /openapi.json as this server publishes it (limits, access, the model)
+    model_schema.py      the published schema fitted to the served model's fields
+    routes/              one module per resource: score, recommend, users, items, model,
+                         operations, the explorer page
+    static/              the explorer page (HTML, JavaScript, CSS) served at /
+    schemas.py           request and answer bodies with their limits
+    deps.py              what routes receive (the model of the request, the users, the bodies)
+    user_state.py        where a request's user state comes from; profile and interaction writes
+    served_model.py      one loaded bundle version: states, scores, top n, and its parts:
+    catalog.py             its items, as answers show them
+    training_users.py      its training users: profiles, windows, seen items
+    model_description.py   what it tells clients of itself (GET /model, the request fields)
+    profiles.py            profiles, overrides and context -> feature rows, ignored values
+    self_check.py        the check a version passes before it serves
+    reload.py            which version serves: load the newest, refuse a broken one, watch
+    ranking.py           whole-catalog top n: inline, in a thread, or batched across users
+    filters.py           POST /recommend's filter: which items an answer may hold
+    stores/              the user store: in process, Redis, Redis Cluster; the failure guard
+    state_blob.py        a cached state as bytes, tagged with the profile (and window) it came
+                         from, with a history model's pair sums
+    gate.py              admission: how many requests work at once
+    errors.py            the errors the service answers with
+    problems.py          their bodies, one model per shape (written and published alike)
+    error_responses.py   the error answers each route declares in /openapi.json
+    error_handlers.py    how each error becomes an answer
+    safe_json.py         JSON answers any client text can be written into
+    middleware.py  logs.py  metrics.py
 """

@@ -1,8 +1,9 @@
 """`python -m service`: uvicorn with GMLREC_WORKERS workers, settings from GMLREC_* env.
 `python -m service keys new --scope read|write|admin` prints a fresh key line instead.
 
-Before anything starts, the settings and the API keys are read and the exposure checked
-(service/access.py): a problem is one line on stderr and exit status 2.
+Before anything starts, the settings are read and checked against every start-up safety
+rule (service/settings.py): a problem is one line on stderr naming the variable, and exit
+status 2.
 
 One worker is plain `uvicorn.run`. Several are, on Linux, uvicorn workers under gunicorn,
 each listening on a socket of its own (service/workers.py), so connections spread over the
@@ -22,14 +23,13 @@ import shutil
 import socket
 import sys
 import tempfile
+from typing import Any
 
 import uvicorn
-from pydantic import ValidationError
 
 from service import logs
-from service.access import KeyRing, KeysError, Scope, exposure_problem, new_key
-from service.settings import Settings
-from service.stores import StoreConfigError, redis_password
+from service.keys import Scope, new_key
+from service.settings import settings_or_exit
 
 # service.metrics reads this too; not imported from there because prometheus_client must
 # not be imported before the variable is set
@@ -46,7 +46,8 @@ def spreads_connections() -> bool:
 def keys_command(argv: list[str]) -> int:
     """`keys new --scope S`: one `scope:key` line for GMLREC_API_KEYS_FILE, on stdout."""
     parser = argparse.ArgumentParser(prog="python -m service keys",
-                                     description="make an API key (README, Security)")
+                                     description="make an API key (docs/operations.md, "
+                                                 "Secure)")
     commands = parser.add_subparsers(dest="command", required=True)
     new = commands.add_parser("new", help="print a fresh `scope:key` line for the keys file")
     new.add_argument("--scope", choices=[s.name.lower() for s in Scope], default="read")
@@ -61,35 +62,17 @@ def main(argv: list[str] | None = None) -> int:
         return keys_command(argv[1:])
     if argv:
         print(f"python -m service: unknown arguments {' '.join(argv)!r}: settings come from "
-              "GMLREC_* variables (README, Reference); `keys new` makes a key", file=sys.stderr)
-        return 2
-    try:
-        settings = Settings()
-        problem = exposure_problem(settings, KeyRing.of(settings))
-        redis_password(settings.redis_password_file)
-    except ValidationError as err:
-        first = err.errors()[0]
-        print(f"python -m service: GMLREC_{str(first['loc'][0]).upper()}: {first['msg']}",
+              "GMLREC_* variables (docs/configuration.md); `keys new` makes a key",
               file=sys.stderr)
         return 2
-    except (KeysError, StoreConfigError) as err:
-        print(f"python -m service: {err}", file=sys.stderr)
-        return 2
-    if problem:
-        print(f"python -m service: refusing to start: {problem}", file=sys.stderr)
-        return 2
-    if settings.workers > 1 and not settings.redis_url:
-        print("python -m service: GMLREC_WORKERS > 1 needs GMLREC_REDIS_URL (each worker "
-              "would keep its own in-process store, and a PUT on one would be missed by the "
-              "others)", file=sys.stderr)
-        return 2
+    settings = settings_or_exit("python -m service")
     logs.configure(settings.log_level)
     own_metrics_dir = MULTIPROC_ENV not in os.environ
     if own_metrics_dir:  # set before any worker imports prometheus_client
         os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="gmlrec-metrics-")
     # what each worker's uvicorn gets, however many there are
-    options = {"access_log": False, "lifespan": "on",
-               "timeout_graceful_shutdown": settings.graceful_timeout_s}
+    options: dict[str, Any] = {"access_log": False, "lifespan": "on",
+                               "timeout_graceful_shutdown": settings.graceful_timeout_s}
     try:
         if settings.workers > 1 and spreads_connections():
             from service import workers  # gunicorn, imported where it runs (not Windows)

@@ -1,5 +1,9 @@
 """The FastAPI app: wiring only. `uvicorn service.app:app` or `python -m service`.
 
+The settings are read and checked when this module is imported (service/settings.py): unsafe
+ones stop `uvicorn service.app:app` with one line naming the variable, as they stop
+`python -m service`.
+
 Everything heavy happens in the lifespan, i.e. in each worker after it has started: the
 store's connection pool, the bundle and its onnxruntime session (so no session is shared
 across a fork), and the task that watches the models folder.
@@ -15,14 +19,17 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from service import errors, logs, metrics, model_schema
-from service.access import KeyRing, publish, undeclared
+from service import error_handlers, logs, metrics, openapi
+from service.errors import ReloadRefused
 from service.gate import Gate
+from service.loopback import LoopbackOnly
 from service.middleware import BodyLimit, RequestContext
 from service.ranking import Ranker
 from service.reload import ModelHost
-from service.routes import explorer, items, ops, scoring, users
-from service.settings import Settings
+from service.route_audit import undeclared
+from service.routes import explorer, items, model, ops, recommend, score, users
+from service.safe_json import SafeJSONResponse
+from service.settings import Settings, settings_or_exit
 from service.stores import open_store
 from service.user_state import Users
 
@@ -33,31 +40,32 @@ whole catalog with the decomposed formula, user states cached in Redis.
 Every answer names the `model_version` that computed it."""
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
-
+def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logs.configure(settings.log_level)
         metrics.forget_dead_workers()
         store = open_store(settings, metrics.STORE_ERRORS.inc)
-        host = ModelHost(settings.models_dir, settings.model, settings.intra_op_threads(),
-                         settings.ort_cache_dir, settings.two_phase_items)
-        app.state.settings, app.state.store, app.state.host = settings, store, host
+        model_host = ModelHost(settings.models_dir, settings.model,
+                               settings.intra_op_threads(), settings.ort_cache_dir,
+                               settings.two_phase_items)
+        app.state.settings, app.state.store = settings, store
+        app.state.model_host = model_host
         app.state.users = Users(store, settings.cache_ttl_s, settings.history_cap)
         app.state.gate = gate = Gate(settings.max_active)
         app.state.ranker = Ranker(settings.ranking, alone=lambda: gate.present <= 1)
-        with contextlib.suppress(errors.ReloadRefused):  # logged; /ready says not_ready
-            await host.reload()
-        watcher = asyncio.create_task(host.watch(settings.reload_interval_s)) \
+        with contextlib.suppress(ReloadRefused):  # logged; /ready says not_ready
+            await model_host.reload()
+        watcher = asyncio.create_task(model_host.watch(settings.reload_interval_s)) \
             if settings.reload_interval_s > 0 else None
-        follower = asyncio.create_task(host.follow(store))
-        log.info("ready", extra={"model": host.current.key if host.current else None,
+        follower = asyncio.create_task(model_host.follow(store))
+        served = model_host.current
+        log.info("ready", extra={"model": served.key if served else None,
                                  "store": "redis" if settings.redis_url else "memory"})
         try:
             yield
         finally:
-            host.stop()
+            model_host.stop()
             await follower
             if watcher is not None:
                 watcher.cancel()
@@ -67,22 +75,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.ranker.close()
 
     app = FastAPI(title="gmlrec", version="1", description=DESCRIPTION, lifespan=lifespan,
-                  default_response_class=errors.SafeJSONResponse,
+                  default_response_class=SafeJSONResponse,
                   generate_unique_id_function=operation_id,
                   redirect_slashes=False)  # /recommend/ is no way to say POST /recommend
-    app.state.keys = keys = KeyRing.of(settings)  # read once; KeysError names what is wrong
-    publish(app, keys)
-    model_schema.publish(app)  # over the keys' schema: the served model's fields
-    routers = [scoring.router(settings), users.router(settings), items.router, ops.router,
-               explorer.router]
+    app.state.keys = settings.keys
+    openapi.publish(app, settings)
+    routers = [score.router, recommend.router, users.router, items.router, model.router,
+               ops.router, explorer.router]
     for router in routers:
         app.include_router(router)
     explorer.mount_files(app)
     app.state.routers = routers  # what the route-policy check (and its test) walks
     if wrong := undeclared(app, routers):  # a route nobody said who may call: not served
         raise RuntimeError(f"routes without one access policy: {', '.join(wrong)}")
-    errors.install(app)
+    error_handlers.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.loopback_only:
+        app.add_middleware(LoopbackOnly)  # whatever address a server binds it to
     app.add_middleware(RequestContext)  # added last: outermost, so it times and logs all
     return app
 
@@ -93,4 +102,4 @@ def operation_id(route: APIRoute) -> str:
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
 
 
-app = create_app()
+app = create_app(settings_or_exit("service.app"))

@@ -1,9 +1,12 @@
-"""What routes receive, as Annotated dependencies: one line per dependency in a route, and
-tests can override any of them.
+"""What routes receive, as Annotated dependencies: one line per dependency in a route.
+
+Tests can override any of them.
 
 `Model` is read once per request, at its start: a reload during the request does not
-change the version that answers it. Every dependency is `async def`: FastAPI runs a plain
-`def` dependency in a worker thread, a hop per dependency per request.
+change the version that answers it. The bodies and the `n` whose limits are settings are
+dependencies too, which hold them to this app's limits (service/limits.py). Every
+dependency is `async def`: FastAPI runs a plain `def` dependency in a worker thread, a hop
+per dependency per request.
 """
 
 from __future__ import annotations
@@ -11,23 +14,25 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
 from service.gate import Gate
+from service.limits import Limit
 from service.ranking import Ranker
 from service.reload import ModelHost
+from service.schemas import InteractionsRequest, RecommendRequest, ScoreRequest
 from service.served_model import ServedModel
 from service.settings import Settings
 from service.stores import GuardedStore
 from service.user_state import Users
 
 
-async def _host(request: Request) -> ModelHost:
-    return request.app.state.host
+async def _model_host(request: Request) -> ModelHost:
+    return request.app.state.model_host
 
 
 async def _model(request: Request) -> ServedModel:
-    return request.app.state.host.require()
+    return request.app.state.model_host.require()
 
 
 async def _users(request: Request) -> Users:
@@ -55,9 +60,38 @@ async def admitted(request: Request) -> AsyncIterator[None]:
         yield
 
 
-Host = Annotated[ModelHost, Depends(_host)]
+ModelHostDep = Annotated[ModelHost, Depends(_model_host)]
 Model = Annotated[ServedModel, Depends(_model)]
 UsersDep = Annotated[Users, Depends(_users)]
 RankerDep = Annotated[Ranker, Depends(_ranker)]
 Store = Annotated[GuardedStore, Depends(_store)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
+
+
+async def _score_request(body: ScoreRequest, settings: SettingsDep) -> ScoreRequest:
+    Limit.MAX_SCORE_ITEMS.hold(settings, len(body.item_ids), ("body", "item_ids"))
+    return body
+
+
+async def _recommend_request(body: RecommendRequest, settings: SettingsDep) -> RecommendRequest:
+    Limit.MAX_N.hold(settings, body.n, ("body", "n"))
+    return body
+
+
+async def _interactions_request(body: InteractionsRequest, settings: SettingsDep
+                                ) -> InteractionsRequest:
+    Limit.MAX_SCORE_ITEMS.hold(settings, len(body.item_ids), ("body", "item_ids"))
+    return body
+
+
+async def _top_n(settings: SettingsDep,
+                 n: Annotated[int, Query(ge=1, json_schema_extra=Limit.MAX_N.mark())] = 10
+                 ) -> int:
+    Limit.MAX_N.hold(settings, n, ("query", "n"))
+    return n
+
+
+ScoreBody = Annotated[ScoreRequest, Depends(_score_request)]
+RecommendBody = Annotated[RecommendRequest, Depends(_recommend_request)]
+InteractionsBody = Annotated[InteractionsRequest, Depends(_interactions_request)]
+TopN = Annotated[int, Depends(_top_n)]  # the query's `n`

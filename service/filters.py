@@ -1,11 +1,11 @@
-"""Business filters on POST /recommend (CONTRACT.md): which catalog items an answer may hold.
+"""Business filters on POST /recommend: which catalog items an answer may hold.
 
 `include` keeps the items that hold, in every field it names, one of the values listed;
 `exclude` drops the items that hold any listed value; `item_ids` keeps only those items and
 `exclude_item_ids` drops those. The answer is then the exact top n of the items that pass,
 seen items left out as usual. A filter naming a field that is not an item field is a 422 at
 its place; values and ids the catalog does not know are listed under `ignored`, as unknown
-feature values are.
+feature values are. docs/contract.md has the body's shape.
 
 Few items passing is the common case ("only what is in stock: these ids"), so ranking scores
 only them when they are at most DIRECT_SHARE of the catalog, instead of the whole catalog.
@@ -33,12 +33,12 @@ class Passing:
 def passing(model: ServedModel, include: dict[str, list[str]] | None,
             exclude: dict[str, list[str]] | None, item_ids: list[str] | None,
             exclude_item_ids: list[str] | None) -> Passing:
-    mask = np.ones(model.n_items, bool)
+    mask = np.ones(model.catalog.size, bool)
     ignored: dict[str, list[str]] = {}
     for where, fields, keep in (("include", include, True), ("exclude", exclude, False)):
         for field, values in (fields or {}).items():
             try:
-                held, unknown = model.items_with(field, tuple(values))
+                held, unknown = model.catalog.items_with(field, tuple(values))
             except BundleInputError as err:
                 raise InvalidInput(("body", "filter", where, field), str(err),
                                    "invalid_field") from None
@@ -49,9 +49,9 @@ def passing(model: ServedModel, include: dict[str, list[str]] | None,
                              ("exclude_item_ids", exclude_item_ids, False)):
         if ids is None:
             continue
-        positions, unknown = model.item_positions(ids)
+        positions, unknown = model.catalog.positions(ids)
         if keep:
-            only = np.zeros(model.n_items, bool)
+            only = np.zeros(model.catalog.size, bool)
             only[positions] = True
             mask &= only
         else:

@@ -1,5 +1,6 @@
-"""/openapi.json names the fields of the model being served, so that a body the schema admits
-is a body the service takes.
+"""The published schema fitted to the served model: its feature maps take that model's fields.
+
+So a body the schema admits is a body the service takes.
 
 pydantic publishes the general rule of a feature map: printable names, at most 64 fields of
 at most 64 values. Which fields there are, and how many values each takes, only the loaded
@@ -8,17 +9,15 @@ and a field it cannot take is a 422 at its place. While a model serves, the sche
 that check too: each feature map takes the model's fields and no other (`properties`,
 `propertyNames` with their `enum`), each with the most values it has room for, and the
 request bodies' examples keep only fields the model has. Values are not listed: a value the
-model does not know is ignored, not refused (CONTRACT.md), and the vocabularies stay behind
-a key (GET /model). The schema is built again when another version starts serving; with no
-model loaded it is the general one.
+model does not know is ignored, not refused (docs/contract.md), and the vocabularies stay
+behind a key (GET /model). service/openapi.py fits the schema again when another version
+starts serving; with no model loaded it publishes the general one.
 """
 
 from __future__ import annotations
 
 import copy
 from typing import Any
-
-from fastapi import FastAPI
 
 from service.served_model import ServedModel
 
@@ -31,30 +30,11 @@ USER_MAPS = {("ScoreRequest", "user"), ("ScoreRequest", "context"),
 ITEM_MAPS = {("ItemFilter", "include"), ("ItemFilter", "exclude")}
 
 
-def publish(app: FastAPI) -> None:
-    """Serve the schema fitted to the loaded model (FastAPI's documented `app.openapi`
-    hook, over whatever it was before: the keys' publish)."""
-    general = app.openapi
-    fitted: dict[str, dict[str, Any]] = {}  # the served version's, by its key
-
-    def schema() -> dict[str, Any]:
-        host = getattr(app.state, "host", None)  # set by the lifespan
-        model = host.current if host is not None else None
-        if model is None:
-            return general()
-        if model.key not in fitted:
-            fitted.clear()
-            fitted[model.key] = fit(general(), model)
-        return fitted[model.key]
-
-    app.openapi = schema  # type: ignore[method-assign]
-
-
 def fit(schema: dict[str, Any], model: ServedModel) -> dict[str, Any]:
     """A copy of `schema` whose feature maps take exactly the fields `model` takes."""
     schema = copy.deepcopy(schema)
     bodies = schema["components"]["schemas"]
-    user_fields, item_fields = model.request_fields()
+    user_fields, item_fields = model.description.request_fields()
     user: Limits = dict(user_fields)
     item: Limits = dict.fromkeys(item_fields)
     by_key: dict[str, Limits] = {}

@@ -72,7 +72,7 @@ class Ranker:
             while self.pending:
                 model = self.pending[0].model  # never stack two versions in one call
                 batch = [w for w in self.pending if w.model is model][
-                    :stack_limit(model.n_items)]
+                    :stack_limit(model.catalog.size)]
                 self.pending = [w for w in self.pending if w not in batch]
                 n = max(w.n for w in batch)
                 states = np.stack([w.state for w in batch])

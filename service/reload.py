@@ -23,6 +23,7 @@ from pathlib import Path
 from bundle import BundleError, find_bundle
 from service import metrics
 from service.errors import NoModel, ReloadRefused
+from service.self_check import self_check
 from service.served_model import ServedModel
 from service.stores import GuardedStore, StoreUnavailable
 
@@ -97,7 +98,9 @@ class ModelHost:
                 return ReloadResult(previous.version, previous.version, False)
             refusal = self._refused.get(path)
             if refusal is not None and not retry_refused and not refusal.due(path):
-                return ReloadResult(_version(previous), _version(previous), False)
+                if previous is None:  # refused, not tried again yet, and nothing serves
+                    raise ReloadRefused(f"bundle refused: {self.last_error}", serving=None)
+                return ReloadResult(previous.version, previous.version, False)
             started = time.perf_counter()
             try:
                 model = await asyncio.to_thread(self._build, path)
@@ -117,7 +120,7 @@ class ModelHost:
     def _build(self, path: Path) -> ServedModel:
         model = ServedModel(path, self.threads, self.ort_cache_dir,
                             two_phase_items=self.two_phase_items)
-        model.self_check()
+        self_check(model)
         return model
 
     def _refuse(self, path: Path | None, why: str, previous: ServedModel | None

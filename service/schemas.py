@@ -4,16 +4,17 @@ The limits live in the types, so they show in the OpenAPI schema at /docs and a 
 beyond them is a 422 naming the field before any work is done. Unknown body fields are
 422s too (extra="forbid"): a misspelt `exclude_seen` must not pass unnoticed.
 
-Two limits are settings (GMLREC_MAX_N, GMLREC_MAX_SCORE_ITEMS): the bodies holding them are
-made per app by `limited_bodies`, so the schema an app publishes states the limits it keeps.
+Two limits are settings (GMLREC_MAX_N, GMLREC_MAX_SCORE_ITEMS): the types mark where they
+apply, and service/limits.py holds requests to them and states them in the published schema.
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, model_validator
+
+from service.limits import Limit
 
 MAX_FIELDS = 64  # fields per feature map
 MAX_VALUES = 64  # values per multi-valued field
@@ -61,7 +62,7 @@ class Body(BaseModel):
 
 # what the validator below enforces, in the schema too (pydantic cannot derive it): user_id
 # or user, not both null (`not`: not every one of them given is null)
-USER_ID_OR_USER = {"anyOf": [{"required": ["user_id"]}, {"required": ["user"]}],
+USER_ID_OR_USER: dict[str, Any] = {"anyOf": [{"required": ["user_id"]}, {"required": ["user"]}],
                    "not": {"properties": {"user_id": {"type": "null"}, "user": {"type": "null"}}}}
 
 
@@ -110,43 +111,33 @@ class ItemFilter(Body):
         {"include": {"genre": ["Comedy"]}, "exclude_item_ids": ["50"]}]})
 
 
-class LimitedBodies(NamedTuple):
-    """The request bodies whose limits are settings."""
-
-    score: type[UserFeatures]
-    recommend: type[UserFeatures]
-    interactions: type[Body]
+# at most GMLREC_MAX_SCORE_ITEMS of them
+ItemIds = Annotated[list[Id], Field(min_length=1,
+                                    json_schema_extra=Limit.MAX_SCORE_ITEMS.mark())]
 
 
-@functools.cache
-def limited_bodies(max_n: int, max_items: int) -> LimitedBodies:
-    """The bodies of POST /score, POST /recommend and POST /users/{id}/interactions holding
-    at most `max_items` item ids and asking for at most `max_n` items (one class per pair of
-    limits, so apps with the same limits share their schema)."""
-    item_ids = Annotated[list[Id], Field(min_length=1, max_length=max_items)]
+class ScoreRequest(UserFeatures):
+    item_ids: ItemIds
+    details: bool = Field(False, description="add each item's display attributes")
+    model_config = ConfigDict(json_schema_extra={**USER_ID_OR_USER, "examples": [
+        {"user_id": "196", "item_ids": ["242", "302"]},
+        {"user": {"gender": "F", "age": "25", "occupation": "writer"},
+         "item_ids": ["50", "181"], "details": True}]})
 
-    class ScoreRequest(UserFeatures):
-        item_ids: item_ids
-        details: bool = Field(False, description="add each item's display attributes")
-        model_config = ConfigDict(json_schema_extra={**USER_ID_OR_USER, "examples": [
-            {"user_id": "196", "item_ids": ["242", "302"]},
-            {"user": {"gender": "F", "age": "25", "occupation": "writer"},
-             "item_ids": ["50", "181"], "details": True}]})
 
-    class RecommendRequest(UserFeatures):
-        n: Integer = Field(10, ge=1, le=max_n)
-        exclude_seen: bool = Field(True, description="leave out the known user's interactions")
-        details: bool = False
-        filter: ItemFilter | None = Field(None, description="answer only items that pass")
-        model_config = ConfigDict(json_schema_extra={**USER_ID_OR_USER, "examples": [
-            {"user": {"gender": "M", "age": "35", "occupation": "engineer"}, "n": 5},
-            {"user_id": "196", "n": 5, "filter": {"include": {"genre": ["Comedy"]}}}]})
+class RecommendRequest(UserFeatures):
+    n: Integer = Field(10, ge=1, json_schema_extra=Limit.MAX_N.mark())
+    exclude_seen: bool = Field(True, description="leave out the known user's interactions")
+    details: bool = False
+    filter: ItemFilter | None = Field(None, description="answer only items that pass")
+    model_config = ConfigDict(json_schema_extra={**USER_ID_OR_USER, "examples": [
+        {"user": {"gender": "M", "age": "35", "occupation": "engineer"}, "n": 5},
+        {"user_id": "196", "n": 5, "filter": {"include": {"genre": ["Comedy"]}}}]})
 
-    class InteractionsRequest(Body):
-        item_ids: item_ids
-        model_config = ConfigDict(json_schema_extra={"examples": [{"item_ids": ["50", "172"]}]})
 
-    return LimitedBodies(ScoreRequest, RecommendRequest, InteractionsRequest)
+class InteractionsRequest(Body):
+    item_ids: ItemIds
+    model_config = ConfigDict(json_schema_extra={"examples": [{"item_ids": ["50", "172"]}]})
 
 
 class ItemScore(BaseModel):

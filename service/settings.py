@@ -1,20 +1,45 @@
-"""Every knob of the service, read once from `GMLREC_*` environment variables.
+"""Every GMLREC_* setting, read once from the environment and held to every safety rule.
 
-The names of CONTRACT.md ("Environment") are the public ones; the rest have defaults chosen
-for one small machine and are listed in the README's Serving section.
+docs/configuration.md lists each variable; defaults are chosen for one small machine. The
+safety rules live here, in the settings' own validation, so that no entry point can skip
+them: `python -m service`, `uvicorn service.app:app` (the app reads its settings at import)
+and the images, which run one of the two, all refuse the same configurations, each with one
+line naming the variable (docs/operations.md, Secure):
+
+    API keys that are malformed or cannot be read (GMLREC_API_KEYS, GMLREC_API_KEYS_FILE)
+    GMLREC_AUTH=none with keys                  a contradiction
+    a non-loopback GMLREC_HOST without keys     anyone who reaches the port could write,
+                                                unless GMLREC_AUTH=none says so on purpose
+    GMLREC_WORKERS > 1 without GMLREC_REDIS_URL each worker would keep a store of its own
+    a GMLREC_REDIS_PASSWORD_FILE that cannot be read
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bundle.two_phase import TWO_PHASE_FROM_ITEMS
+from service.keys import KeyRing, KeysError
+from service.loopback import is_loopback
+
+
+class PasswordFileError(ValueError):
+    """GMLREC_REDIS_PASSWORD_FILE cannot be read; the message holds no secret."""
 
 
 class Settings(BaseSettings):
@@ -42,8 +67,8 @@ class Settings(BaseSettings):
     redis_cooldown_s: float = Field(1.0, ge=0)
     redis_max_connections: int = Field(64, ge=1)
 
-    # who may call what (service/access.py): `scope:key` pairs, inline or one a line in a
-    # file; without keys only a loopback host is served, unless auth is "none"
+    # who may call what (service/keys.py, service/access.py): `scope:key` pairs, inline or one
+    # a line in a file; without keys only loopback is served, unless auth is "none"
     api_keys: SecretStr | None = None
     api_keys_file: Path | None = None
     auth: Literal["keys", "none"] = "keys"
@@ -83,6 +108,10 @@ class Settings(BaseSettings):
     memory_users: int = Field(100_000, ge=1)
     profile_ttl_s: int = Field(0, ge=0)
 
+    # read from their files while the settings are checked, once
+    _keys: KeyRing = PrivateAttr(KeyRing())
+    _redis_password: SecretStr | None = PrivateAttr(None)
+
     @field_validator("ort_cache_dir", "api_keys_file", "redis_password_file", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
@@ -93,8 +122,80 @@ class Settings(BaseSettings):
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
 
+    @model_validator(mode="after")
+    def _safe(self) -> Settings:
+        """The start-up safety rules (the module doc): the first one broken is the error."""
+        try:
+            self._keys = KeyRing.read(
+                self.api_keys.get_secret_value() if self.api_keys is not None else None,
+                self.api_keys_file)
+            self._redis_password = _read_password(self.redis_password_file)
+        except (KeysError, PasswordFileError) as err:
+            raise PydanticCustomError("unusable_secret", "{problem}",
+                                      {"problem": str(err)}) from None
+        if problem := self._unsafe():
+            raise PydanticCustomError("unsafe_settings", "{problem}", {"problem": problem})
+        return self
+
+    def _unsafe(self) -> str | None:
+        """Why these settings must not start a service, or None."""
+        if self.auth == "none" and self.keys.enabled:
+            return "GMLREC_AUTH=none but API keys are set: drop one or the other"
+        if self.loopback_only and not is_loopback(self.host):
+            return (f"GMLREC_HOST={self.host} without API keys would let anyone who reaches "
+                    "the port write profiles and reload models; set GMLREC_API_KEYS_FILE "
+                    "(python -m service keys new --scope admin makes a key), or "
+                    "GMLREC_AUTH=none to serve without keys on purpose")
+        if self.workers > 1 and not self.redis_url:
+            return ("GMLREC_WORKERS > 1 needs GMLREC_REDIS_URL (each worker would keep its own "
+                    "in-process store, and a PUT on one would be missed by the others)")
+        return None
+
+    @property
+    def keys(self) -> KeyRing:
+        """The API keys of GMLREC_API_KEYS and GMLREC_API_KEYS_FILE, as digests."""
+        return self._keys
+
+    @property
+    def loopback_only(self) -> bool:
+        """Whether the service may answer this machine only (service/loopback.py): it has no
+        keys, and GMLREC_AUTH=none does not open it on purpose."""
+        return not self.keys.enabled and self.auth != "none"
+
+    @property
+    def redis_password(self) -> str | None:
+        """The password in GMLREC_REDIS_PASSWORD_FILE (its first line), if one is set."""
+        return self._redis_password.get_secret_value() if self._redis_password else None
+
     def intra_op_threads(self) -> int:
         """Explicit onnxruntime threads: never more than this worker's share of the cores."""
         if self.ort_threads is not None:
             return self.ort_threads
         return max(1, len(os.sched_getaffinity(0)) // self.workers)
+
+
+def _read_password(file: Path | None) -> SecretStr | None:
+    if file is None:
+        return None
+    try:
+        return SecretStr(file.read_text(encoding="utf-8").splitlines()[0].strip())
+    except (OSError, UnicodeDecodeError, IndexError) as err:
+        raise PasswordFileError(f"GMLREC_REDIS_PASSWORD_FILE: cannot read a password from "
+                                f"{file}: {type(err).__name__}") from None
+
+
+def refusal(err: ValidationError) -> str:
+    """The first problem of refused settings as one line that names its variable."""
+    first = err.errors()[0]
+    where = f"GMLREC_{str(first['loc'][0]).upper()}: " if first["loc"] else ""
+    return where + first["msg"]
+
+
+def settings_or_exit(program: str) -> Settings:
+    """The settings of the environment, for an entry point: refused ones are one line on
+    stderr, `<program>: <problem>`, and exit status 2, before anything starts."""
+    try:
+        return Settings()
+    except ValidationError as err:
+        sys.stderr.write(f"{program}: {refusal(err)}\n")
+        raise SystemExit(2) from None

@@ -9,7 +9,7 @@ anonymous user) compute their state and cache nothing.
 
 A model with a history field adds the user's window (its training interactions, then those
 recorded since, the last N distinct) to the tag, and its state moves with every interaction
-(bundle/incremental.py, MATH.md's History): a write reads the user's state and history, moves
+(bundle/incremental.py, docs/math.md, History): a write reads the user's state and history, moves
 the state by the new items (O((|P| + m)·k), against O((|P| + m)²·k) for a recompute), and
 writes the items and the moved state in one atomic step that holds only if no other writer
 came first (CheckedState); one that did makes this one start again from what it wrote. So the
@@ -67,9 +67,9 @@ class Users:
         history = model.profiles.history is not None
         record, degraded = await self._read(model, user_id, seen, history)
         profile, stored, _ = self._profile(model, user_id, record, degraded)
-        position = model.known_user(user_id)
+        position = model.training.position(user_id)
         seen_positions = self._seen(model, position, record.seen) if seen else NO_ITEMS
-        window = model.window(position, record.history)
+        window = model.training.window(position, record.history)
         if overrides or context:
             row = model.profiles.encode(user_id, profile, overrides, context, window)
             metrics.STATE_CACHE.labels("bypass").inc()
@@ -105,15 +105,15 @@ class Users:
 
     @staticmethod
     def _profile(model: ServedModel, user_id: str, record: StoredUser, degraded: bool
-                 ) -> tuple[dict[str, Any], str, str]:
+                 ) -> tuple[dict[str, Any], bytes, str]:
         """The profile the store holds, else the bundle's; with its canonical text (what a
         cached state is tagged with) and its source. Neither: a 404 (a 503 while the store,
         which might hold it, is down)."""
         if record.profile is not None:
             return json.loads(record.profile), record.profile, "stored"
-        position = model.known_user(user_id)
+        position = model.training.position(user_id)
         if position is not None:
-            profile = model.training_profile(position)
+            profile = model.training.profile(position)
             return profile, state_blob.canonical_profile(profile), "training"
         if degraded:
             raise StoreDown(f"user {user_id!r} is not in the model's training data")
@@ -147,7 +147,7 @@ class Users:
         """Add interactions of a known user, oldest first (an id given twice counts once, at
         its last place), and move a history model's state with them; unknown items are a
         404 naming them."""
-        _, unknown = model.item_positions(item_ids)
+        _, unknown = model.catalog.positions(item_ids)
         if unknown:
             raise UnknownItems(unknown)
         items = latest_first_once(item_ids)
@@ -177,9 +177,9 @@ class Users:
         state read is still the one held: moved from the cached state (`moved`), or built
         whole where none fits (`rebuilt`)."""
         assert model.incremental is not None
-        position = model.known_user(user_id)
-        before = model.window(position, record.history)
-        after = model.window(position, [*record.history, *items][-self.history_cap:])
+        position = model.training.position(user_id)
+        before = model.training.window(position, record.history)
+        after = model.training.window(position, [*record.history, *items][-self.history_cap:])
         row = model.profiles.encode(user_id, profile)
         cached = state_blob.unpack(record.state, state_blob.profile_tag(stored, before),
                                    model.state_size, model.sums_size)
@@ -209,7 +209,7 @@ class Users:
     def _seen(model: ServedModel, position: int | None, stored: frozenset[str]) -> np.ndarray:
         """Training interactions from the bundle plus those recorded since (ids the catalog
         no longer has are skipped)."""
-        recorded, _ = model.item_positions(sorted(stored)) if stored else (NO_ITEMS, [])
-        trained = model.training_seen(position) if position is not None else NO_ITEMS
+        recorded, _ = model.catalog.positions(sorted(stored)) if stored else (NO_ITEMS, [])
+        trained = model.training.seen(position) if position is not None else NO_ITEMS
         return np.union1d(trained, recorded).astype(np.int64)
 

@@ -8,10 +8,11 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from service import metrics
-from service.access import OPEN, Scope, needs
-from service.deps import Host, SettingsDep, Store
-from service.errors import SafeJSONResponse
-from service.problems import NO_KEY, REFUSED, WEAK_KEY
+from service.access import OPEN, needs
+from service.deps import ModelHostDep, SettingsDep, Store
+from service.error_responses import NO_KEY, REFUSED, WEAK_KEY
+from service.keys import Scope
+from service.safe_json import SafeJSONResponse
 from service.schemas import HealthAnswer, ReadyAnswer, ReloadAnswer
 from service.stores import StoreUnavailable
 
@@ -26,15 +27,15 @@ async def health() -> HealthAnswer:
 
 @router.get("/ready", response_model=ReadyAnswer, dependencies=[OPEN],
             responses={503: {"model": ReadyAnswer, "description": "no model loaded"}})
-async def ready(host: Host, store: Store, settings: SettingsDep) -> Response:
+async def ready(model_host: ModelHostDep, store: Store, settings: SettingsDep) -> Response:
     """200 `ready`: a model is loaded and the store answers; 200 `degraded`: a model is
     loaded but the store does not answer (requests are served from the bundle alone);
     503 `not_ready`: no model."""
     kind = "redis" if settings.redis_url else "memory"
-    model = host.current
+    model = model_host.current
     if model is None:
         body = ReadyAnswer(status="not_ready", model_version=None, store=kind,
-                           detail=host.last_error or "loading")
+                           detail=model_host.last_error or "loading")
         return SafeJSONResponse(body.model_dump(), 503)
     try:
         await asyncio.wait_for(store.ping(), settings.redis_timeout_s * 2)
@@ -55,11 +56,11 @@ async def metrics_text() -> Response:
 
 @router.post("/admin/reload", response_model=ReloadAnswer, dependencies=[needs(Scope.ADMIN)],
              responses=NO_KEY | WEAK_KEY | REFUSED)
-async def reload(host: Host, store: Store) -> ReloadAnswer:
+async def reload(model_host: ModelHostDep, store: Store) -> ReloadAnswer:
     """Load the newest bundle now in the worker that takes the call, and tell every other
     worker and replica sharing the store, which follow within a second (ModelHost.follow);
     `others_told` is false if the store could not be reached to tell them."""
-    result = await host.reload()
+    result = await model_host.reload()
     try:
         await store.reload_generation(bump=True)
         told = True

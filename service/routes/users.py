@@ -1,17 +1,14 @@
-"""GET /users, GET and PUT /users/{user_id}, POST /users/{user_id}/interactions.
+"""GET /users, GET and PUT /users/{user_id}, POST /users/{user_id}/interactions."""
 
-The routes are made per app (`router(settings)`): the interactions body carries the app's
-GMLREC_MAX_SCORE_ITEMS. (No `from __future__ import annotations`: FastAPI reads the body
-types of routes defined inside the factory from their evaluated annotations.)
-"""
+from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from service.access import Scope, needs
-from service.deps import Model, UsersDep, admitted
-from service.problems import (
+from service.access import needs
+from service.deps import InteractionsBody, Model, UsersDep, admitted
+from service.error_responses import (
     INVALID,
     MODEL_OR_STORE,
     NO_KEY,
@@ -22,6 +19,7 @@ from service.problems import (
     TOO_LARGE,
     WEAK_KEY,
 )
+from service.keys import Scope
 from service.routes.common import PathId
 from service.schemas import (
     MAX_ID,
@@ -31,56 +29,49 @@ from service.schemas import (
     UserAnswer,
     UsersAnswer,
     as_text,
-    limited_bodies,
 )
-from service.settings import Settings
 
 MAX_LISTED = 1000  # user ids per GET /users
 
+router = APIRouter(prefix="/users", tags=["users"], responses=NO_KEY | WEAK_KEY | INVALID,
+                   dependencies=[Depends(admitted, scope="function")])
 
-def router(settings: Settings) -> APIRouter:
-    """The user routes, held to the limits of `settings`."""
-    interactions_request = limited_bodies(settings.max_n, settings.max_score_items).interactions
-    routes = APIRouter(prefix="/users", tags=["users"], responses=NO_KEY | WEAK_KEY | INVALID,
-                       dependencies=[Depends(admitted, scope="function")])
 
-    @routes.get("", response_model=UsersAnswer, dependencies=[needs(Scope.ADMIN)],
-                responses=NO_MODEL_ONLY)
-    async def list_users(model: Model,
-                         limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 20,
-                         prefix: Annotated[str, Query(max_length=MAX_ID)] = "") -> UsersAnswer:
-        """Some users of the model's training data, to try the API with: the first `limit`,
-        or those whose id starts with `prefix`. Users only PUT has created are not listed."""
-        return UsersAnswer(model_version=model.version, total=model.n_users,
-                           user_ids=model.user_ids(prefix, limit))
+@router.get("", response_model=UsersAnswer, dependencies=[needs(Scope.ADMIN)],
+            responses=NO_MODEL_ONLY)
+async def list_users(model: Model, limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 20,
+                     prefix: Annotated[str, Query(max_length=MAX_ID)] = "") -> UsersAnswer:
+    """Some users of the model's training data, to try the API with: the first `limit`,
+    or those whose id starts with `prefix`. Users only PUT has created are not listed."""
+    return UsersAnswer(model_version=model.version, total=model.training.size,
+                       user_ids=model.training.ids(prefix, limit))
 
-    @routes.get("/{user_id}", response_model=UserAnswer, dependencies=[needs(Scope.WRITE)],
-                responses=NO_USER | MODEL_OR_STORE)
-    async def get_profile(user_id: PathId, model: Model, users: UsersDep) -> UserAnswer:
-        """A known user's profile: the one PUT stored, else the training data's."""
-        features, source, history = await users.profile(model, user_id)
-        return UserAnswer(model_version=model.version, user_id=user_id, features=features,
-                          source=source, history=history)
 
-    @routes.put("/{user_id}", response_model=ProfileAnswer, dependencies=[needs(Scope.WRITE)],
-                responses=TOO_LARGE | NOT_SAVED)
-    async def put_profile(user_id: PathId, body: ProfileRequest, model: Model,
-                          users: UsersDep) -> ProfileAnswer:
-        """Create or replace a user's profile; the next request sees it."""
-        features = as_text(body.features) or {}
-        ignored = await users.put_profile(model, user_id, features)
-        return ProfileAnswer(model_version=model.version, user_id=user_id, features=features,
-                             ignored=ignored)
+@router.get("/{user_id}", response_model=UserAnswer, dependencies=[needs(Scope.WRITE)],
+            responses=NO_USER | MODEL_OR_STORE)
+async def get_profile(user_id: PathId, model: Model, users: UsersDep) -> UserAnswer:
+    """A known user's profile: the one PUT stored, else the training data's."""
+    features, source, history = await users.profile(model, user_id)
+    return UserAnswer(model_version=model.version, user_id=user_id, features=features,
+                      source=source, history=history)
 
-    @routes.post("/{user_id}/interactions", response_model=InteractionsAnswer,
-                 dependencies=[needs(Scope.WRITE)],
-                 responses=NO_USER_OR_ITEMS | TOO_LARGE | NOT_SAVED)
-    async def record_interactions(user_id: PathId, body: interactions_request, model: Model,
-                                  users: UsersDep) -> InteractionsAnswer:
-        """Record items the user has seen: recommendations with exclude_seen leave them
-        out."""
-        await users.record(model, user_id, body.item_ids)
-        return InteractionsAnswer(model_version=model.version, user_id=user_id,
-                                  recorded=len(set(body.item_ids)))
 
-    return routes
+@router.put("/{user_id}", response_model=ProfileAnswer, dependencies=[needs(Scope.WRITE)],
+            responses=TOO_LARGE | NOT_SAVED)
+async def put_profile(user_id: PathId, body: ProfileRequest, model: Model, users: UsersDep
+                      ) -> ProfileAnswer:
+    """Create or replace a user's profile; the next request sees it."""
+    features = as_text(body.features) or {}
+    ignored = await users.put_profile(model, user_id, features)
+    return ProfileAnswer(model_version=model.version, user_id=user_id, features=features,
+                         ignored=ignored)
+
+
+@router.post("/{user_id}/interactions", response_model=InteractionsAnswer,
+             dependencies=[needs(Scope.WRITE)], responses=NO_USER_OR_ITEMS | TOO_LARGE | NOT_SAVED)
+async def record_interactions(user_id: PathId, body: InteractionsBody, model: Model,
+                              users: UsersDep) -> InteractionsAnswer:
+    """Record items the user has seen: recommendations with exclude_seen leave them out."""
+    await users.record(model, user_id, body.item_ids)
+    return InteractionsAnswer(model_version=model.version, user_id=user_id,
+                              recorded=len(set(body.item_ids)))

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -16,13 +17,16 @@ import pytest
 from fastapi import APIRouter
 from pydantic import SecretStr
 
-from service.access import OPEN, KeyRing, KeysError, Scope, needs, undeclared
+from service.access import OPEN, needs
 from service.app import create_app
+from service.keys import KeyRing, KeysError, Scope
+from service.route_audit import undeclared
 from tests.service.api.conftest import serving, settings_for
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).parents[3]
+APP = "service.app:app"
 KEYS = {Scope.READ: "read-key-0123456789abcdef", Scope.WRITE: "write-key-0123456789abcdef",
         Scope.ADMIN: "admin-key-0123456789abcdef"}
 API_KEYS = ",".join(f"{scope.name.lower()}:{key}" for scope, key in KEYS.items())
@@ -127,8 +131,8 @@ async def test_keys_never_reach_the_logs(gmlfm, caplog):
 def test_keys_are_read_and_malformed_ones_refused_without_echoing_them(tmp_path):
     file = tmp_path / "keys"
     file.write_text("# ops team\nadmin:from-the-file-0123456789\n\n")
-    ring = KeyRing.of(settings_for(tmp_path, api_keys=SecretStr("read:inline-0123456789abc"),
-                                   api_keys_file=file))
+    ring = settings_for(tmp_path, api_keys=SecretStr("read:inline-0123456789abc"),
+                        api_keys_file=file).keys
     assert ring.scope_of("from-the-file-0123456789") == Scope.ADMIN
     assert ring.scope_of("inline-0123456789abc") == Scope.READ
     assert ring.scope_of("inline-0123456789ab") is None
@@ -138,14 +142,18 @@ def test_keys_are_read_and_malformed_ones_refused_without_echoing_them(tmp_path)
         assert "secret" not in str(err.value) and "short" not in str(err.value)
 
 
-def run_service(env: dict[str, str], seconds: float) -> tuple[int | None, str, bool]:
-    """`python -m service` with these settings: (exit status or None if still running after
-    `seconds`, stderr so far, whether /ready answered)."""
+def run_server(env: dict[str, str], seconds: float, uvicorn: list[str] | None = None,
+               then: Callable[[int], None] | None = None) -> tuple[int | None, str, bool]:
+    """`python -m service` with these settings, or with `uvicorn` options `uvicorn
+    service.app:app <options>`: (exit status or None if still running after `seconds`,
+    stderr so far, whether /ready answered). `then(port)` runs once /ready has answered."""
     port = free_port()
-    full = {**os.environ, "GMLREC_PORT": str(port), "GMLREC_RELOAD_INTERVAL_S": "0", **env}
-    full.pop("GMLREC_API_KEYS", None) if "GMLREC_API_KEYS" not in env else None
-    process = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=full,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    full = {**{k: v for k, v in os.environ.items() if not k.startswith("GMLREC_")},
+            "GMLREC_PORT": str(port), "GMLREC_RELOAD_INTERVAL_S": "0", **env}
+    command = [sys.executable, "-m", "service"] if uvicorn is None else \
+        [sys.executable, "-m", "uvicorn", APP, "--port", str(port), *uvicorn]
+    process = subprocess.Popen(command, cwd=ROOT, env=full, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
     answered, deadline = False, time.monotonic() + seconds
     try:
         while time.monotonic() < deadline and process.poll() is None and not answered:
@@ -154,6 +162,8 @@ def run_service(env: dict[str, str], seconds: float) -> tuple[int | None, str, b
                     in (200, 503)
             except httpx.HTTPError:
                 time.sleep(0.1)
+        if answered and then is not None:
+            then(port)
     finally:
         status = process.poll()
         if status is None:
@@ -164,17 +174,61 @@ def run_service(env: dict[str, str], seconds: float) -> tuple[int | None, str, b
 
 def test_an_open_address_without_keys_is_refused_and_loopback_is_not(gmlfm):
     models = {"GMLREC_MODELS_DIR": str(gmlfm.models_dir)}
-    status, stderr, _ = run_service({**models, "GMLREC_HOST": "0.0.0.0"}, 30)
+    status, stderr, _ = run_server({**models, "GMLREC_HOST": "0.0.0.0"}, 30)
     assert status == 2 and len(stderr.strip().splitlines()) == 1
     assert "GMLREC_AUTH=none" in stderr and "keys new" in stderr
     for ok in ({"GMLREC_HOST": "127.0.0.1"}, {"GMLREC_HOST": "0.0.0.0", "GMLREC_AUTH": "none"},
                {"GMLREC_HOST": "0.0.0.0", "GMLREC_API_KEYS": f"admin:{KEYS[Scope.ADMIN]}"}):
-        status, stderr, answered = run_service({**models, **ok}, 60)
+        status, stderr, answered = run_server({**models, **ok}, 60)
         assert status is None and answered, (ok, stderr)
-    status, stderr, _ = run_service({**models, "GMLREC_AUTH": "none",
-                                     "GMLREC_API_KEYS": f"admin:{KEYS[Scope.ADMIN]}"}, 30)
+    status, stderr, _ = run_server({**models, "GMLREC_AUTH": "none",
+                                    "GMLREC_API_KEYS": f"admin:{KEYS[Scope.ADMIN]}"}, 30)
     assert status == 2 and "drop one or the other" in stderr
     assert KEYS[Scope.ADMIN] not in stderr
+
+
+def test_uvicorn_refuses_the_settings_python_m_service_refuses(gmlfm, tmp_path):
+    """`uvicorn service.app:app` reads the settings as it imports the app: the same one line
+    naming the variable, the same exit status, nothing served."""
+    models = {"GMLREC_MODELS_DIR": str(gmlfm.models_dir)}
+    for env, message in [({"GMLREC_HOST": "0.0.0.0"}, "GMLREC_HOST=0.0.0.0 without API keys"),
+                         ({"GMLREC_API_KEYS_FILE": str(tmp_path / "none")},
+                          "GMLREC_API_KEYS_FILE: cannot read"),
+                         ({"GMLREC_WORKERS": "2"}, "GMLREC_REDIS_URL")]:
+        status, stderr, answered = run_server({**models, **env}, 30, uvicorn=[])
+        assert status == 2 and not answered, (env, stderr)
+        assert stderr.startswith("service.app: ") and message in stderr, stderr
+        assert len(stderr.strip().splitlines()) == 1, stderr
+
+
+async def test_a_keyless_app_refuses_requests_that_reached_another_address(gmlfm):
+    """The loopback rule per request, which `uvicorn service.app:app --host 0.0.0.0` (an
+    address the settings never see) cannot skip. In process: httpx's ASGITransport makes the
+    URL's host the server address, as uvicorn makes the socket's, and sends nothing (a test
+    here sends traffic to loopback only, so a real server is not asked on another address):
+    any route is a 403 from 10.0.0.1, and is answered
+    from loopback, with keys, or with GMLREC_AUTH=none."""
+    cases = [({}, "http://10.0.0.1", 403), ({}, "http://127.0.0.1", 200),
+             ({}, "http://localhost", 200), ({}, "http://[::1]", 200),
+             ({"auth": "none"}, "http://10.0.0.1", 200),
+             ({"api_keys": SecretStr(API_KEYS)}, "http://10.0.0.1", 200)]
+    for options, base, expected in cases:
+        async with serving(settings_for(gmlfm.models_dir, **options)) as client:
+            remote = httpx.AsyncClient(transport=httpx.ASGITransport(app=client.app),
+                                       base_url=base)
+            async with remote:
+                for route in sorted(POLICY):
+                    answer = await remote.request(**request_for(*route, KEYS[Scope.ADMIN]
+                                                                if "api_keys" in options
+                                                                else None))
+                    assert answer.status_code == expected, (options, base, route, answer.text)
+            schema = (await client.get("/openapi.json")).json()["paths"]
+            refusing = {path for path, ops in schema.items() for op in ops.values()
+                        if "403" in op["responses"]}
+            if expected == 403:  # the schema says so of every route
+                assert refusing == set(schema)
+            elif "auth" in options:
+                assert not refusing
 
 
 def test_keys_new_prints_a_fresh_key_line():

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from service import problems
+from service import error_responses
 from service.app import create_app
 from tests.service.api.conftest import serving, settings_for
 from tests.service.api.schema_check import body_problems
@@ -108,7 +108,7 @@ async def test_while_a_model_serves_its_feature_maps_take_its_fields_only(traine
     bundle = request.getfixturevalue(trained)
     async with serving(settings_for(bundle.models_dir)) as client:
         schema = (await client.get("/openapi.json")).json()
-        model = client.app.state.host.current
+        model = client.app.state.model_host.current
         bodies = schema["components"]["schemas"]
         user = map_of(bodies["ProfileRequest"]["properties"]["features"])
         assert user["propertyNames"]["enum"] == list(model.profiles.user_fields)
@@ -145,15 +145,15 @@ async def test_an_app_serving_no_model_publishes_the_general_rule(gmlfm, tmp_pat
     as test_every_feature_map_states_its_key_rule checks; the fitted schema is only ever the
     served model's."""
     async with serving(settings_for(tmp_path)) as client:
-        assert client.app.state.host.current is None
+        assert client.app.state.model_host.current is None
         published = (await client.get("/openapi.json")).json()
     assert published == schema_of(gmlfm)
 
 
 def test_building_schemas_leaves_the_declared_error_entries_as_they_were(gmlfm):
     """FastAPI 0.121 writes into the `responses=` entries routes declare, and a second schema
-    then listed a 404's models twice over (service/problems.py's _Entry): two apps' schemas
+    then listed a 404's models twice over (service/error_responses.py's _Entry): two apps' schemas
     are the same, and the shared entries stay as declared."""
-    before = copy.deepcopy(dict(problems.NO_USER_OR_ITEMS[404]))
+    before = copy.deepcopy(dict(error_responses.NO_USER_OR_ITEMS[404]))
     assert schema_of(gmlfm) == schema_of(gmlfm)
-    assert dict(problems.NO_USER_OR_ITEMS[404]) == before
+    assert dict(error_responses.NO_USER_OR_ITEMS[404]) == before

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_model_lists_every_field_with_its_values(client):
-    bundle = client.app.state.host.current.bundle
+    bundle = client.app.state.model_host.current.bundle
     body = (await client.get("/model", params={"values": 3})).json()
     assert body["id_field"] == "user_id"
     assert [(f["name"], f["side"], f["kind"]) for f in body["fields"]] == [
@@ -34,7 +34,7 @@ async def test_model_refuses_a_value_count_out_of_range(client):
 
 
 async def test_users_lists_training_users_first_or_by_prefix(client):
-    bundle_ids = [str(u) for u in client.app.state.host.current.bundle.users.ids.tolist()]
+    bundle_ids = [str(u) for u in client.app.state.model_host.current.bundle.users.ids.tolist()]
     body = (await client.get("/users")).json()
     assert body["total"] == 60 and body["user_ids"] == bundle_ids[:20]
     assert (await client.get("/users", params={"limit": 5})).json()["user_ids"] == \
@@ -54,11 +54,11 @@ async def test_users_refuses_a_limit_out_of_range(client):
 
 
 async def test_a_profile_reads_from_training_then_from_what_put_stored(client):
-    model = client.app.state.host.current
+    model = client.app.state.model_host.current
     r = await client.get("/users/12")
     assert r.status_code == 200
     assert r.json()["source"] == "training"
-    assert r.json()["features"] == model.training_profile(model.known_user("12"))
+    assert r.json()["features"] == model.training.profile(model.training.position("12"))
     assert r.json()["model_version"] == model.version
     await client.put("/users/12", json={"features": {"segment": "1"}})
     stored = (await client.get("/users/12")).json()

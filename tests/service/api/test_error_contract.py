@@ -5,7 +5,8 @@ Against real apps (lifespan run, the trained bundle loaded), open and with API k
 documented error of each route is provoked: unknown users and items (404), bodies over the
 limit, with and without Content-Length (413), bad input of every kind (422), no key or a
 weak one (401, 403), no model loaded and a user store that does not answer (503), a reload
-that finds no bundle to serve (409). Each answer's status must be documented for its route,
+that finds no bundle to serve (409), a caller on another machine while the server has no
+keys (403). Each answer's status must be documented for its route,
 its body must validate against the schema published for that status (references resolved
 in the whole document), and the headers documented as always sent must be there. Then every
 documented error must have been met: a route documents no status it cannot answer. Valid
@@ -22,8 +23,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from service.access import Scope
 from service.app import create_app
+from service.keys import Scope
 from tests.service.api.conftest import serving, settings_for
 from tests.service.api.schema_check import body_problems
 from tests.service.api.test_access import API_KEYS, KEYS, POLICY
@@ -154,6 +155,14 @@ async def test_every_documented_error_is_answered_in_its_published_shape(gmlfm, 
                 for spec in specs:
                     answer = await send(client, method, path, spec, admin)
                     assert answer.status_code == status, (method, path, spec, answer.text)
+                    contract.check(schema, method, path, answer)
+        if not keys:  # the loopback rule: a request that reached another address
+            remote = httpx.AsyncClient(transport=httpx.ASGITransport(app=client.app),
+                                       base_url="http://10.0.0.1")
+            async with remote:
+                for method, path in routes:
+                    answer = await send(remote, method, path, valid(method, path), None)
+                    assert answer.status_code == 403, (method, path, answer.text)
                     contract.check(schema, method, path, answer)
         for method, path in routes if keys else ():
             scope = POLICY[(method, path)][0]

@@ -147,8 +147,8 @@ async def test_a_history_models_writes_wait_out_a_frozen_redis_and_none_is_lost(
     Retry-After and is not kept; reads come from the bundle. Thawed: what was acknowledged
     before is there, and the next write moves the state from it."""
     async with serving(fault_settings(with_history.models_dir, own_redis)) as client:
-        model = client.app.state.host.current
-        first, refused, last = (str(i) for i in model.item_ids[:3].tolist())
+        model = client.app.state.model_host.current
+        first, refused, last = (str(i) for i in model.catalog.ids[:3].tolist())
         assert (await client.post("/users/7/interactions", json={"item_ids": [first]})
                 ).status_code == 200
         own_redis.process.send_signal(signal.SIGSTOP)
@@ -164,14 +164,14 @@ async def test_a_history_models_writes_wait_out_a_frozen_redis_and_none_is_lost(
                 ).status_code == 200
         assert (await client.get("/users/7")).json()["history"] == [first, last]
         stored = await client.app.state.store.read("7", model.key, history=True)
-        window = model.window(model.known_user("7"), stored.history)
+        window = model.training.window(model.training.position("7"), stored.history)
         assert window[-2:] == [first, last]
-        row = model.profiles.encode("7", model.training_profile(model.known_user("7")),
+        row = model.profiles.encode("7", model.training.profile(model.training.position("7")),
                                     window=window)
         want = model.scorer.reference.user_state(row.idx[None], row.val[None])[0]
         r = await client.post("/score", json={"user_id": "7", "item_ids": [first, last]})
         got = [i["score"] for i in r.json()["scores"]]
-        np.testing.assert_allclose(got, model.score(want, model.item_positions(
+        np.testing.assert_allclose(got, model.score(want, model.catalog.positions(
             [first, last])[0]), rtol=1e-5)
 
 

@@ -27,7 +27,7 @@ def ranked(answer) -> list[tuple[str, float]]:
 
 def categories(client) -> dict[str, str]:
     """Each item's category (the synthetic data's item field)."""
-    bundle = client.app.state.host.current.bundle
+    bundle = client.app.state.model_host.current.bundle
     return {str(bundle.catalog.ids[p]): bundle.catalog.details(p)["features"]["category"]
             for p in range(len(bundle.catalog))}
 
@@ -103,16 +103,16 @@ async def test_too_many_ids_name_the_limit(client):
 
 async def test_a_filter_keeps_to_the_history_moved_state(with_history):
     async with serving(settings_for(with_history.models_dir)) as client:
-        model = client.app.state.host.current
-        ids = [str(i) for i in model.item_ids[:40].tolist()]
+        model = client.app.state.model_host.current
+        ids = [str(i) for i in model.catalog.ids[:40].tolist()]
         await user_who_did(client, "filtered", "1", ids[:2])
         r = await client.post("/recommend", json={"user_id": "filtered", "n": 5,
                                                   "filter": {"item_ids": ids[2:40]}})
         got = ranked(r)
-        window = model.window(None, ids[:2])
+        window = model.training.window(None, ids[:2])
         row = model.profiles.encode("filtered", {"segment": "1"}, window=window)
         state = model.scorer.reference.user_state(row.idx[None], row.val[None])[0]
-        positions, _ = model.item_positions(ids[2:40])
+        positions, _ = model.catalog.positions(ids[2:40])
         scores = model.scorer.reference.score(state[None], positions[None])[0]
         order = np.lexsort((positions, -scores))[:5]
         assert_same_ranking(got, [(ids[2 + k], float(scores[k])) for k in order])

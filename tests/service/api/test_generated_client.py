@@ -17,8 +17,9 @@ import pytest
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from service.access import Scope, needs
+from service.access import needs
 from service.app import create_app
+from service.keys import Scope
 from tests.service.api.conftest import settings_for
 from tests.service.api.live import live_server
 

@@ -24,7 +24,7 @@ def brute_force(model, user_id: str, profile: dict, window: list[str], n: int):
     state = model.scorer.reference.user_state(row.idx[None], row.val[None])
     scores = model.scorer.reference.catalog_scores(state)
     positions, best = top_n_of(scores, n)
-    return [(str(model.item_ids[p]), float(s)) for p, s in zip(positions[0], best[0])]
+    return [(str(model.catalog.ids[p]), float(s)) for p, s in zip(positions[0], best[0])]
 
 
 def ranked(answer) -> list[tuple[str, float]]:
@@ -33,7 +33,7 @@ def ranked(answer) -> list[tuple[str, float]]:
 
 async def test_one_interaction_moves_a_new_users_recommendations(with_history, store):
     async with serving(settings_for(with_history.models_dir, **store)) as client:
-        model = client.app.state.host.current
+        model = client.app.state.model_host.current
         assert (await client.put("/users/newbie", json={"features": {"segment": "1"}})
                 ).status_code == 200
         whole = {"n": 10, "exclude_seen": "false"}
@@ -68,8 +68,8 @@ async def test_a_thousand_interactions_move_the_state_as_a_recompute_would(with_
     rebuilt it), equals the state recomputed from the profile and the stored history, 1e-5
     relative; and every write but the first moved it rather than building it."""
     async with serving(settings_for(with_history.models_dir, **store)) as client:
-        model = client.app.state.host.current
-        items = [str(i) for i in model.item_ids[:12].tolist()]
+        model = client.app.state.model_host.current
+        items = [str(i) for i in model.catalog.ids[:12].tolist()]
         profile = {"segment": "1"}
         assert (await client.put("/users/busy", json={"features": profile})).status_code == 200
         moved, rebuilt = history_writes("moved"), history_writes("rebuilt")
@@ -81,7 +81,7 @@ async def test_a_thousand_interactions_move_the_state_as_a_recompute_would(with_
         assert history_writes("rebuilt") - rebuilt == 1  # the first: no state yet
         assert history_writes("moved") - moved == 999
         stored = await client.app.state.store.read("busy", model.key, history=True)
-        window = model.window(None, stored.history)
+        window = model.training.window(None, stored.history)
         assert len(window) == N
         tag = state_blob.profile_tag(state_blob.canonical_profile(profile), window)
         cached = state_blob.unpack(stored.state, tag, model.state_size, model.sums_size)
@@ -94,8 +94,8 @@ async def test_a_thousand_interactions_move_the_state_as_a_recompute_would(with_
 
 async def test_the_window_holds_the_last_n_distinct_interactions(with_history):
     async with serving(settings_for(with_history.models_dir)) as client:
-        model = client.app.state.host.current
-        items = [str(i) for i in model.item_ids[:8].tolist()]
+        model = client.app.state.model_host.current
+        items = [str(i) for i in model.catalog.ids[:8].tolist()]
         await user_who_did(client, "reader", "0", items[:6], [items[1], items[7]])
         window = [items[3], items[4], items[5], items[1], items[7]]  # items[1] moved last
         got = await client.get("/recommend/reader", params={"n": 10, "exclude_seen": "false"})
@@ -105,12 +105,12 @@ async def test_the_window_holds_the_last_n_distinct_interactions(with_history):
 
 async def test_a_training_users_window_is_the_one_export_wrote(with_history):
     async with serving(settings_for(with_history.models_dir)) as client:
-        model = client.app.state.host.current
+        model = client.app.state.model_host.current
         for user in ("0", "17", "59"):
-            position = model.known_user(user)
-            window = model.window(position, [])
+            position = model.training.position(user)
+            window = model.training.window(position, [])
             assert 0 < len(window) <= N
-            row = model.profiles.encode(user, model.training_profile(position), window=window)
+            row = model.profiles.encode(user, model.training.profile(position), window=window)
             idx, val = model.bundle.users.row(position)
             np.testing.assert_array_equal(row.idx, idx)
             np.testing.assert_allclose(row.val, val, rtol=1e-6)

@@ -65,5 +65,5 @@ async def test_metrics_count_cache_hits_misses_and_latency(client):
     assert delta("gmlrec_http_request_duration_seconds_count", method="GET",
                  route="/recommend/{user_id}") == 3
     assert delta("gmlrec_scoring_seconds_count", op="top_n") == 4
-    version = client.app.state.host.current.version
+    version = client.app.state.model_host.current.version
     assert sample(after, "gmlrec_model_info", version=version) == 1

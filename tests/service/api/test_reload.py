@@ -171,7 +171,7 @@ async def test_a_version_refused_while_still_being_copied_is_served_once_whole(
             shutil.copy2(file, target / file.relative_to(gmlfm_next.bundle))
         deadline = time.monotonic() + 10
         while (await client.get("/ready")).json().get("detail") is None and \
-                client.app.state.host.last_error is None:
+                client.app.state.model_host.last_error is None:
             assert time.monotonic() < deadline, "the half-copied version was never met"
             await asyncio.sleep(0.05)
         assert (await client.get("/model")).json()["model_version"] == gmlfm.version

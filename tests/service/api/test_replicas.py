@@ -199,9 +199,9 @@ def assert_state_is_the_recomputed_one(bundle: Path, prefix: str, user: str,
     """The state in Redis is tagged with the final window (the last write moved it there, or
     a read built it) and equals the state recomputed from the history, 1e-5 relative."""
     model = ServedModel(bundle, threads=1, two_phase_items=TWO_PHASE_FROM_ITEMS)
-    position = model.known_user(user)
-    window = model.window(position, history)
-    profile = model.training_profile(position)
+    position = model.training.position(user)
+    window = model.training.window(position, history)
+    profile = model.training.profile(position)
     blob = redis.Redis.from_url(REDIS_URL).get(Keys(prefix).state(user, model.key))
     tag = state_blob.profile_tag(state_blob.canonical_profile(profile), window)
     cached = state_blob.unpack(blob, tag, model.state_size, model.sums_size)

@@ -26,7 +26,7 @@ async def test_score_equals_the_trained_model(client, torch_model):
         got = np.array([s["score"] for s in body["scores"]])
         want = torch_model.scores(user)
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
-        assert body["model_version"] == client.app.state.host.current.version
+        assert body["model_version"] == client.app.state.model_host.current.version
 
 
 async def test_score_keeps_request_order_and_repeats(client, torch_model):
@@ -72,8 +72,8 @@ async def test_a_cold_user_is_scored_from_features_alone(client):
 
 
 async def test_overrides_change_a_known_users_features(client):
-    model = client.app.state.host.current
-    own = model.training_profile(model.known_user("7"))["segment"]
+    model = client.app.state.model_host.current
+    own = model.training.profile(model.training.position("7"))["segment"]
     other = next(s for s in ("0", "1", "2") if s != own)
     items = ["1", "2"]
     base = await client.post("/score", json={"user_id": "7", "item_ids": items})
@@ -96,7 +96,8 @@ async def test_unknown_values_are_ignored_and_listed(client):
 
 async def test_details_add_display_attributes(client):
     r = await client.get("/recommend/7", params={"n": 3, "details": "true"})
-    model = client.app.state.host.current
+    model = client.app.state.model_host.current
     for item in r.json()["items"]:
-        position = model.item_positions([item["item_id"]])[0][0]
-        assert {k: item[k] for k in model.display_names} == model.display(position, every=True)
+        position = model.catalog.positions([item["item_id"]])[0][0]
+        shown = {k: item[k] for k in model.catalog.display_names}
+        assert shown == model.catalog.display(position, every=True)

@@ -10,7 +10,6 @@ from typing import ClassVar
 
 import pytest
 
-from service.access import KeyRing, exposure_problem
 from service.settings import Settings
 from tests.service.api.conftest import REDIS_URL, redis_is_up, serving, settings_for
 
@@ -47,8 +46,7 @@ async def test_every_setting_is_read_by_the_service_or_its_launcher(gmlfm, redis
     if not redis_is_up():
         pytest.skip(f"no Redis at {REDIS_URL} (.ci/run starts one)")
     RecordingSettings.read.clear()
-    launched = RecordingSettings(models_dir=gmlfm.models_dir)
-    exposure_problem(launched, KeyRing.of(launched))  # what `python -m service` checks first
+    RecordingSettings(models_dir=gmlfm.models_dir)  # checked as `python -m service` reads them
     await exercise(RecordingSettings(models_dir=gmlfm.models_dir, reload_interval_s=0.5,
                                      redis_prefix=f"{redis_prefix}-read"))
     await exercise(RecordingSettings(models_dir=gmlfm.models_dir, reload_interval_s=0,
@@ -76,8 +74,10 @@ async def test_max_n_and_max_score_items_hold_in_requests_and_in_the_schema(gmlf
             await client.get(f"/recommend/{user}?n=6")
         assert ok.status_code == 200 and len(ok.json()["items"]) == 5
         assert over.status_code == 422 and over.json()["detail"][0]["loc"] == ["query", "n"]
+        assert "GMLREC_MAX_N" in over.json()["detail"][0]["msg"]  # the limit is named
         over = await client.post("/recommend", json={"user_id": user, "n": 6})
         assert over.status_code == 422 and over.json()["detail"][0]["loc"] == ["body", "n"]
+        assert "GMLREC_MAX_N" in over.json()["detail"][0]["msg"]
         items = [i["item_id"] for i in ok.json()["items"]]
         assert (await client.post("/score", json={"user_id": user, "item_ids": items[:3]})
                 ).status_code == 200
@@ -86,6 +86,7 @@ async def test_max_n_and_max_score_items_hold_in_requests_and_in_the_schema(gmlf
             over = await client.post(path, json=body)
             assert over.status_code == 422, path
             assert over.json()["detail"][0]["loc"] == ["body", "item_ids"], over.text
+            assert "GMLREC_MAX_SCORE_ITEMS" in over.json()["detail"][0]["msg"]
 
 
 @pytest.mark.anyio

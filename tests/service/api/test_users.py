@@ -24,8 +24,8 @@ async def test_a_new_user_is_a_404_until_its_profile_is_put(client):
 
 
 async def test_a_put_profile_replaces_the_known_users_features(client):
-    model = client.app.state.host.current
-    own = model.training_profile(model.known_user("12"))["segment"]
+    model = client.app.state.model_host.current
+    own = model.training.profile(model.training.position("12"))["segment"]
     other = next(s for s in ("0", "1", "2") if s != own)
     items = {"item_ids": ["4", "40", "140"]}
     before = await client.post("/score", json={"user_id": "12", **items})
@@ -68,7 +68,7 @@ async def test_the_cached_state_is_written_with_a_ttl_and_profiles_without(clien
     await client.post("/users/ttl-user/interactions", json={"item_ids": ["5"]})
     await client.get("/recommend/7")  # a miss: the bundle user's state is written
     store = client.app.state.store.store
-    model = client.app.state.host.current
+    model = client.app.state.model_host.current
     for user in ("ttl-user", "7"):
         state_ttl = await ttl_of(store, store.keys.state(user, model.key))
         assert 0 < state_ttl <= client.app.state.settings.cache_ttl_s
