@@ -36,5 +36,7 @@ the top-level `bundle` package only.
     error_responses.py   the error answers each route declares in /openapi.json
     error_handlers.py    how each error becomes an answer
     safe_json.py         JSON answers any client text can be written into
-    middleware.py  logs.py  metrics.py
+    request_context.py   a request id on every log line, the access line, the request's timing
+    body_limit.py        a 413 for a body over the limit, before any route reads it
+    logs.py  metrics.py  JSON-lines logging; Prometheus metrics
 """

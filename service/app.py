@@ -20,12 +20,13 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from service import error_handlers, logs, metrics, openapi
+from service.body_limit import BodyLimit
 from service.errors import ReloadRefused
 from service.gate import Gate
 from service.loopback import LoopbackOnly
-from service.middleware import BodyLimit, RequestContext
 from service.ranking import Ranker
 from service.reload import ModelHost
+from service.request_context import RequestContext
 from service.route_audit import undeclared
 from service.routes import explorer, items, model, ops, recommend, score, users
 from service.safe_json import SafeJSONResponse
