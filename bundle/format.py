@@ -15,6 +15,9 @@ Every array is a plain npy (no pickles) that `np.load(mmap_mode="r")` maps.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 FORMAT = "gmlrec-bundle"
 FORMAT_VERSION = 1  # a reader refuses a bundle whose format_version is larger
 MANIFEST = "manifest.json"
@@ -33,6 +36,14 @@ PAIR_ROWS = "rows"  # 2R dot products of k per item feature
 PAIR_MATRIX = "matrix"  # v_lᵀ C t_l with the user's C = Σ_j x_j hv_j t_jᵀ: k k' + k
 PAIR_FORMS = (PAIR_ROWS, PAIR_MATRIX)
 FAMILIES = {SPLIT: (LINEAR, FEATURE_PAIRS, NFM), WHOLE: (WHOLE,)}
+
+# what each family scores an item from (items/<name>.npy, one row per catalog item): the
+# catalog's, or an added item's computed from its feature row (bundle/added_items.py)
+ITEM_PARTS = {LINEAR: ("const", "matrix"), FEATURE_PAIRS: ("const", "idx", "val"),
+              NFM: ("const", "s", "q"), WHOLE: ("idx", "val")}
+# manifest key: the item field whose value is each catalog item's id (null: none is), where an
+# added item's own id goes; bundles from before added items lack it
+ITEM_ID_FIELD = "item_id_field"
 
 # sides of a field; context fields join the user side at request time
 USER_SIDE, ITEM_SIDE = "user", "item"
@@ -76,3 +87,20 @@ def table_file(name: str) -> str:
 def item_table_file(name: str) -> str:
     """A per-item or per-item-feature table, e.g. `matrix` -> items/matrix.npy."""
     return f"items/{name}.npy"
+
+
+def feature_tables(scoring: Mapping[str, Any]) -> tuple[str, ...]:
+    """The per-feature tables a row's own terms are computed from, on either side (the user
+    side's tables/user_<name>.npy, the item side's items/feature_<name>.npy): the features'
+    biases and the vectors the family's pair term reads (v, GML-FM's t = T(v), TransFM's
+    a = v + v')."""
+    if scoring.get("kind") == "gmlfm":
+        return ("bias", "t", "v") if scoring.get("weighted") else ("bias", "t")
+    return ("bias", "v", "a") if scoring.get("kind") == "transfm" else ("bias", "v")
+
+
+def added_item_files(scoring: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every file an added item is scored from, beside the user side's: w0 and the item
+    features' tables. A bundle written before added items lacks some of them."""
+    return (table_file("w0"),
+            *(item_table_file(f"feature_{name}") for name in feature_tables(scoring)))

@@ -63,3 +63,20 @@ class Bundle:
     def item_table(self, name: str) -> np.ndarray:
         """A per-item or per-item-feature table (items/<name>.npy)."""
         return self.array(fmt.item_table_file(name))
+
+    @property
+    def item_features_supported(self) -> bool:
+        """Whether items its catalog lacks can be scored from their features: a bundle
+        exported before added items lacks the item features' tables and the id field (it
+        still serves its own catalog)."""
+        return fmt.ITEM_ID_FIELD in self.manifest and all(
+            name in self.arrays for name in fmt.added_item_files(self.scoring))
+
+    def require_item_features(self) -> None:
+        """Raise BundleError, saying to re-export, unless `item_features_supported`."""
+        if not self.item_features_supported:
+            missing = [n for n in fmt.added_item_files(self.scoring) if n not in self.arrays]
+            raise BundleError(self.path, "exported before added items (it lacks "
+                                         f"{', '.join(missing) or fmt.ITEM_ID_FIELD}): "
+                                         "re-export it (python -m training export) to score "
+                                         "items its catalog does not hold")

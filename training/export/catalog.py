@@ -74,6 +74,21 @@ class ServingData:
         return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), items.astype(np.int32)
 
 
+def item_id_field(schema: FeatureSchema, serving: ServingData,
+                  slot_field: np.ndarray) -> str | None:
+    """The item field whose value is each catalog item's id (MovieLens' item_id, the one item
+    column of a libFM file), or None: an added item's own id is encoded there, so a bundle
+    that knows the id scores it with its vectors (bundle/added_items.py)."""
+    fields = [schema.fields[f] for f in np.asarray(slot_field)[serving.item_columns]]
+    for column, f in enumerate(fields):
+        if f.kind != "categorical" or fields.count(f) != 1 or not len(serving.item_ids):
+            continue
+        codes, held = serving.item_idx[:, column] - f.offset, serving.item_val[:, column] != 0
+        if held.all() and np.array_equal(np.asarray(f.vocab)[codes], serving.item_ids):
+            return f.name
+    return None
+
+
 def serving_data(data: Interactions | LibfmData, split: Split,
                  slot_field: np.ndarray) -> ServingData:
     if isinstance(data, LibfmData):

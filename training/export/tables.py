@@ -94,7 +94,11 @@ class Context:
                    "user_width": s.user_idx.shape[1], "item_width": s.item_idx.shape[1],
                    "items": len(s.item_ids), "item_features": len(self.sides.item_features),
                    **scoring}
-        return Extracted(scoring, {"user_bias": self.user_rows(self.bias)})
+        # w0 and every item feature's bias: with the family's item-feature vectors, what an
+        # item the catalog lacks is scored from (bundle/added_items.py)
+        return Extracted(scoring, {"user_bias": self.user_rows(self.bias),
+                                   "w0": self.numpy(self.model.w0).reshape(1)},
+                         {"feature_bias": self.item_feature_rows(self.bias)})
 
 
 def extract(model: FeatureModel, sides: SideIndex, serving: ServingData,
@@ -113,7 +117,8 @@ def extract(model: FeatureModel, sides: SideIndex, serving: ServingData,
 def _fm(ctx: Context) -> Extracted:
     out = ctx.base(fmt.LINEAR, kind="fm", query_size=ctx.v.shape[1])
     out.tables["user_v"] = ctx.user_rows(ctx.v)
-    out.item_tables |= {"const": ctx.item_forward(), "matrix": ctx.item_state()["s"]}
+    out.item_tables |= {"const": ctx.item_forward(), "matrix": ctx.item_state()["s"],
+                        "feature_v": ctx.item_feature_rows(ctx.v)}
     return out
 
 
@@ -130,9 +135,11 @@ def _transfm(ctx: Context) -> Extracted:
         matrix += [state["xaa"][:, None], state["xa"]]
     out = ctx.base(fmt.LINEAR, kind="transfm", after_items=after.tolist(),
                    query_size=sum(m.shape[1] for m in matrix))
-    out.tables |= {"user_v": ctx.user_rows(ctx.v),
-                   "user_a": ctx.user_rows(ctx.v + ctx.numpy(model.translation.weight))}
-    out.item_tables |= {"const": ctx.item_forward(), "matrix": np.concatenate(matrix, 1)}
+    a = ctx.v + ctx.numpy(model.translation.weight)  # a = v + v': a feature placed first
+    out.tables |= {"user_v": ctx.user_rows(ctx.v), "user_a": ctx.user_rows(a)}
+    out.item_tables |= {"const": ctx.item_forward(), "matrix": np.concatenate(matrix, 1),
+                        "feature_v": ctx.item_feature_rows(ctx.v),
+                        "feature_a": ctx.item_feature_rows(a)}
     return out
 
 
@@ -162,7 +169,8 @@ def _gmlfm(ctx: Context) -> Extracted:
     out = ctx.base(fmt.LINEAR, kind="gmlfm", distance=model.distance,
                    query_size=matrix.shape[1])
     out.tables["user_t"] = ctx.user_rows(t)
-    out.item_tables |= {"const": ctx.item_forward(), "matrix": matrix}
+    out.item_tables |= {"const": ctx.item_forward(), "matrix": matrix,
+                        "feature_t": ctx.item_feature_rows(t)}
     return out
 
 
@@ -190,7 +198,7 @@ def _nfm(ctx: Context) -> Extracted:
     out = ctx.base(fmt.NFM, kind="nfm", dense_layers=len(layers) // 2)
     out.tables |= {"user_v": ctx.user_rows(ctx.v), **layers}
     out.item_tables |= {"const": ctx.numpy(model.w0) + state["lin"], "s": state["s"],
-                        "q": state["q"]}
+                        "q": state["q"], "feature_v": ctx.item_feature_rows(ctx.v)}
     return out
 
 
@@ -207,10 +215,8 @@ def _whole(ctx: Context) -> Extracted:
                    item_fields=position[ctx.serving.item_columns].tolist(),
                    dense_layers=len(dense) // 2, head_tables=sorted(head),
                    cin_layers=len(model.cin.weights) if isinstance(model, XDeepFM) else 0)
-    out.tables |= {"user_v": ctx.user_rows(ctx.v), "w0": ctx.numpy(model.w0).reshape(1),
-                   **dense, **head}
-    out.item_tables |= {"feature_v": ctx.item_feature_rows(ctx.v),
-                        "feature_bias": ctx.item_feature_rows(ctx.bias)}
+    out.tables |= {"user_v": ctx.user_rows(ctx.v), **dense, **head}
+    out.item_tables["feature_v"] = ctx.item_feature_rows(ctx.v)
     return out
 
 

@@ -29,7 +29,7 @@ from bundle.layout import MAX_EXACT_INDEX
 from bundle.reader import sha256_of
 from training.data.schema import FeatureSchema
 from training.errors import ConfigError
-from training.export.catalog import ServingData, SideIndex
+from training.export.catalog import ServingData, SideIndex, item_id_field
 from training.export.onnx_graphs import build_graph
 from training.export.tables import Extracted, extract
 from training.export.two_phase_graph import build_two_phase_graph
@@ -159,6 +159,7 @@ def build_manifest(name: str, version: str, created: datetime, extracted: Extrac
         "columns": {"user": [names[f] for f in slot_field[serving.user_columns]],
                     "item": [names[f] for f in slot_field[serving.item_columns]]},
         "display": sorted(serving.attributes),
+        fmt.ITEM_ID_FIELD: item_id_field(schema, serving, slot_field),
         "counts": {"users": len(serving.user_ids), "items": len(serving.item_ids),
                    "training_interactions": int(len(serving.seen_users)),
                    "user_features": len(sides.user_features),
