@@ -19,12 +19,8 @@ from bundle import format as fmt
 from bundle.graph_io import pad_rows, padded
 from bundle.loaded import Bundle
 from bundle.prepacked import SHARE_FROM_BYTES, item_table_bytes
-from bundle.reference import (
-    ReferenceScorer,
-    chunked_catalog_scores,
-    reference_scorer,
-    top_n_of,
-)
+from bundle.ranking import chunked_catalog_scores, top_n_of
+from bundle.reference import ReferenceScorer, reference_scorer
 from bundle.sessions import open_graph, session_options
 from bundle.two_phase import TWO_PHASE_FROM_ITEMS
 from bundle.two_phase_ranker import TwoPhaseRanker

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from bundle import format as fmt
 from bundle.loaded import Bundle
 from bundle.mlp import Layers, dense_layers, mlp
+from bundle.pairs import SideTables
 
 
 def field_onehot(scoring: Mapping[str, Any]) -> np.ndarray:
@@ -32,12 +32,8 @@ def field_onehot(scoring: Mapping[str, Any]) -> np.ndarray:
 class WholeModel:
     kind: str
     w0: float
-    user_bias: np.ndarray  # (n_u,)
-    user_v: np.ndarray  # (n_u, k)
-    item_bias: np.ndarray  # (n_i,)
-    item_v: np.ndarray  # (n_i, k)
-    item_idx: np.ndarray  # (N, W_i) catalog rows
-    item_val: np.ndarray  # (N, W_i)
+    user: SideTables  # bias (n_u,), v (n_u, k)
+    item: SideTables  # bias (n_i,), v (n_i, k)
     onehot: np.ndarray  # (W_u + W_i, F): the field of each column of a joined row
     dense: Layers  # DeepFM / xDeepFM tower
     weights: dict[str, np.ndarray]  # the head's own tables: cin*, att_*, afm_p
@@ -46,23 +42,24 @@ class WholeModel:
     def from_bundle(bundle: Bundle) -> WholeModel:
         scoring = bundle.scoring
         return WholeModel(
-            scoring["kind"], float(bundle.table("w0")[0]), bundle.table("user_bias"),
-            bundle.table("user_v"), bundle.item_table("feature_bias"),
-            bundle.item_table("feature_v"), bundle.array(fmt.ITEM_IDX),
-            bundle.array(fmt.ITEM_VAL), field_onehot(scoring), dense_layers(bundle),
+            scoring["kind"], float(bundle.table("w0")[0]),
+            SideTables.load(bundle.table, "user_", ("bias", "v")),
+            SideTables.load(bundle.item_table, "feature_", ("bias", "v")),
+            field_onehot(scoring), dense_layers(bundle),
             {n: bundle.table(n) for n in scoring["head_tables"]})
 
-    def __call__(self, idx: np.ndarray, val: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        """User rows idx, val (B, W_u) and catalog positions (B, C) -> scores (B, C)."""
-        shape = (*candidates.shape, idx.shape[1])
+    def __call__(self, idx: np.ndarray, val: np.ndarray, item_idx: np.ndarray,
+                 item_val: np.ndarray) -> np.ndarray:
+        """User rows idx, val (B, W_u) and candidate item rows item_idx, item_val
+        (B, C, W_i) -> scores (B, C)."""
+        shape = (*item_idx.shape[:2], idx.shape[1])
         user_x = np.broadcast_to(val[:, None], shape)
-        x = np.concatenate([user_x, self.item_val[candidates]], -1)  # (B, C, W)
-        item_idx = self.item_idx[candidates]
-        user_v = self.user_v[idx][:, None]  # (B, 1, W_u, k)
+        x = np.concatenate([user_x, item_val], -1)  # (B, C, W)
+        user_v = self.user.v[idx][:, None]  # (B, 1, W_u, k)
         v = np.concatenate([np.broadcast_to(user_v, (*shape, user_v.shape[-1])),
-                            self.item_v[item_idx]], 2)  # (B, C, W, k)
-        bias = np.concatenate([np.broadcast_to(self.user_bias[idx][:, None], shape),
-                               self.item_bias[item_idx]], -1)
+                            self.item.v[item_idx]], 2)  # (B, C, W, k)
+        bias = np.concatenate([np.broadcast_to(self.user.bias[idx][:, None], shape),
+                               self.item.bias[item_idx]], -1)
         xv = v * x[..., None]
         e = np.einsum("bcwk,wf->bcfk", xv, self.onehot)  # (B, C, F, k)
         return self.w0 + (bias * x).sum(-1) + getattr(self, f"_{self.kind}")(xv, e)
