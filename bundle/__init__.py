@@ -8,6 +8,9 @@
     items, scores = scorer.top_n(state, 10, [bundle.users.seen_items(position)])
     ids = bundle.catalog.ids[items[0]]                    # bundle.catalog.details(p), ...
     scores = scorer.score(state, candidates)               # (1, C) for catalog positions
+    added = AddedItems(bundle, scorer.reference)          # items the catalog lacks
+    parts = added.parts([added.encode({"genre": ["Drama"]}, item_id="9001")])
+    scores = added.score(state, parts)                    # (1, A), exact (added_items.py)
 
 A one-user top n over a large catalog goes through two_phase.onnx where the bundle has it:
 int8 codes with a proved bound, then float32 on a shortlist, the same answer to the bit
@@ -28,22 +31,27 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bundle.encoding import EncodedUser
+    from bundle.added_items import AddedItems
+    from bundle.encoding import EncodedItem, EncodedUser
     from bundle.errors import BundleError, BundleInputError
+    from bundle.item_parts import ItemParts
     from bundle.loaded import Bundle
     from bundle.onnx_scorer import OnnxScorer
+    from bundle.ranking import top_n_of
     from bundle.reader import load_bundle
-    from bundle.reference import ReferenceScorer, reference_scorer, top_n_of
+    from bundle.reference import ReferenceScorer, reference_scorer
     from bundle.versions import find_bundle
 
 # public name -> the module that defines it
-_HOMES = {"BundleError": "errors", "BundleInputError": "errors", "OnnxScorer": "onnx_scorer",
-          "Bundle": "loaded", "EncodedUser": "encoding", "find_bundle": "versions",
+_HOMES = {"AddedItems": "added_items", "BundleError": "errors", "BundleInputError": "errors",
+          "OnnxScorer": "onnx_scorer", "Bundle": "loaded", "EncodedItem": "encoding",
+          "EncodedUser": "encoding", "ItemParts": "item_parts", "find_bundle": "versions",
           "load_bundle": "reader", "ReferenceScorer": "reference",
-          "reference_scorer": "reference", "top_n_of": "reference"}
+          "reference_scorer": "reference", "top_n_of": "ranking"}
 
-__all__ = ["Bundle", "BundleError", "BundleInputError", "EncodedUser", "OnnxScorer",
-           "ReferenceScorer", "find_bundle", "load_bundle", "reference_scorer", "top_n_of"]
+__all__ = ["AddedItems", "Bundle", "BundleError", "BundleInputError", "EncodedItem",
+           "EncodedUser", "ItemParts", "OnnxScorer", "ReferenceScorer", "find_bundle",
+           "load_bundle", "reference_scorer", "top_n_of"]
 
 
 def __getattr__(name: str) -> Any:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from bundle import OnnxScorer, load_bundle, reference_scorer
+from bundle import AddedItems, OnnxScorer, load_bundle, reference_scorer
 from bundle import format as fmt
 from tests.export.helpers import assert_close, export, random_model
 from tests.training.test_cli import cli
@@ -187,3 +187,7 @@ def test_libfm_context_joins_the_user_side(tmp_path, model):
             with torch.no_grad():  # the line as the model saw it: user, item, context
                 want = net(torch.from_numpy(idx[None]), torch.from_numpy(val[None])).numpy()
             assert_close(got[0], want)
+            added = AddedItems(bundle)  # the item again, added by its id: the line's score
+            state = added.scorer.user_state(row.idx[None], row.val[None])
+            assert_close(added.score(state, added.parts([added.encode({}, values[1])]))[0], want)
+    assert bundle.manifest[fmt.ITEM_ID_FIELD] == "field1"  # the one item column holds the ids
