@@ -117,12 +117,19 @@ def test_pair_form_from_the_command_line(fitted, fitted_deepfm, tmp_path, capsys
     assert list((models / "deepfm").glob("*")) == []
 
 
-@pytest.mark.parametrize("which,table", [("gmlfm", fmt.item_table_file("const")),
-                                         ("deepfm", fmt.table_file("user_v"))])
-def test_export_refuses_a_mismatch(request, tmp_path, capsys, monkeypatch, which, table):
+BOTH = ("onnxruntime", "numpy reference")
+
+
+@pytest.mark.parametrize("which,table,paths", [
+    ("gmlfm", fmt.item_table_file("const"), BOTH),
+    ("deepfm", fmt.table_file("user_v"), (*BOTH, "added items' parts")),
+    ("gmlfm", fmt.item_table_file("feature_bias"), ("added items' parts",))])
+def test_export_refuses_a_mismatch(request, tmp_path, capsys, monkeypatch, which, table,
+                                   paths):
     """A table written wrong (here: one table perturbed on its way to disk) fails export's
     check of the staged bundle against the torch model: exit 2, one line naming what
-    disagreed, and no version or staging folder left behind; earlier versions stay."""
+    disagreed (an item feature's table: the added items' path alone), and no version or
+    staging folder left behind; earlier versions stay."""
     run = request.getfixturevalue("fitted" if which == "gmlfm" else "fitted_deepfm")
     models = tmp_path / "models"
     earlier = set()
@@ -142,7 +149,8 @@ def test_export_refuses_a_mismatch(request, tmp_path, capsys, monkeypatch, which
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines
     assert "does not score like the torch model" in lines[0] and which in lines[0]
-    assert "onnxruntime off by" in lines[0] and "numpy reference off by" in lines[0]
+    assert [p for p in (*BOTH, "added items' parts") if f"{p} off by" in lines[0]] \
+        == list(paths)
     if earlier:
         assert set((models / which).iterdir()) == earlier
     else:

@@ -6,10 +6,11 @@ onnx_graphs.py); a slip in either would otherwise surface only as wrong recommen
 a seeded sample of known users × catalog items is scored three ways — the model's own forward,
 the bundle's numpy reference and onnxruntime over model.onnx — and both bundle paths must
 agree with torch within the parity tests' float32 tolerance (`tolerance`, shared with
-tests/export). Where the bundle has two_phase.onnx, its top 10 for each sampled user must be
-model.onnx's to the last bit wherever it certifies one. A sample of 8 x 32 is cheap: 5–70 ms
-a small export, about 0.2 s for xDeepFM's CIN, against some 4 s for the CLI's export as a
-whole.
+tests/export), and so must the sampled items scored as added items, from parts computed from
+their rows and the item features' tables alone. Where the bundle has two_phase.onnx, its top
+10 for each sampled user must be model.onnx's to the last bit wherever it certifies one. A
+sample of 8 x 32 is cheap: 5–70 ms a small export, about 0.2 s for xDeepFM's CIN, against
+some 4 s for the CLI's export as a whole.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 
 from bundle import BundleError, OnnxScorer, load_bundle
+from bundle import format as fmt
 from training.errors import GmlrecError
 from training.export.catalog import ServingData
 
@@ -79,6 +81,11 @@ def verify_bundle(path: Path, model: torch.nn.Module, serving: ServingData) -> N
         problems = [_disagreement(label, scorer.score(state, candidates), want)
                     for label, scorer in (("onnxruntime", onnx),
                                           ("numpy reference", onnx.reference))]
+        # the sampled items again, as items the catalog lacks: parts from their rows alone
+        added = onnx.reference.item_parts(bundle.array(fmt.ITEM_IDX)[items],
+                                          bundle.array(fmt.ITEM_VAL)[items])
+        problems.append(_disagreement("added items' parts",
+                                      onnx.reference.score_items(state, added), want))
         problems.append(_two_phase_disagreement(onnx, state))
     except BundleError as err:
         raise BundleMismatch(f"the written bundle does not load: {err}; nothing published"
