@@ -7,7 +7,8 @@ import argparse
 import numpy as np
 
 from bench.lib.http_load import LoadResult
-from bench.scale_out import Memory, memory_of, parse_kb, parse_status_ppid, report
+from bench.scale_out import Memory, memory_of, parse_kb, report
+from tests.support.processes import parse_status_ppid
 
 STATUS = """Name:\tpython
 PPid:\t4242

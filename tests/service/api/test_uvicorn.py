@@ -21,10 +21,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.lib.ports import free_port
-from bench.scale_out import workers_of
 from tests.service.api.conftest import REDIS_URL, redis_is_up
 from tests.service.api.test_reload import place
+from tests.support.ports import free_port
+from tests.support.processes import workers_of
 
 ROOT = Path(__file__).parents[3]
 WORKERS = 2
