@@ -264,10 +264,10 @@ SCALING = ("The load generator, Redis and both workers share this machine's 2 co
            "and Redis take. Split in two, each worker also stacks fewer of the concurrent users "
            "into one onnxruntime call (GMLREC_RANKING=batch, section serve), so each call reads "
            "the item tables for fewer users.")
-UNEVEN = ("The workers did not share the load evenly: each listens on a socket of its own "
-          "(service/workers.py) and the kernel picks a socket for each new connection by a hash "
-          "of its addresses, so the load generator's {concurrency} connections can split "
-          "unevenly; with one shared socket they all went to one worker.")
+UNEVEN = ("The workers did not share the load evenly: they share uvicorn's one listening "
+          "socket, and a worker whose event loop wakes accepts every connection waiting, so "
+          "the load generator's {concurrency} keep-alive connections, opened at once, can "
+          "land mostly on one worker. Replicas behind a proxy spread connections instead.")
 
 
 def scaling_note(busy: list[float], concurrency: int) -> str:

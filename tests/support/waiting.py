@@ -16,21 +16,23 @@ T = TypeVar("T")
 POLL_S = 0.01
 
 
-def wait_until(condition: Callable[[], T], within_s: float, what: str) -> T:
-    """The first true value of `condition()`, polled; AssertionError naming `what` if none
-    comes within `within_s` seconds."""
+def wait_until(condition: Callable[[], T], within_s: float, what: str,
+               every_s: float = POLL_S) -> T:
+    """The first true value of `condition()`, polled every `every_s`; AssertionError naming
+    `what` if none comes within `within_s` seconds."""
     deadline = time.monotonic() + within_s
     while not (value := condition()):
         assert time.monotonic() < deadline, f"{what}: not within {within_s} s"
-        time.sleep(POLL_S)
+        time.sleep(every_s)
     return value
 
 
-async def wait_until_async(condition: Callable[[], T], within_s: float, what: str) -> T:
+async def wait_until_async(condition: Callable[[], T], within_s: float, what: str,
+                           every_s: float = POLL_S) -> T:
     """wait_until inside an event loop: the loop runs (the tasks the condition watches
     included) between polls."""
     deadline = time.monotonic() + within_s
     while not (value := condition()):
         assert time.monotonic() < deadline, f"{what}: not within {within_s} s"
-        await asyncio.sleep(POLL_S)
+        await asyncio.sleep(every_s)
     return value
