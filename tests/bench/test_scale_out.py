@@ -68,4 +68,4 @@ def test_met_targets_say_met_and_misses_say_by_how_much_and_why():
 def test_an_uneven_split_between_the_workers_is_explained_only_when_measured():
     uneven = _report(80.0, 150.0, split=(1.08, 0.38))
     assert "| GMLREC_WORKERS=2 | 150 | 1.46 (1.08 + 0.38) | 30% |" in uneven
-    assert "did not share the load evenly" in uneven and "8 connections" in uneven
+    assert "did not share the load evenly" in uneven and "8 keep-alive connections" in uneven
