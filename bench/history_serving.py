@@ -46,8 +46,6 @@ import redis
 
 from bench.lib import training_api
 from bench.lib.grid import VARIANTS
-from bench.lib.local_redis import RedisServer
-from bench.lib.ports import free_port
 from bench.lib.results import RESULTS, write_section
 from bench.lib.timing import Timing, interleaved
 from bench.serve import ROOT, Server, wait_ready
@@ -55,6 +53,8 @@ from bundle import EncodedUser, reference_scorer
 from bundle.two_phase import TWO_PHASE_FROM_ITEMS
 from service.served_model import ServedModel
 from service.stores.keys import Keys
+from tests.support.local_redis import RedisServer
+from tests.support.ports import free_port
 
 OUT = Path("runs/bench/history_serving")
 DATA = "synthetic:users=50,items=400,interactions=1500,seed=0"

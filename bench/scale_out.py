@@ -36,12 +36,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.lib.http_load import LoadResult, encode, load
-from bench.lib.local_redis import RedisServer
-from bench.lib.ports import free_port
 from bench.lib.results import write_section
 from bench.lib.synthetic_bundle import export_synthetic, size_mb
 from bundle import load_bundle
 from service.ranking import stack_limit
+from tests.support.local_redis import RedisServer
+from tests.support.ports import free_port
+from tests.support.processes import workers_of
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path("runs/bench/scale_out")
@@ -85,27 +86,6 @@ def memory_of(status: str, rollup: str) -> Memory:
 def process_memory(pid: int) -> Memory:
     proc = Path(f"/proc/{pid}")
     return memory_of((proc / "status").read_text(), (proc / "smaps_rollup").read_text())
-
-
-def workers_of(pid: int) -> list[int]:
-    """The worker processes of `python -m service`: its children (gunicorn forks them,
-    service/workers.py), or the process itself with one worker. multiprocessing's resource
-    tracker, a child where uvicorn's own supervisor runs the workers, is not one."""
-    children = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            status = parse_status_ppid((proc / "status").read_text())
-            command = (proc / "cmdline").read_bytes()
-            if status == pid and b"resource_tracker" not in command:
-                children.append(int(proc.name))
-    return sorted(children) or [pid]
-
-
-def parse_status_ppid(status: str) -> int:
-    return next(int(line.split()[1]) for line in status.splitlines()
-                if line.startswith("PPid:"))
 
 
 @dataclass
@@ -284,10 +264,10 @@ SCALING = ("The load generator, Redis and both workers share this machine's 2 co
            "and Redis take. Split in two, each worker also stacks fewer of the concurrent users "
            "into one onnxruntime call (GMLREC_RANKING=batch, section serve), so each call reads "
            "the item tables for fewer users.")
-UNEVEN = ("The workers did not share the load evenly: each listens on a socket of its own "
-          "(service/workers.py) and the kernel picks a socket for each new connection by a hash "
-          "of its addresses, so the load generator's {concurrency} connections can split "
-          "unevenly; with one shared socket they all went to one worker.")
+UNEVEN = ("The workers did not share the load evenly: they share uvicorn's one listening "
+          "socket, and a worker whose event loop wakes accepts every connection waiting, so "
+          "the load generator's {concurrency} keep-alive connections, opened at once, can "
+          "land mostly on one worker. Replicas behind a proxy spread connections instead.")
 
 
 def scaling_note(busy: list[float], concurrency: int) -> str:

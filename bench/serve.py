@@ -38,8 +38,6 @@ import httpx
 import numpy as np
 
 from bench.lib.http_load import LoadResult, encode, load
-from bench.lib.local_redis import RedisServer
-from bench.lib.ports import free_port
 from bench.lib.results import write_section
 from bench.lib.timing import Timing, interleaved, item_arrays, read_once
 from bundle.two_phase import TWO_PHASE_FROM_ITEMS
@@ -48,6 +46,8 @@ from service.served_model import ServedModel
 from service.settings import Settings
 from service.stores import StoredUser
 from service.stores.redis_store import RedisStore, connect
+from tests.support.local_redis import RedisServer
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPORTED = Path("runs/bench/export_serving/models")  # bench.export_serving's bundles

@@ -1,7 +1,7 @@
-"""A run's top-n test protocol replayed through the HTTP API: every test user's held-out item
-and its sampled candidates go through POST /score of a real server, and the answers are
-ranked as the trainer ranks them. Equal HR@10 / NDCG@10 (to 4 decimals) say the service
-serves the model that was measured, end to end.
+"""A run's top-n test protocol replayed through the HTTP API (tests/support/replay.py): every
+test user's held-out item and its sampled candidates go through POST /score of a real server,
+and the answers are ranked as the trainer ranks them. Equal HR@10 / NDCG@10 (to 4 decimals)
+say the service serves the model that was measured, end to end.
 
     python -m bench.serve_replay [--bundle BUNDLE]
 
@@ -15,34 +15,12 @@ import argparse
 import json
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
-import numpy as np
-
-from bench.lib.local_redis import RedisServer
 from bench.lib.results import write_section
-from bench.lib.training_api import held_out_groups, ranking_report
 from bench.serve import EXPORTED, newest, serving
-
-CLIENTS = 4  # requests in flight
-
-
-def replay_over_http(base: str, run: Path) -> dict[str, float]:
-    """The run's test ranking metrics with every score from POST /score at `base`, and how
-    many groups they cover."""
-    groups = held_out_groups(run)
-
-    def scores(group: int) -> list[float]:
-        r = client.post("/score", json={"user_id": groups.user_ids[group],
-                                        "item_ids": groups.item_ids[group]})
-        r.raise_for_status()
-        return [s["score"] for s in r.json()["scores"]]
-
-    with httpx.Client(base_url=base, timeout=30) as client, ThreadPoolExecutor(CLIENTS) as pool:
-        rows = list(pool.map(scores, range(len(groups.user_ids))))
-    return {**ranking_report(np.array(rows)), "groups": len(rows)}
+from tests.support.local_redis import RedisServer
+from tests.support.replay import replay_over_http
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -33,12 +33,12 @@ import onnxruntime as ort
 from onnx import TensorProto
 
 from bench.lib.http_load import LoadResult
-from bench.lib.local_redis import RedisServer
 from bench.lib.results import write_section
 from bench.lib.synthetic_bundle import export_synthetic, size_mb
 from bench.scale_out import Memory, Server, drive, process_memory, serving, workers_of
 from bundle import OnnxScorer, load_bundle, two_phase
 from bundle import format as fmt
+from tests.support.local_redis import RedisServer
 from training.export.graph_builder import GraphBuilder, tensor_input
 from training.export.two_phase_graph import codes_product
 

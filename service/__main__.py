@@ -5,22 +5,25 @@ Before anything starts, the settings are read and checked against every start-up
 rule (service/settings.py): a problem is one line on stderr naming the variable, and exit
 status 2.
 
-One worker is plain `uvicorn.run`. Several are, on Linux, uvicorn workers under gunicorn,
-each listening on a socket of its own (service/workers.py), so connections spread over the
-workers however they arrive; elsewhere uvicorn's own workers on one shared socket. Either
-way each worker imports the app and runs its lifespan in its own process, so the bundle,
-its onnxruntime session (GMLREC_ORT_THREADS intra-op threads, by default the cores shared
-out among the workers) and the Redis pool are made after the fork, never shared. SIGTERM or
-SIGINT stops accepting, lets requests in flight finish (GMLREC_GRACEFUL_TIMEOUT_S), then
-closes the store.
+Serving is `uvicorn.run`, with GMLREC_WORKERS workers. With several, uvicorn's own
+supervisor binds the one listening socket and starts each worker in a process of its own
+(it replaces one that dies). A worker imports the app and runs its lifespan, which loads the
+bundle, before its server takes connections from the socket, so no connection is accepted by
+a worker that has no model yet. The bundle, its onnxruntime session (GMLREC_ORT_THREADS
+intra-op threads, by default the cores shared out among the workers) and the Redis pool are
+made in each worker, never shared. The workers share the socket: whichever is idle accepts
+the connections waiting, so a burst of keep-alive connections can land on one of them
+(bench/RESULTS.md, section scale-out); replicas behind a proxy spread connections instead.
+SIGTERM or SIGINT stops accepting, lets requests in flight finish
+(GMLREC_GRACEFUL_TIMEOUT_S), then closes the store.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
-import socket
 import sys
 import tempfile
 from typing import Any
@@ -37,10 +40,17 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 APP = "service.app:app"
 
 
-def spreads_connections() -> bool:
-    """Only Linux balances connections over SO_REUSEPORT sockets; elsewhere the option
-    exists (macOS, BSD) but one socket takes them all, so uvicorn's shared socket is better."""
-    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's log_config: every line JSON on stdout (service.logs), in the supervisor and
+    in each worker from its first line on. uvicorn applies it in every worker it starts, which
+    begins with no logging configured; the app configures its own only in the lifespan."""
+    return {"version": 1, "disable_existing_loggers": False,
+            "formatters": {"json": {"()": logs.JSONFormatter}},
+            "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json",
+                                    "stream": "ext://sys.stdout"}},
+            "root": {"level": level.upper(), "handlers": ["stdout"]},
+            "loggers": {name: {"handlers": [], "propagate": True}
+                        for name in ("uvicorn", "uvicorn.error")}}
 
 
 def keys_command(argv: list[str]) -> int:
@@ -70,18 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     own_metrics_dir = MULTIPROC_ENV not in os.environ
     if own_metrics_dir:  # set before any worker imports prometheus_client
         os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="gmlrec-metrics-")
-    # what each worker's uvicorn gets, however many there are
-    options: dict[str, Any] = {"access_log": False, "lifespan": "on",
-                               "timeout_graceful_shutdown": settings.graceful_timeout_s}
-    try:
-        if settings.workers > 1 and spreads_connections():
-            from service import workers  # gunicorn, imported where it runs (not Windows)
-
-            workers.run(APP, settings.host, settings.port, settings.workers,
-                        settings.log_level, settings.graceful_timeout_s, options)
-        else:
-            uvicorn.run(APP, host=settings.host, port=settings.port, workers=settings.workers,
-                        log_config=None, **options)
+    try:  # uvicorn takes whole seconds to finish requests at stop: never fewer than asked
+        uvicorn.run(APP, host=settings.host, port=settings.port, workers=settings.workers,
+                    log_config=log_config(settings.log_level), access_log=False,
+                    lifespan="on", timeout_graceful_shutdown=math.ceil(settings.graceful_timeout_s))
     finally:
         if own_metrics_dir:
             shutil.rmtree(os.environ[MULTIPROC_ENV], ignore_errors=True)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.lib.ports import free_port
+from tests.support.ports import free_port
 
 
 def fit(options: dict[str, Any], out: Path, progress: bool = False) -> dict[str, Any]:
@@ -191,17 +191,3 @@ def gmlfm_dnn(n_features: int, dim: int) -> Any:
 
     return GMLFM(n_features, dim, "dnn", layers=1)
 
-
-def held_out_groups(run: Path) -> Any:
-    """A top-n run's test groups by raw id (users, and each one's candidates, the held-out
-    positive first), as the run's evaluation ranked them."""
-    from training.export.replay import held_out_groups as groups
-
-    return groups(run)
-
-
-def ranking_report(scores: Any) -> dict[str, float]:
-    """HR@10 / NDCG@10 of (groups, candidates) scores, the positive first, as a fit reports."""
-    from training.loop.metrics import ranking_report as report
-
-    return report(scores)

@@ -63,8 +63,9 @@ class GuardedStore:
 
     async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run `operation` unless the guard is open; a failure opens (or re-opens) it."""
-        probe = self._open_until is not None
-        if probe and (self._probing or self._clock() < self._open_until):
+        open_until = self._open_until
+        probe = open_until is not None
+        if open_until is not None and (self._probing or self._clock() < open_until):
             raise StoreUnavailable(f"store skipped after a failure: {self.last_error}")
         self._probing = probe
         try:

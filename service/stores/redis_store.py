@@ -7,21 +7,26 @@ reader that meets the new profile with the old state recomputes rather than trus
 Timeouts are short and nothing is retried here: a failure becomes StoreUnavailable at once
 and the caller decides (StoreGuard stops calling for a cool-down instead of retrying). On a
 cluster, a failure also marks the slot map stale: the next call asks the cluster who serves
-which slots before it runs, so once a replica has taken over a dead master's slots the store
-talks to it (redis-py refreshes the map itself for single commands, not for pipelines).
+which slots before it runs (reload_slot_map), so once a replica has taken over a dead
+master's slots the store talks to it (redis-py refreshes the map itself for single commands,
+not for pipelines).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine, Sequence
+import traceback
+from collections.abc import Awaitable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
 
+import redis
 from redis import asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from service.stores.base import CheckedState, StoredUser, StoreUnavailable
 from service.stores.keys import Keys
@@ -55,10 +60,35 @@ if tonumber(ARGV[2]) > 0 then
 end
 return 1
 """
-# AttributeError too: redis-py's cluster pipeline can meet a connection that a failover tore
-# down under it (`'NoneType' object has no attribute 'writelines'`, seen in CI on 2026-12-03
-# with a master killed under load); that is the store failing, not a bug of the request's
-FAILURES = (RedisError, OSError, asyncio.TimeoutError, AttributeError)
+# What a call meets when Redis fails (a timeout, a connection refused or reset, a cluster that
+# is down): redis-py's own errors, and the OS's and asyncio's under them. On a cluster, also a
+# torn connection (torn_connection) and a slot map that cannot be read (reload_slot_map).
+FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+REDIS_PY = Path(redis.__file__).parent
+
+
+async def reload_slot_map(client: RedisCluster) -> None:
+    """Make a cluster client ask the cluster again which node serves which slot, through its
+    documented calls: aclose() closes its connections and forgets the map, initialize()
+    reads it from the nodes. redis-py does this itself after a failed single command, and
+    before a retry of a failed pipeline; the store retries nothing, so without it every
+    pipeline would go on calling a master that died after a replica took over its slots.
+    RedisClusterException (not a RedisError): no node answered, or some slot has no node."""
+    await client.aclose()
+    await client.initialize()
+
+
+def torn_connection(err: BaseException) -> bool:
+    """Whether `err` is redis-py 6.x meeting a connection that another task closed under it:
+    an AttributeError on None ("'NoneType' object has no attribute 'writelines'") raised in
+    redis-py's own code. A cluster client closes every connection of its nodes, in use or
+    not, when it closes: reload_slot_map does, and redis-py 6.x does after a failed single
+    command; redis-py 8 raises ConnectionError there instead. Any other AttributeError is a
+    bug, and a 500."""
+    if not isinstance(err, AttributeError) or err.obj is not None:
+        return False
+    frames = traceback.extract_tb(err.__traceback__)
+    return bool(frames) and Path(frames[-1].filename).is_relative_to(REDIS_PY)
 
 
 def connect(url: str, timeout_s: float, pool_timeout_s: float, max_connections: int,
@@ -84,10 +114,10 @@ class RedisStore:
         self.client, self.keys = client, Keys(prefix)
         self.profile_ttl_s = profile_ttl_s  # 0: profiles and histories last
         self._slot_map_stale = False
-        # one refresh at a time: the requests a failover fails all find the map stale at
-        # once, and redis-py's nodes manager rebuilds its node dicts while another refresh
-        # iterates them (the floors pass, redis 6.0: "dictionary changed size during
-        # iteration", a 500, with a master killed under load)
+        # one reload at a time: the requests a failover fails all find the map stale at
+        # once, and each reload closes every connection, those the one before just opened
+        # included (redis 6.0 also rebuilds its node dicts while another reload iterates
+        # them: "dictionary changed size during iteration", a 500)
         self._refreshing = asyncio.Lock()
 
     async def read(self, user_id: str, model: str, seen: bool = False, history: bool = False
@@ -138,18 +168,31 @@ class RedisStore:
         with contextlib.suppress(*FAILURES):  # a dead connection at shutdown is not news
             await self.client.aclose()
 
-    async def _run(self, pipe) -> list:
+    async def _run(self, pipe: Any) -> list:
         return await self._call(pipe.execute())
 
-    async def _call(self, command: Coroutine):
+    async def _call(self, command: Awaitable[Any]) -> Any:
         try:
             if self._slot_map_stale:
-                async with self._refreshing:
-                    if self._slot_map_stale:  # not refreshed while this one waited
-                        await self.client.nodes_manager.initialize()
-                        self._slot_map_stale = False
+                await self._reload_slot_map()
             return await command
-        except FAILURES as err:
-            command.close()  # never awaited if the refresh failed; a no-op otherwise
-            self._slot_map_stale = isinstance(self.client, RedisCluster)
+        except Exception as err:
+            if isinstance(command, Coroutine):
+                command.close()  # never awaited if the reload failed; a no-op otherwise
+            cluster = isinstance(self.client, RedisCluster)
+            if isinstance(err, StoreUnavailable) or not (  # the first: the map is unreadable
+                    isinstance(err, FAILURES) or cluster and torn_connection(err)):
+                raise
+            self._slot_map_stale = cluster
             raise StoreUnavailable(f"redis: {type(err).__name__}: {err}") from None
+
+    async def _reload_slot_map(self) -> None:
+        """reload_slot_map once, however many calls found the map stale at once."""
+        assert isinstance(self.client, RedisCluster)  # only a cluster's map goes stale
+        async with self._refreshing:
+            if self._slot_map_stale:  # not reloaded while this one waited
+                try:
+                    await reload_slot_map(self.client)
+                except RedisClusterException as err:
+                    raise StoreUnavailable(f"redis: {type(err).__name__}: {err}") from None
+                self._slot_map_stale = False

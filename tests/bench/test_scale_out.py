@@ -7,7 +7,8 @@ import argparse
 import numpy as np
 
 from bench.lib.http_load import LoadResult
-from bench.scale_out import Memory, memory_of, parse_kb, parse_status_ppid, report
+from bench.scale_out import Memory, memory_of, parse_kb, report
+from tests.support.processes import parse_status_ppid
 
 STATUS = """Name:\tpython
 PPid:\t4242
@@ -67,4 +68,4 @@ def test_met_targets_say_met_and_misses_say_by_how_much_and_why():
 def test_an_uneven_split_between_the_workers_is_explained_only_when_measured():
     uneven = _report(80.0, 150.0, split=(1.08, 0.38))
     assert "| GMLREC_WORKERS=2 | 150 | 1.46 (1.08 + 0.38) | 30% |" in uneven
-    assert "did not share the load evenly" in uneven and "8 connections" in uneven
+    assert "did not share the load evenly" in uneven and "8 keep-alive connections" in uneven

@@ -1,8 +1,8 @@
 """Servers a test starts for itself: free ports, a throwaway redis-server, a Redis Cluster.
 
-Tests import these from here only. The port finder and the single redis-server are bench's
-(bench/lib/ports.py, bench/lib/local_redis.py): its benchmarks start the same processes, and
-bench never imports tests. The cluster, and the failover it plays, are the tests' alone.
+Tests import these from here. The port finder and the single redis-server live in
+tests/support/ports.py and local_redis.py, which bench imports too (its benchmarks start the
+same processes); the cluster, and the failover it plays, are the tests' alone.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from pathlib import Path
 
 import redis
 
-from bench.lib.local_redis import NoRedisServer, RedisServer, launch
-from bench.lib.ports import free_port
+from tests.support.local_redis import NoRedisServer, RedisServer, launch
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until
 
 __all__ = ["NoRedisServer", "RedisClusterServers", "RedisServer", "distinct_ports", "free_port"]
 
@@ -134,12 +135,13 @@ class RedisClusterServers:
         process.wait(10)
 
     def wait_until(self, condition, what: str, timeout_s: float = 120) -> float:
-        """Seconds until `condition()` held (generous: a loaded machine is slow to gossip)."""
+        """Seconds until `condition()` held (generous: a loaded machine is slow to gossip);
+        RuntimeError with each node's view if it never did."""
         start = time.monotonic()
-        while not condition():
-            if time.monotonic() - start > timeout_s:
-                raise RuntimeError(f"the cluster never reached {what}: {self.describe()}")
-            time.sleep(0.05)
+        try:
+            wait_until(condition, timeout_s, f"the cluster reaching {what}")
+        except AssertionError as err:
+            raise RuntimeError(f"{err}: {self.describe()}") from None
         return time.monotonic() - start
 
     def client(self, port: int) -> redis.Redis:

@@ -10,7 +10,7 @@ import re
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ import pytest
 from training.cli import main
 
 SMALL = "synthetic:users=60,items=200,interactions=1500,seed=2"
+ONE_BATCH = "synthetic:users=200,items=500,interactions=20000,seed=2"  # under 20000 to train
 QUICK = ["--data", SMALL, "--dim", "4", "--epochs", "1", "--quiet"]
 
 
@@ -67,30 +68,49 @@ def test_a_folder_without_its_completion_marker_is_not_a_run(capsys, tmp_path):
 
 
 EPOCH_LINE = re.compile(r"epoch +\d+  loss=")
+STOPPING = re.compile(r"interrupt: stopping after this batch")  # the first Ctrl-C's line
 
 
 def _start_long_fit(out: Path) -> subprocess.Popen:
-    """A fit that would run for minutes, started so that SIGINT reaches only it."""
-    args = [sys.executable, "-m", "training", "fit", "--out", str(out), "--data", SMALL,
-            "--dim", "4", "--epochs", "100000", "--patience", "100000", "--task", "rating"]
+    """A fit that would run for minutes, started so that SIGINT reaches only it. Each epoch
+    is one batch of a few tenths of a second, so a Ctrl-C sent as soon as the first one has
+    been taken comes while the batch that the first lets finish still runs."""
+    args = [sys.executable, "-m", "training", "fit", "--out", str(out), "--data", ONE_BATCH,
+            "--dim", "256", "--batch-size", "20000", "--epochs", "100000", "--patience",
+            "100000", "--task", "rating"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env, start_new_session=True)
 
 
-def _wait_for_epochs(proc: subprocess.Popen, count: int) -> None:
-    seen = 0
-    for line in proc.stderr:  # the epoch lines, among the progress bar's updates
-        seen += bool(EPOCH_LINE.search(line))
-        if seen >= count:
-            return
-    raise AssertionError(f"fit ended before {count} epochs: {proc.stdout.read()}")
+def _wait_for_lines(proc: subprocess.Popen, pattern: re.Pattern, count: int = 1,
+                    within_s: float = 120) -> None:
+    """Until `count` lines of the fit's stderr match (the epoch lines are among the progress
+    bar's updates), read in a thread so that the wait has a deadline; the lines read are
+    gone from what communicate() returns later."""
+    found = threading.Event()
+
+    def read() -> None:
+        seen = 0
+        for line in proc.stderr:
+            seen += bool(pattern.search(line))
+            if seen >= count:
+                found.set()
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(within_s)
+    if not found.is_set():
+        proc.kill()
+        raise AssertionError(f"no {count} lines matching {pattern.pattern!r} within "
+                             f"{within_s} s: {proc.communicate(timeout=30)[0]}")
 
 
 def test_first_ctrl_c_saves_the_best_epoch_so_far_as_a_finished_run(tmp_path):
     out = tmp_path / "run"
     proc = _start_long_fit(out)
-    _wait_for_epochs(proc, 2)
+    _wait_for_lines(proc, EPOCH_LINE, 2)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
@@ -106,9 +126,9 @@ def test_first_ctrl_c_saves_the_best_epoch_so_far_as_a_finished_run(tmp_path):
 def test_second_ctrl_c_aborts_and_saves_nothing(tmp_path):
     out = tmp_path / "run"
     proc = _start_long_fit(out)
-    _wait_for_epochs(proc, 1)
+    _wait_for_lines(proc, EPOCH_LINE)
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.2)
+    _wait_for_lines(proc, STOPPING)  # the first taken: the fit finishes its batch
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr

@@ -5,13 +5,15 @@ master killed under load on a cluster of this test's own."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import random
 
 import httpx
 import pytest
 
-from service.stores.redis_store import RedisStore, connect
+from service.stores import StoreUnavailable
+from service.stores.redis_store import RedisStore, connect, torn_connection
 from tests.service.api.conftest import serving, settings_for
 from tests.support.servers import NoRedisServer, RedisClusterServers
 
@@ -35,6 +37,64 @@ async def test_the_store_on_a_cluster(redis_cluster):
             assert got.history == ("1", "2")
         await store.ping()
     finally:
+        await store.close()
+
+
+async def test_calls_whose_connections_close_under_them_are_the_store_failing(redis_cluster):
+    """What reload_slot_map does while other calls are in flight: the client closes every
+    connection, theirs included. Each of those calls answers or fails as the store failing
+    (StoreUnavailable; on redis-py 6.x some meet a torn connection's AttributeError); none
+    raises anything else, which would be a 500."""
+    store = RedisStore(connect(redis_cluster.url, 1.0, 1.0, 64), "gmlrec")
+
+    async def read(user: int) -> str:
+        try:
+            await store.read(str(user), "m:v")
+            return "answered"
+        except StoreUnavailable as err:
+            return "torn" if "AttributeError" in str(err) else "failed"
+
+    outcomes: collections.Counter[str] = collections.Counter()
+    try:
+        for round_ in range(100):
+            calls = [asyncio.create_task(read(user)) for user in range(20)]
+            for _ in range(round_ % 7):  # close at different points of the calls
+                await asyncio.sleep(0)
+            await store.client.aclose()
+            outcomes.update(await asyncio.gather(*calls))
+    finally:
+        await store.close()
+    assert outcomes["answered"] and outcomes["failed"] + outcomes["torn"], outcomes
+
+
+def test_only_an_attribute_of_none_in_redis_py_is_a_torn_connection():
+    """A bug of ours (here: this test's code) is not taken for the store failing."""
+    def bug() -> None:
+        value = None
+        value.writelines([])  # type: ignore[union-attr]
+
+    with pytest.raises(AttributeError) as raised:
+        bug()
+    assert raised.value.obj is None and not torn_connection(raised.value)
+    assert not torn_connection(ValueError("writelines"))
+
+
+async def test_a_cluster_with_every_node_gone_is_the_store_failing(tmp_path):
+    """A call meets the dead nodes, and the next one's reload of the slot map finds no node
+    to ask (RedisClusterException, not a RedisError): both StoreUnavailable, never a 500."""
+    try:
+        cluster = RedisClusterServers(tmp_path / "cluster", 3, 0).start()
+    except NoRedisServer as err:
+        pytest.skip(str(err))
+    store = RedisStore(connect(cluster.url, 0.5, 0.5, 8), "gmlrec")
+    try:
+        await store.write_profile("7", b"{}", None, 60)
+        cluster.stop()
+        for _ in range(2):  # the call that fails, then the one that reloads the map
+            with pytest.raises(StoreUnavailable):
+                await store.read("7", "m:v")
+    finally:
+        cluster.stop()
         await store.close()
 
 

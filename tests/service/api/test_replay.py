@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 
-from bench.serve_replay import replay_over_http
 from tests.service.api.conftest import settings_for
 from tests.service.api.live import live_server
+from tests.support.replay import replay_over_http
 
 
 def test_the_test_protocol_over_http_gives_the_runs_metrics(gmlfm):

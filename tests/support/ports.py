@@ -1,8 +1,7 @@
 """The repo's one free-port finder, for every process it starts for itself: an API server or a
-redis-server of a benchmark or a test, torchrun's rendezvous.
+redis-server of a test or a benchmark, torchrun's rendezvous.
 
-It lives in bench because benchmarks need it to run and bench never imports tests; tests reach
-it through tests/support/servers.py (tests import bench already, to test it).
+It lives in tests/support because tests must not import bench; bench imports it from here.
 """
 
 from __future__ import annotations

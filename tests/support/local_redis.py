@@ -1,8 +1,9 @@
 """A redis-server of one's own, on a free port, that a benchmark or a test may stop, slow down
 (DEBUG SLEEP) and restart; a shared Redis is never touched.
 
-Benchmarks need one to measure serving against a real Redis, so it lives in bench (which never
-imports tests); tests take it through tests/support/servers.py, which adds a Redis Cluster.
+Tests take it through tests/support/servers.py, which adds a Redis Cluster; benchmarks import
+it from here to measure serving against a real Redis (bench may import tests/support, never the
+reverse).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import redis
 
-from bench.lib.ports import free_port
+from tests.support.ports import free_port
 
 
 class NoRedisServer(RuntimeError):
