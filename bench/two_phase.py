@@ -200,7 +200,10 @@ def measure(model: str, items: int, redis_url: str, args: argparse.Namespace) ->
                     sum(p.stat().st_size for p in extra) / 2**20, **local, **http)
 
 
-def report(rows: list[Measured], loads: list[float], args: argparse.Namespace) -> str:
+def report(rows: list[Measured], loads: list[float], args: argparse.Namespace,
+           cpu: set[str]) -> str:
+    """The section; `cpu` is this machine's CPU flags, which the explanation of a missed
+    target names."""
     lines = [
         "## two-phase: exact top n from int8 codes, against the float32 path", "",
         f"Command: `python -m bench.two_phase --items {' '.join(map(str, args.items))} "
@@ -249,6 +252,7 @@ def report(rows: list[Measured], loads: list[float], args: argparse.Namespace) -
         lines += ["", WHY_SHORT.format(
             items=big.items, products=big.products_ms, half=big.call_ms["float32"] / 2,
             call=big.call_ms["two-phase"], floor=big.floor_ms["two-phase"],
+            cpu=int8_sentence(cpu),
             small=small.items, http=small.latency["float32"].percentile(50),
             alone=small.call_ms["float32"])]
     return "\n".join(lines) + "\n"
@@ -258,16 +262,41 @@ WHY_SHORT = (
     "Why GML-FM-dnn is not twice as fast: at {items:,} items the first pass's integer "
     "products alone, MatMulInteger over the two code tables and nothing else, took "
     "{products:.1f} ms in process, where half the float32 call is {half:.1f} ms (the whole "
-    "two-phase call: {call:.1f} ms; reading its tables once: {floor:.1f} ms). This machine's "
-    "CPUs have AVX2 and no AVX-512 VNNI, the int8 instructions the target assumed: "
-    "onnxruntime's uint8 × int8 kernel handles the user's rows four at a time, one pass "
-    "over a table each, at about 1.5× its float32 Gemm rather than 4×, and its item codes "
-    "had to stay 7-bit, since the same kernel saturates at 8 (bundle/quantise.py). The "
+    "two-phase call: {call:.1f} ms; reading its tables once: {floor:.1f} ms). {cpu} The "
     "remaining passes over every item (per-item scales, the products of the pair term, each "
     "item's columns, the bound, the top K) are ones the float32 path makes too. Over HTTP "
     "each request's own cost, the same on both paths, lowers the ratio further: at "
     "{small:,} items a float32 answer took {http:.1f} ms at p50 where its call alone took "
     "{alone:.1f} ms in process.")
+# the int8 dot-product instructions the two-phase target assumed, by their /proc/cpuinfo flag
+INT8_FLAGS = {"avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI", "amx_int8": "AMX-INT8"}
+
+
+def cpu_flags(cpuinfo: str) -> set[str]:
+    """The flags of the first processor in /proc/cpuinfo's text (each lists the same)."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return set(value.split())
+    return set()
+
+
+def int8_sentence(flags: set[str]) -> str:
+    """What this machine's CPUs offer for int8 products, as its flags say, no more."""
+    if not flags:
+        return ("This machine's CPU flags could not be read (no flags in /proc/cpuinfo), so "
+                "which int8 instructions onnxruntime had is not known.")
+    avx2 = "AVX2" if "avx2" in flags else "no AVX2"
+    have = [name for flag, name in INT8_FLAGS.items() if flag in flags]
+    if have:
+        return (f"This machine's CPUs have {avx2} and {' and '.join(have)} (/proc/cpuinfo), "
+                "int8 instructions the target assumed; whether onnxruntime's uint8 × int8 "
+                "kernel used them is not measured here.")
+    return (f"This machine's CPUs have {avx2} and none of {', '.join(INT8_FLAGS.values())} "
+            "(/proc/cpuinfo), the int8 instructions the target assumed: onnxruntime's uint8 "
+            "× int8 kernel then handles the user's rows four at a time, one pass over a table "
+            "each, and its item codes had to stay 7-bit, since that kernel saturates at 8 "
+            "(bundle/quantise.py).")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -286,7 +315,8 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         redis.stop()
     loads.append(os.getloadavg()[0])
-    text = report(rows, loads, args)
+    cpuinfo = Path("/proc/cpuinfo")
+    text = report(rows, loads, args, cpu_flags(cpuinfo.read_text()) if cpuinfo.exists() else set())
     write_section("two-phase", text)
     print(text)
 

@@ -30,7 +30,7 @@ import httpx
 import pytest
 import redis
 
-from tests.service.api.test_uvicorn import wait_until_ready
+from tests.support.processes import wait_until_ready
 from tests.support.servers import free_port
 
 yaml = pytest.importorskip("yaml")

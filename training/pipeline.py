@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import statistics
-import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -35,6 +35,8 @@ from training.loop.trainer import FitResult, fit
 from training.models import FeatureModel, build_model
 from training.models.gem import GemOptions, GraphEmbedding
 from training.runs import RunFolder, load_run, save_run
+
+log = logging.getLogger(__name__)
 
 
 def prepare(config: FitConfig) -> tuple[Interactions | LibfmData, Split]:
@@ -125,7 +127,7 @@ def attach_graph(model: FeatureModel, split: Split, schema: FeatureSchema, gem: 
     history = [split.history.position] if split.history else []
     nodes = node_fields(split.train, schema, gem.node_fields, apart=history)
     for warning in nodes.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        log.warning("warning: %s", warning)  # the CLI's stderr line, through logging's last resort
     adjacency = build_adjacency(split.train, schema, nodes.positions, gem.graph)
     model.use_graph(GraphEmbedding(adjacency, dim, gem.gcn_layers, gem.gcn_dropout,
                                    gem.sampling, gem.gcn_activation))

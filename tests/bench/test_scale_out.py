@@ -39,10 +39,13 @@ def _latency(ms: float) -> LoadResult:
     return LoadResult(1, np.full(10, ms), 0, 10 * ms / 1e3)
 
 
-def _report(p50_ms: float, private_mb: float, split: tuple[float, float] = (0.8, 0.7)) -> str:
+def _report(p50_ms: float, private_mb: float, split: tuple[float, float] = (0.8, 0.7),
+            other_mb: float | None = None) -> str:
     worker = Memory(900, private_mb, 600, 600, private_mb)
+    other = worker if other_mb is None else Memory(900, private_mb, 600, 600, other_mb)
     runs = {label: {"latency": _latency(p50_ms), "loaded": [worker, worker],
-                    "served": [worker, worker]} for label in ("shared", "private")}
+                    "served": [worker, other], "cpu": [3.0, 0.5]}
+            for label in ("shared", "private")}
     rates = {1: {"requests": 100, "seconds": 1.0, "client_cpu": 0.2, "server_cpu": [1.6]},
              2: {"requests": 150, "seconds": 1.0, "client_cpu": 0.3, "server_cpu": list(split)}}
     args = argparse.Namespace(items=1_000_000, requests=10, throughput_requests=100,
@@ -69,3 +72,10 @@ def test_an_uneven_split_between_the_workers_is_explained_only_when_measured():
     uneven = _report(80.0, 150.0, split=(1.08, 0.38))
     assert "| GMLREC_WORKERS=2 | 150 | 1.46 (1.08 + 0.38) | 30% |" in uneven
     assert "did not share the load evenly" in uneven and "8 keep-alive connections" in uneven
+
+
+def test_workers_private_pages_apart_after_serving_are_explained_only_when_measured():
+    assert "Private pages differ" not in _report(80.0, 150.0, other_mb=160.0)
+    apart = _report(80.0, 150.0, other_mb=100.0)
+    assert "The workers' Private pages differ by 50 MB after serving: they used 3.0 and " \
+           "0.5 CPU seconds serving these requests" in apart

@@ -1,9 +1,28 @@
-"""The worker processes of a running `python -m service`, read from /proc (Linux)."""
+"""A running `python -m service`: when it is ready, and its worker processes (from /proc,
+Linux)."""
 
 from __future__ import annotations
 
 import contextlib
+import subprocess
 from pathlib import Path
+
+import httpx
+
+from tests.support.waiting import wait_until
+
+
+def wait_until_ready(base: str, process: subprocess.Popen, within_s: float = 60) -> None:
+    """Until the server at `base` answers /ready with a 200 (a model served); fails at once
+    if the process exits."""
+    def ready() -> bool:
+        assert process.poll() is None, "python -m service exited"
+        try:
+            return httpx.get(f"{base}/ready", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(ready, within_s, "python -m service ready", every_s=0.1)
 
 
 def workers_of(pid: int) -> list[int]:

@@ -3,10 +3,12 @@ best epoch so far can still be tested and saved; a second aborts at once, saving
 
 from __future__ import annotations
 
+import logging
 import signal
-import sys
 import threading
 from types import FrameType, TracebackType
+
+log = logging.getLogger(__name__)
 
 
 class StopRequest:
@@ -31,5 +33,6 @@ class StopRequest:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print("\ninterrupt: stopping after this batch and saving the best epoch so far "
-              "(Ctrl-C again aborts and saves nothing)", file=sys.stderr, flush=True)
+        # on stderr as it is when nothing configured logging (its last resort), as for the CLI
+        log.warning("\ninterrupt: stopping after this batch and saving the best epoch so far "
+                    "(Ctrl-C again aborts and saves nothing)")

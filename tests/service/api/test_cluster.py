@@ -16,6 +16,7 @@ from service.stores import StoreUnavailable
 from service.stores.redis_store import RedisStore, connect, torn_connection
 from tests.service.api.conftest import serving, settings_for
 from tests.support.servers import NoRedisServer, RedisClusterServers
+from tests.support.waiting import wait_until_async
 
 pytestmark = pytest.mark.anyio
 
@@ -167,13 +168,16 @@ async def test_a_master_killed_under_load_loses_no_request_and_no_profile(
             written[f"before-{i}"] = "1"
         tasks = [asyncio.create_task(writer(w)) for w in range(3)] + \
             [asyncio.create_task(reader(w)) for w in range(3)]
-        await asyncio.sleep(0.5)
+        begun = len(statuses)
+        await wait_until_async(lambda: len(statuses) >= begun + 30, 30, "30 answers under load")
         victim = cluster.master_of("gmlrec:{user:before-0}:profile")
         cluster.kill(victim)
         survivor = next(p for p in cluster.ports if p in cluster.processes)
         took_over = await asyncio.to_thread(cluster.wait_until, lambda: cluster.failed_over(
             survivor, victim), "a replica serving the dead master's slots")
-        await asyncio.sleep(1.0)  # load on the healed cluster
+        healed = len(statuses)
+        await wait_until_async(lambda: len(statuses) >= healed + 30, 30,
+                               "30 answers on the healed cluster")
         running = False
         await asyncio.gather(*tasks)
 

@@ -14,8 +14,10 @@ import pytest
 from service import metrics
 from tests.service.api.conftest import serving, settings_for
 from tests.support.servers import NoRedisServer, RedisServer
+from tests.support.waiting import wait_until_async
 
 pytestmark = pytest.mark.anyio
+ANSWERS = 40  # requests answered under load at each stage
 
 
 def own_server() -> RedisServer:
@@ -64,6 +66,12 @@ class Load:
     def failed(self) -> list[int]:
         return [s for s in self.statuses if s != 200]
 
+    async def answered(self, n: int, when: str, within_s: float = 30) -> None:
+        """Until `n` more requests have been answered (the load running meanwhile)."""
+        goal = len(self.statuses) + n
+        await wait_until_async(lambda: len(self.statuses) >= goal, within_s,
+                               f"{n} requests answered {when}")
+
 
 async def ready_status(client) -> str:
     r = await client.get("/ready")
@@ -85,16 +93,14 @@ async def test_redis_stopped_mid_load_and_restarted(gmlfm, own_redis):
         errors = metrics.STORE_ERRORS._value.get()
         load = Load(client)
         tasks = [asyncio.create_task(load.run(w)) for w in range(8)]
-        await asyncio.sleep(0.5)
+        await load.answered(ANSWERS, "before the stop")
         assert await ready_status(client) == "ready"
         own_redis.stop()
         await wait_for(client, "degraded", 5)
-        served_down = len(load.statuses)
-        await asyncio.sleep(1.0)
-        assert len(load.statuses) > served_down  # requests went on while Redis was down
+        await load.answered(ANSWERS, "while Redis was down")  # requests went on
         own_redis.start()
         await wait_for(client, "ready", 5)
-        await asyncio.sleep(0.5)
+        await load.answered(ANSWERS, "on the store come back")
         assert "x-degraded" not in (await client.get("/recommend/7")).headers
         load.running = False
         await asyncio.gather(*tasks)
@@ -109,14 +115,14 @@ async def test_a_slow_redis_is_skipped_not_waited_for(gmlfm, own_redis):
     async with serving(fault_settings(gmlfm.models_dir, own_redis)) as client:
         load = Load(client)
         tasks = [asyncio.create_task(load.run(w)) for w in range(8)]
-        await asyncio.sleep(0.3)
+        await load.answered(ANSWERS, "before Redis slows down")
         sleeper = threading.Thread(target=lambda: own_redis.client().execute_command(
             "DEBUG", "SLEEP", "2.5"))
         sleeper.start()  # Redis answers nothing for 2.5 s
         await wait_for(client, "degraded", 1.5)  # a timeout (0.25 s) after the sleep began
-        started, before = time.monotonic(), len(load.statuses)
-        await asyncio.sleep(0.5)
-        assert len(load.statuses) - before > 20, "requests waited on the slow store"
+        started = time.monotonic()
+        await load.answered(20, "while Redis slept", within_s=1)
+        assert sleeper.is_alive(), "Redis woke before 20 were answered: they waited on it"
         sleeper.join()
         await wait_for(client, "ready", 5)
         load.running = False

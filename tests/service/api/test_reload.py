@@ -13,6 +13,7 @@ from typing import NamedTuple
 import pytest
 
 from tests.service.api.conftest import serving, settings_for
+from tests.support.waiting import wait_until_async
 
 pytestmark = pytest.mark.anyio
 REQUEST = {"user_id": "7", "item_ids": ["1", "20", "77", "150"]}
@@ -70,14 +71,16 @@ async def test_reload_under_load_never_fails_or_mixes_versions(gmlfm, gmlfm_next
                                    answer))
 
         tasks = [asyncio.create_task(load(w)) for w in range(8)]
-        await asyncio.sleep(0.3)
+        await wait_until_async(lambda: len(seen) >= 40, 30, "40 answers before the reload")
         place(gmlfm_next.bundle, models_copy)
         r = await client.post("/admin/reload")
         swapped = time.monotonic()
         assert r.status_code == 200, r.text
         assert r.json() == {"model_version": gmlfm_next.version, "changed": True,
                             "previous_version": gmlfm.version, "others_told": True}
-        await asyncio.sleep(0.3)
+        await wait_until_async(lambda: all(
+            sum(a.worker == w and a.sent > swapped for a in seen) >= 2 for w in range(8)),
+            30, "every worker sending twice after the reload")
         running = False
         await asyncio.gather(*tasks)
 
@@ -161,7 +164,7 @@ async def test_a_version_refused_while_still_being_copied_is_served_once_whole(
     it half-written and refuses it, then tries again as its files change, and serves it
     once whole, with no admin call."""
     async with serving(settings_for(models_copy, reload_interval_s=0.05)) as client:
-        target = models_copy / "rec" / gmlfm_next.version
+        target = models_copy / "rec" / NEWER  # the newest by name, whatever the exports
         files = sorted((p for p in gmlfm_next.bundle.rglob("*") if p.is_file()),
                        key=lambda p: p.name != "manifest.json")  # the manifest lands first
         half = len(files) // 2

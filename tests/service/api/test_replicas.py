@@ -28,8 +28,9 @@ from service.served_model import ServedModel
 from service.stores import Keys
 from tests.service.api.conftest import REDIS_URL, redis_is_up
 from tests.service.api.test_reload import REQUEST, answers_of, place
-from tests.service.api.test_uvicorn import wait_until_ready
+from tests.support.processes import wait_until_ready
 from tests.support.servers import free_port
+from tests.support.waiting import wait_until_async
 
 ROOT = Path(__file__).parents[3]
 REPLICAS = 3
@@ -125,7 +126,7 @@ async def test_every_replica_takes_up_a_new_version_under_load(replicas, gmlfm, 
                     seen.append((r.status_code, r.json()["model_version"], r.json()["items"]))
 
         tasks = [asyncio.create_task(load(w)) for w in range(6)]
-        await asyncio.sleep(0.5)
+        await wait_until_async(lambda: len(seen) >= 30, 30, "30 answers before the new version")
         place(gmlfm_next.bundle, models_copy)
         deadline = time.monotonic() + 60
         while True:  # every replica's watcher finds the new version on its own
@@ -135,7 +136,8 @@ async def test_every_replica_takes_up_a_new_version_under_load(replicas, gmlfm, 
             assert time.monotonic() < deadline, f"replicas still on {versions}"
             await asyncio.sleep(0.1)
         switched = len(seen)
-        await asyncio.sleep(0.5)
+        await wait_until_async(lambda: len(seen) >= switched + 6 + 30, 30,
+                               "30 answers after every replica switched")
         running = False
         await asyncio.gather(*tasks)
 

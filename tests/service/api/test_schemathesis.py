@@ -69,6 +69,8 @@ def test_generated_requests_get_documented_answers_and_no_5xx(store, keys, gmlfm
              "--phases", PHASES,
              "--max-examples", str(EXAMPLES), "--seed", str(SEED), "--workers", "1",
              "--no-color", *auth],
+            # st keeps a cache of each run (.schemathesis/) in its working directory: this
+            # test's own, so a checkout stays as clean as it was
             capture_output=True, text=True, timeout=600, cwd=tmp_path)
     summary = run.stdout[-6000:]
     assert run.returncode == 0, summary  # st exits 1 on any failed check
