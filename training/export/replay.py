@@ -27,7 +27,7 @@ GROUPS_PER_CALL = 64
 @dataclass(frozen=True)
 class HeldOut:
     """A run's top-n test groups by raw id: what any scorer of them (the bundle here, the
-    HTTP API in bench/serve_replay.py) needs."""
+    HTTP API in tests/support/replay.py) needs."""
 
     user_ids: list[str]  # one per group
     item_ids: list[list[str]]  # each group's candidates, the held-out positive first
