@@ -78,11 +78,11 @@ class RowEncoder:
                 names = ", ".join(f.name for f in self._fields.on_table_side(self._side))
                 raise BundleInputError(name, f"not {SIDE_NAMES[self._side]} (known: {names})")
             given = [str(v) for v in (raw if isinstance(raw, list | tuple) else [raw])]
-            given = list(dict.fromkeys(given))  # a set: a value repeated is one feature
             columns = [c for c, col in enumerate(self._columns) if col == name]
-            if len(given) > len(columns):
+            if len(given) > len(columns):  # counted as sent: the published maxItems counts so
                 raise BundleInputError(name, f"at most {len(columns)} value(s), got "
                                              f"{len(given)}")
+            given = list(dict.fromkeys(given))  # a set: a value repeated is one feature
             codes: list[int] = self._vocabularies[name].positions(given).tolist()
             known = [code for code in codes if code >= 0]
             if len(known) < len(given):

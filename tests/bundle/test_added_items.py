@@ -218,12 +218,14 @@ def test_values_an_item_cannot_take_are_refused_at_their_field(fitted):
             ({"colour": "red"}, "colour", "not an item field"),
             ({"group": "a"}, "group", "not an item field"),  # a user field
             ({"item_id": "3"}, "item_id", "give it as the item's id"),
-            ({"genre": ["x", "y", "z", "w"]}, "genre", "at most 3 value")]:
+            ({"genre": ["x", "y", "z", "w"]}, "genre", "at most 3 value"),
+            ({"genre": ["x", "x", "z", "z"]}, "genre", "at most 3 value")]:  # counted as sent
         with pytest.raises(BundleInputError, match=problem) as err:
             added.encode(features, item_id="3")
         assert err.value.field == field
-    item = added.encode({"genre": ["z", "nope", "z", "x"]})
-    assert item.ignored == {"genre": ["nope"]}
+    assert added.encode({"genre": ["nope", "x"]}).ignored == {"genre": ["nope"]}
+    item = added.encode({"genre": ["z", "x", "z"]})
+    assert item.ignored == {}
     genre = added.bundle.fields.named("genre")
     assert item.idx[1:].tolist() == [genre.offset + 2, genre.offset + 0, 0]
     assert item.val.tolist() == [0.0, 0.5, 0.5, 0.0]  # a repeated value is one feature
