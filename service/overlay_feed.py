@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from service import metrics
 from service.overlay import EMPTY, AddedItem, FeatureValue, Overlay
 from service.stores import CatalogChange, CatalogSnapshot, GuardedStore, StoreUnavailable
 from service.stores.catalog import CHANGES_PER_READ
@@ -110,13 +111,13 @@ class OverlayFeed:
                 if changes is not None:
                     draft = _Draft.of(self._epoch, self._overlay)
                     if await self._replay(draft, changes):
-                        self._publish(draft)
+                        self._publish(draft, "changes")
                         return
             for _ in range(FULL_READS):
                 draft = _Draft.read(await self._store.catalog_snapshot())
                 if await self._replay(draft, await self._store.catalog_changes(
                         draft.epoch, draft.version)):
-                    self._publish(draft)
+                    self._publish(draft, "whole")
                     return
             raise StoreUnavailable(f"the catalog changed faster than {FULL_READS} whole reads "
                                    "could follow")
@@ -131,8 +132,12 @@ class OverlayFeed:
             changes = await self._store.catalog_changes(draft.epoch, draft.version)
         return False
 
-    def _publish(self, draft: _Draft) -> None:
+    def _publish(self, draft: _Draft, read: str) -> None:
         self._epoch, self._overlay = draft.epoch, draft.overlay()
+        metrics.CATALOG_READS.labels(read).inc()
+        metrics.CATALOG_VERSION.set(draft.version)
+        metrics.CATALOG_ITEMS.labels("added").set(len(draft.added))
+        metrics.CATALOG_ITEMS.labels("retired").set(len(draft.retired))
 
     async def follow(self, every_s: float) -> None:
         """`refresh` every `every_s` until `stop` (ended by a flag, not a cancel: see
