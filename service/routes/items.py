@@ -119,6 +119,11 @@ async def put_item(item_id: PathId, body: ItemRequest, model: Model, feed: Feed,
                            f"{reserved[0]}: a key of the item's answers, not a display "
                            "attribute", "invalid_field")
     features = as_text(body.features) or {}
+    room = model.description.item_fields()
+    for name, value in features.items():  # a repeated value too: the schema counts values
+        if isinstance(value, list) and len(value) > room.get(name, len(value)):
+            raise InvalidInput(("body", "features", name), f"{name}: at most {room[name]} "
+                               f"value(s), got {len(value)}", "too_long")
     try:
         encoded = model.added_items.encode(features, item_id)
     except BundleInputError as err:

@@ -69,6 +69,7 @@ async def test_unknown_ids_are_404s_and_unknown_values_are_ignored(client):
     ({"features": {"segment": "1"}}, ["body", "features", "segment"]),  # a user field
     ({"features": {"item_id": "5"}}, ["body", "features", "item_id"]),  # the path names it
     ({"features": {"category": ["1", "2"]}}, ["body", "features", "category"]),  # 1 column
+    ({"features": {"category": ["1", "1"]}}, ["body", "features", "category"]),  # as schema
     ({"features": {"category": {"a": 1}}}, ["body", "features", "category"]),
     ({"features": {"category": "1"}, "display": {"source": "x"}}, ["body", "display", "source"]),
     ({"features": {"category": "1"}, "display": {"title": 5}}, ["body", "display", "title"]),
