@@ -5,8 +5,15 @@ same catalog, every acknowledged write in it, within a second of the last one.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import itertools
+import os
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,11 +21,51 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.stores import Keys
-from tests.service.api.conftest import REDIS_URL
-from tests.service.api.test_replicas import running_replicas
+from tests.service.api.conftest import REDIS_URL, redis_is_up
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.anyio
 ADDED, RETIRED, AT_ONCE = 1000, 100, 16
+REPLICAS = 3
+ROOT = Path(__file__).parents[3]
+
+
+def ready(base: str, process: subprocess.Popen) -> bool:
+    assert process.poll() is None, f"the replica at {base} exited"
+    try:
+        return httpx.get(f"{base}/ready", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextlib.contextmanager
+def replicas(models_dir: Path, prefix: str, logs: Path) -> Iterator[list[str]]:
+    """Base URLs of single-worker `python -m service` replicas sharing the test Redis."""
+    if not redis_is_up():
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    processes, bases = [], []
+    try:
+        for replica in range(REPLICAS):
+            port = free_port()
+            env = {**os.environ, "GMLREC_MODELS_DIR": str(models_dir),
+                   "GMLREC_PORT": str(port), "GMLREC_REDIS_URL": REDIS_URL,
+                   "GMLREC_REDIS_PREFIX": prefix, "GMLREC_REDIS_TIMEOUT_S": "2",
+                   "GMLREC_ORT_THREADS": "1", "GMLREC_LOG_LEVEL": "warning"}
+            env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+            with open(logs / f"replica-{replica}.log", "w") as log:
+                processes.append(subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT,
+                                                  env=env, stdout=log,
+                                                  stderr=subprocess.STDOUT))
+            bases.append(f"http://127.0.0.1:{port}")
+        for base, process in zip(bases, processes):
+            wait_until(functools.partial(ready, base, process), 120,
+                       f"the replica at {base} ready", 0.1)
+        yield bases
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait(10)
 
 
 def catalog_version(metrics_text: str) -> float | None:
@@ -42,7 +89,7 @@ async def listing(http: httpx.AsyncClient, base: str) -> list[tuple[str, str]]:
 async def test_three_replicas_serve_every_acknowledged_change_within_a_second(
         gmlfm, redis_prefix, tmp_path):
     prefix = f"{redis_prefix}-catalog"
-    with running_replicas(gmlfm.models_dir, prefix, tmp_path) as bases:
+    with replicas(gmlfm.models_dir, prefix, tmp_path) as bases:
         async with httpx.AsyncClient(timeout=30) as http:
             bundle = [i for i, _ in await listing(http, bases[0])]
             targets = itertools.cycle(bases)
