@@ -142,8 +142,9 @@ class InteractionsRequest(Body):
 
 MAX_DISPLAY = 32  # display attributes per added item
 MAX_DISPLAY_TEXT = 4096  # characters per display attribute
-# an answer's own keys, which the item's display attributes stand beside (GET /items/{id})
-ITEM_KEYS = ("model_version", "item_id", "features", "source", "ignored")
+# answers' own keys, which an item's display attributes stand beside (GET /items/{id}, each
+# item of /score and /recommend)
+ITEM_KEYS = ("model_version", "item_id", "features", "source", "ignored", "score")
 DisplayText = Annotated[str, Field(max_length=MAX_DISPLAY_TEXT, pattern=r"^[^\x00-\x1f\x7f]*$")]
 Display = Annotated[dict[Id, DisplayText], Field(max_length=MAX_DISPLAY, json_schema_extra={
     "propertyNames": {"minLength": 1, "maxLength": MAX_ID, "pattern": PRINTABLE,
