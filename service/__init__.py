@@ -27,7 +27,11 @@ the top-level `bundle` package only.
     reload.py            which version serves: load the newest, refuse a broken one, watch
     ranking.py           whole-catalog top n: inline, in a thread, or batched across users
     filters.py           POST /recommend's filter: which items an answer may hold
-    stores/              the user store: in process, Redis, Redis Cluster; the failure guard
+    stores/              the store (users and the catalog overlay): in process, Redis, Redis
+                         Cluster; the failure guard
+    overlay.py           the catalog overlay: added items, retired ids, a version
+    overlay_feed.py      each worker's newest overlay, followed in the store's change log
+    catalog_pages.py     GET /items' pages and their cursors
     state_blob.py        a cached state as bytes, tagged with the profile (and window) it came
                          from, with a history model's pair sums
     gate.py              admission: how many requests work at once

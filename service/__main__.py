@@ -1,5 +1,5 @@
 """`python -m service`: uvicorn with GMLREC_WORKERS workers, settings from GMLREC_* env.
-`python -m service keys new --scope read|write|admin` prints a fresh key line instead.
+`python -m service keys new --scope read|catalog|write|admin` prints a fresh key line instead.
 
 Before anything starts, the settings are read and checked against every start-up safety
 rule (service/settings.py): a problem is one line on stderr naming the variable, and exit
@@ -60,9 +60,9 @@ def keys_command(argv: list[str]) -> int:
                                                  "Secure)")
     commands = parser.add_subparsers(dest="command", required=True)
     new = commands.add_parser("new", help="print a fresh `scope:key` line for the keys file")
-    new.add_argument("--scope", choices=[s.name.lower() for s in Scope], default="read")
+    new.add_argument("--scope", choices=[s.value for s in Scope], default="read")
     args = parser.parse_args(argv)
-    print(new_key(Scope[args.scope.upper()]))
+    print(new_key(Scope(args.scope)))
     return 0
 
 

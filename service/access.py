@@ -20,17 +20,17 @@ from service.keys import KeyRing, Scope
 SCOPE_ATTRIBUTE = "scope"  # each policy's scope (None: anyone), read by the route audit
 
 bearer = HTTPBearer(auto_error=False, scheme_name="APIKey",
-                    description="`Authorization: Bearer <key>`; a key's scope is read, write "
-                                "or admin (docs/contract.md, Access)")
+                    description="`Authorization: Bearer <key>`; a key's scope is read, "
+                                "catalog, write or admin (docs/contract.md, Access)")
 
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 def needs(scope: Scope) -> Any:
-    """The dependency of a route callable with a key of `scope` or above (any caller while
-    no keys are configured): 401 without a key or with an unknown one, 403 when the key's
-    scope is too weak."""
+    """The dependency of a route callable with a key whose scope covers `scope` (any caller
+    while no keys are configured): 401 without a key or with an unknown one, 403 when the
+    key's scope does not cover it."""
 
     async def policy(request: Request, credentials: Credentials) -> None:
         keys: KeyRing = request.app.state.keys
@@ -43,9 +43,9 @@ def needs(scope: Scope) -> Any:
         if held is None:
             raise HTTPException(401, "unknown API key",
                                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        if held < scope:
-            raise HTTPException(403, f"this key's scope is {held.name.lower()}; this route "
-                                     f"needs {scope.name.lower()}")
+        if not held.covers(scope):
+            raise HTTPException(403, f"this key's scope is {held.value}; this route "
+                                     f"needs {scope.value}")
 
     setattr(policy, SCOPE_ATTRIBUTE, scope)
     return Depends(policy)

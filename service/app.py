@@ -6,7 +6,8 @@ ones stop `uvicorn service.app:app` with one line naming the variable, as they s
 
 Everything heavy happens in the lifespan, i.e. in each worker after it has started: the
 store's connection pool, the bundle and its onnxruntime session (so no session is shared
-across a fork), and the task that watches the models folder.
+across a fork), the task that watches the models folder, and the one that follows the
+catalog overlay in the store (`app.state.overlay.current`, service/overlay_feed.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from service.body_limit import BodyLimit
 from service.errors import ReloadRefused
 from service.gate import Gate
 from service.loopback import LoopbackOnly
+from service.overlay_feed import OverlayFeed
 from service.ranking import Ranker
 from service.reload import ModelHost
 from service.request_context import RequestContext
@@ -31,7 +33,7 @@ from service.route_audit import undeclared
 from service.routes import explorer, items, model, ops, recommend, score, users
 from service.safe_json import SafeJSONResponse
 from service.settings import Settings, settings_or_exit
-from service.stores import open_store
+from service.stores import StoreUnavailable, open_store
 from service.user_state import Users
 
 log = logging.getLogger("service")
@@ -55,11 +57,15 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.users = Users(store, settings.cache_ttl_s, settings.history_cap)
         app.state.gate = gate = Gate(settings.max_active)
         app.state.ranker = Ranker(settings.ranking, alone=lambda: gate.present <= 1)
+        app.state.overlay = overlay = OverlayFeed(store)
+        with contextlib.suppress(StoreUnavailable):  # the feed tries again every poll
+            await overlay.refresh()
         with contextlib.suppress(ReloadRefused):  # logged; /ready says not_ready
             await model_host.reload()
         watcher = asyncio.create_task(model_host.watch(settings.reload_interval_s)) \
             if settings.reload_interval_s > 0 else None
         follower = asyncio.create_task(model_host.follow(store))
+        feed = asyncio.create_task(overlay.follow(settings.catalog_poll_s))
         served = model_host.current
         log.info("ready", extra={"model": served.key if served else None,
                                  "store": "redis" if settings.redis_url else "memory"})
@@ -67,7 +73,9 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             model_host.stop()
+            overlay.stop()
             await follower
+            await feed
             if watcher is not None:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

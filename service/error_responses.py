@@ -2,7 +2,8 @@
 
 A route documents only the statuses it can answer: 413 where it takes a body, 404 where it
 looks a user or an item up, 503 where it needs the model or the store, 409 for a refused
-reload, 401 where a key is checked and 403 where the key needs more than `read` (and
+reload or catalog write, 401 where a key is checked and 403 where the key needs more than
+`read` (and
 service/openapi.py drops both from the schema of a server without keys). Each entry names
 its body's model (service/problems.py) and gives an example of it.
 """
@@ -16,6 +17,7 @@ from service.problems import (
     BodyTooLargeProblem,
     Problem,
     ReloadRefusedProblem,
+    RetiredItemProblem,
     UnknownItemsProblem,
     UnknownUserProblem,
     ValidationProblem,
@@ -71,16 +73,30 @@ NO_MODEL_ONLY = _documented(503, Problem, "no model loaded yet",
 MODEL_OR_STORE = _documented(503, Problem, "no model loaded yet, or the user store is down and "
                                            "the user is not one of the model's training users",
                              {"detail": "user 'u-404' is not in the model's training data: "
-                                        "the user store is unavailable; retry shortly"},
+                                        "the store is unavailable; retry shortly"},
                              RETRY_AFTER)
 NOT_SAVED = _documented(503, Problem, "no model loaded yet, or the user store is down: "
                                       "nothing was saved",
-                        {"detail": "profile of 'u-1' not saved: the user store is "
-                                   "unavailable; retry shortly"}, RETRY_AFTER)
+                        {"detail": "profile of 'u-1' not saved: the store is unavailable; "
+                                   "retry shortly"}, RETRY_AFTER)
 NO_USER = _documented(404, UnknownUserProblem, "no profile for this user id",
                       {"detail": "unknown user 'u-404': PUT /users/{user_id} creates a "
                                  "profile", "user_id": "u-404"})
 NO_ITEM = _documented(404, UnknownItemsProblem, "the catalog lacks this item id", UNKNOWN_ITEMS)
+NO_OR_RETIRED_ITEM = _documented(404, UnknownItemsProblem | RetiredItemProblem,
+                                 "the catalog lacks this item id, or holds it retired",
+                                 {"detail": "item 'i-9' is retired: PUT /items/{item_id} brings "
+                                            "it back", "item_ids": ["i-9"], "source": "bundle",
+                                  "retired": True})
+ITEM_REFUSED = _documented(409, Problem, "the served bundle cannot score items it lacks (it "
+                                         "was exported before added items: re-export it), or "
+                                         "a new id beyond GMLREC_CATALOG_MAX_ADDED",
+                           {"detail": "the catalog holds 1000000 item records already "
+                                      "(GMLREC_CATALOG_MAX_ADDED): a new id is refused"})
+ITEM_NOT_SAVED = _documented(503, Problem, "no model loaded yet, or the store is down: nothing "
+                                           "was changed (the overlay read last serves on)",
+                             {"detail": "item 'i-1' not saved: the store is unavailable; "
+                                        "retry shortly"}, RETRY_AFTER)
 NO_USER_OR_ITEMS = _documented(404, UnknownUserProblem | UnknownItemsProblem,
                                "an unknown user, or item ids the catalog lacks (all named)",
                                UNKNOWN_ITEMS)

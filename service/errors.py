@@ -4,10 +4,13 @@
     ├── InvalidInput       422    a field's value the model cannot take (unknown field, ...)
     ├── UnknownUser        404    no profile for this user id, here or in the bundle
     ├── UnknownItems       404    item ids the catalog lacks, all of them named
+    ├── RetiredItem        404    an item DELETE /items/{item_id} retired (GET /items/{item_id})
     ├── BodyTooLarge       413    the body exceeds GMLREC_MAX_BODY_BYTES
     ├── StoreDown          503    a write (or an unknown user's read) while the store is down
     ├── NoModel            503    no bundle is loaded (the models folder is empty or broken)
-    └── ReloadRefused      409    POST /admin/reload found a bundle it would not serve
+    ├── ReloadRefused      409    POST /admin/reload found a bundle it would not serve
+    ├── NoAddedItems       409    PUT /items/{item_id} on a bundle exported before added items
+    └── CatalogFull        409    PUT /items/{item_id} of a new id beyond GMLREC_CATALOG_MAX_ADDED
 
 Each body is one of service/problems.py's models, which /openapi.json publishes;
 service/error_handlers.py answers with it.
@@ -24,6 +27,7 @@ from service.problems import (
     FieldProblem,
     Problem,
     ReloadRefusedProblem,
+    RetiredItemProblem,
     UnknownItemsProblem,
     UnknownUserProblem,
     ValidationProblem,
@@ -76,6 +80,15 @@ class UnknownItems(ServiceError):
         super().__init__(f"unknown item id(s): {shown}{more}", item_ids=item_ids)
 
 
+class RetiredItem(ServiceError):
+    status = 404
+    problem = RetiredItemProblem
+
+    def __init__(self, item_id: str, source: str):
+        super().__init__(f"item {item_id!r} is retired: PUT /items/{{item_id}} brings it back",
+                         item_ids=[item_id], source=source, retired=True)
+
+
 class BodyTooLarge(ServiceError):
     status = 413
     problem = BodyTooLargeProblem
@@ -89,7 +102,7 @@ class StoreDown(ServiceError):
     status = 503
 
     def __init__(self, what: str):
-        super().__init__(f"{what}: the user store is unavailable; retry shortly")
+        super().__init__(f"{what}: the store is unavailable; retry shortly")
         self.headers = {"Retry-After": "1"}
 
 
@@ -107,6 +120,23 @@ class ReloadRefused(ServiceError):
 
     def __init__(self, message: str, serving: str | None):
         super().__init__(message, serving=serving)
+
+
+class NoAddedItems(ServiceError):
+    status = 409
+
+    def __init__(self, version: str):
+        super().__init__(f"the served bundle ({version}) was exported before added items: "
+                         "re-export it (python -m training export) to add items through PUT "
+                         "/items/{item_id}")
+
+
+class CatalogFull(ServiceError):
+    status = 409
+
+    def __init__(self, most: int):
+        super().__init__(f"the catalog holds {most} item records already "
+                         "(GMLREC_CATALOG_MAX_ADDED): a new id is refused")
 
 
 class Carried(StarletteHTTPException):

@@ -1,11 +1,16 @@
 """API keys: read them from the settings' text and file, keep only their digests, mint new ones.
 
-A key is sent as `Authorization: Bearer <key>` and carries one scope; each scope may do what
-the one below it may, and more (docs/contract.md, Access):
+A key is sent as `Authorization: Bearer <key>` and carries one scope, which grants the routes
+of the scopes it covers (docs/contract.md, Access):
 
-    read   score, recommend, items, the model's description
-    write  read, plus profiles, histories and interactions (any user's: keys name no user)
-    admin  write, plus GET /users, /metrics and /admin/*
+    read     score, recommend, reading items, the model's description
+    catalog  read, plus adding and retiring items (PUT and DELETE /items/{id})
+    write    read, plus profiles, histories and interactions (any user's: keys name no user)
+    admin    every scope, plus GET /users, /metrics and /admin/*
+
+`catalog` and `write` are side by side, neither covering the other: whatever feeds the catalog
+(a shop's product system) should not read or write users, and whatever records users should
+not change the catalog.
 
 Keys come from GMLREC_API_KEYS and GMLREC_API_KEYS_FILE, as `scope:key` pairs. Only their
 SHA-256 digests are kept, and a presented key is hashed and compared with every digest in
@@ -25,10 +30,23 @@ KEY_BYTES = 32  # `keys new`: 256 random bits, 43 URL-safe characters
 MIN_KEY_CHARS = 16  # shorter keys are refused when read: guessable
 
 
-class Scope(enum.IntEnum):
-    READ = 1
-    WRITE = 2
-    ADMIN = 3
+class Scope(enum.Enum):
+    READ = "read"
+    CATALOG = "catalog"
+    WRITE = "write"
+    ADMIN = "admin"
+
+    def covers(self, needed: Scope) -> bool:
+        """Whether a key of this scope may call a route that needs `needed`."""
+        return needed in COVERS[self]
+
+
+COVERS: dict[Scope, frozenset[Scope]] = {
+    Scope.READ: frozenset({Scope.READ}),
+    Scope.CATALOG: frozenset({Scope.READ, Scope.CATALOG}),
+    Scope.WRITE: frozenset({Scope.READ, Scope.WRITE}),
+    Scope.ADMIN: frozenset(Scope),
+}
 
 
 class KeysError(ValueError):
@@ -57,7 +75,7 @@ class KeyRing:
             scope, sep, key = entry.partition(":")
             if not sep or scope.strip().upper() not in Scope.__members__:
                 raise KeysError(f"{where}: entry {number} is not scope:key with scope read, "
-                                "write or admin")
+                                "catalog, write or admin")
             if len(key.strip()) < MIN_KEY_CHARS:
                 raise KeysError(f"{where}: entry {number}: a key needs at least "
                                 f"{MIN_KEY_CHARS} characters (python -m service keys new)")
@@ -99,4 +117,4 @@ def _read_keys_file(path: Path) -> str:
 
 def new_key(scope: Scope) -> str:
     """A fresh `scope:key` line for GMLREC_API_KEYS_FILE."""
-    return f"{scope.name.lower()}:{secrets.token_urlsafe(KEY_BYTES)}"
+    return f"{scope.value}:{secrets.token_urlsafe(KEY_BYTES)}"

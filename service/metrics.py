@@ -53,6 +53,17 @@ TWO_PHASE = Counter("gmlrec_two_phase_total",
                     "float32 (no certificate: model.onnx answered).", ["path"])
 MODEL_INFO = Gauge("gmlrec_model_info", "1 for the model version a worker serves.",
                    ["name", "version"], multiprocess_mode="liveall")
+CATALOG_VERSION = Gauge("gmlrec_catalog_version",
+                        "The catalog overlay version served, the lowest among live workers "
+                        "(each worker follows the store's change log).",
+                        multiprocess_mode="livemin")
+CATALOG_ITEMS = Gauge("gmlrec_catalog_overlay_items",
+                      "Ids in the catalog overlay served: added (retired ones included, "
+                      "PUT records of bundle ids too) and retired.", ["kind"],
+                      multiprocess_mode="livemax")
+CATALOG_READS = Counter("gmlrec_catalog_reads_total",
+                        "Reads of the catalog overlay that changed it: changes (the log's "
+                        "newest entries) or whole (at start, or behind the log).", ["kind"])
 MODEL_RELOADS = Counter("gmlrec_model_reloads_total",
                         "Bundle versions loaded or refused after startup.", ["result"])
 

@@ -44,6 +44,15 @@ class ModelDescription:
         user = {name: columns.count(name) for name in self._profiles.user_fields}
         return user, tuple(f.name for f in self._bundle.fields if f.side == fmt.ITEM_SIDE)
 
+    def item_fields(self) -> dict[str, int]:
+        """The item fields PUT /items/{item_id} may name, each with the most values it takes
+        (one per column of the item row): every item field but the one holding the items'
+        own ids, which the path names."""
+        columns = self._bundle.item_columns
+        id_field = self._bundle.manifest.get(fmt.ITEM_ID_FIELD)
+        return {f.name: columns.count(f.name) for f in self._bundle.fields
+                if f.side == fmt.ITEM_SIDE and f.name != id_field}
+
     @functools.cached_property
     def _id_fields(self) -> frozenset[str]:
         """Fields whose values are ids (the users', the catalog's, a history of item ids):

@@ -28,6 +28,7 @@ USER_MAPS = {("ScoreRequest", "user"), ("ScoreRequest", "context"),
              ("RecommendRequest", "user"), ("RecommendRequest", "context"),
              ("ProfileRequest", "features")}
 ITEM_MAPS = {("ItemFilter", "include"), ("ItemFilter", "exclude")}
+ADDED_ITEM_MAPS = {("ItemRequest", "features")}
 
 
 def fit(schema: dict[str, Any], model: ServedModel) -> dict[str, Any]:
@@ -37,13 +38,16 @@ def fit(schema: dict[str, Any], model: ServedModel) -> dict[str, Any]:
     user_fields, item_fields = model.description.request_fields()
     user: Limits = dict(user_fields)
     item: Limits = dict.fromkeys(item_fields)
-    by_key: dict[str, Limits] = {}
-    for places, fields in ((USER_MAPS, user), (ITEM_MAPS, item)):
+    added: Limits = dict(model.description.item_fields())
+    by_place: dict[tuple[str, str], Limits] = {}
+    for places, fields in ((USER_MAPS, user), (ITEM_MAPS, item), (ADDED_ITEM_MAPS, added)):
         for body, key in places:
             _restrict(bodies[body]["properties"][key], fields)
-            by_key[key] = fields
-    for body in bodies.values():
-        if "examples" in body:
+            by_place[body, key] = fields
+    for name, body in bodies.items():
+        if "examples" in body:  # a key names its body's own map, else the map of that key
+            by_key = {key: fields for (_, key), fields in by_place.items()} | \
+                {key: fields for (of, key), fields in by_place.items() if of == name}
             body["examples"] = [_trimmed(example, by_key) for example in body["examples"]]
     return schema
 

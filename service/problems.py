@@ -11,6 +11,8 @@ that tried to send more would fail loudly here instead of drifting from its sche
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -27,6 +29,12 @@ class UnknownUserProblem(Problem):
 
 class UnknownItemsProblem(Problem):
     item_ids: list[str] = Field(description="every requested id the catalog lacks")
+
+
+class RetiredItemProblem(UnknownItemsProblem):
+    source: Literal["bundle", "added"] = Field(description="where the retired item came from")
+    retired: bool = Field(description="true: DELETE /items/{item_id} retired it, and a PUT "
+                                      "brings it back")
 
 
 class BodyTooLargeProblem(Problem):

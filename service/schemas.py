@@ -140,6 +140,29 @@ class InteractionsRequest(Body):
     model_config = ConfigDict(json_schema_extra={"examples": [{"item_ids": ["50", "172"]}]})
 
 
+MAX_DISPLAY = 32  # display attributes per added item
+MAX_DISPLAY_TEXT = 4096  # characters per display attribute
+# answers' own keys, which an item's display attributes stand beside (GET /items/{id}, each
+# item of /score and /recommend)
+ITEM_KEYS = ("model_version", "item_id", "features", "source", "ignored", "score")
+DisplayText = Annotated[str, Field(max_length=MAX_DISPLAY_TEXT, pattern=r"^[^\x00-\x1f\x7f]*$")]
+Display = Annotated[dict[Id, DisplayText], Field(max_length=MAX_DISPLAY, json_schema_extra={
+    "propertyNames": {"minLength": 1, "maxLength": MAX_ID, "pattern": PRINTABLE,
+                      "not": {"enum": list(ITEM_KEYS)}}})]
+
+
+class ItemRequest(Body):
+    features: RequestFeatures = Field(description="item field -> value(s): any item-side field "
+                                                  "of the served model but the one holding "
+                                                  "items' own ids (the path names the item)")
+    display: Display = Field(default_factory=dict,
+                             description="what answers show beside the item (title, ...), as "
+                                         "given; not scored")
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"features": {"genre": ["Drama", "War"], "category": "c1"},
+         "display": {"title": "A film added today"}}]})
+
+
 class ItemScore(BaseModel):
     """An item, its score and its title (where the catalog has titles); with details=true
     every display attribute (title, year, genres, ...)."""
@@ -179,10 +202,37 @@ class InteractionsAnswer(Answer):
     recorded: int = Field(description="distinct item ids in this request")
 
 
+Source = Literal["bundle", "added"]
+SOURCE = ("`bundle`: the served bundle holds the item, and its features score it; `added`: "
+          "PUT /items/{item_id} added it")
+
+
 class ItemAnswer(Answer):
+    """An item's features and, beside them, its display attributes (title, year, ...)."""
+
     model_config = ConfigDict(extra="allow")
     item_id: str
     features: dict[str, Any]
+    source: Source = Field(description=SOURCE)
+
+
+class ItemPutAnswer(ItemAnswer):
+    """The item as stored: its features and display attributes as PUT gave them."""
+
+    ignored: Ignored
+
+
+class ListedItem(BaseModel):
+    item_id: str
+    source: Source = Field(description=SOURCE)
+
+
+class ItemsAnswer(Answer):
+    items: list[ListedItem] = Field(description="the bundle's items in catalog order, then the "
+                                                "added ones in the order they were first added; "
+                                                "retired items left out")
+    next_cursor: str | None = Field(description="the `cursor` of the next page; null on the "
+                                                "last page")
 
 
 class HealthAnswer(BaseModel):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bundle import EncodedUser, OnnxScorer, load_bundle
+from bundle import AddedItems, EncodedUser, OnnxScorer, load_bundle
 from bundle.incremental import SUMS_SIZE, IncrementalState
 from service import metrics
 from service.catalog import Catalog
@@ -47,6 +47,8 @@ class ServedModel:
             if self.profiles.history else None
         self.sums_size = SUMS_SIZE if self.incremental else 0
         self.description = ModelDescription(self.bundle, self.profiles)
+        self.added_items = AddedItems(self.bundle, self.scorer.reference) \
+            if self.bundle.item_features_supported else None  # None: exported before them
 
     def states(self, rows: Sequence[EncodedUser]) -> np.ndarray:
         """(B, D) float32 states of encoded users."""

@@ -108,6 +108,13 @@ class Settings(BaseSettings):
     memory_users: int = Field(100_000, ge=1)
     profile_ttl_s: int = Field(0, ge=0)
 
+    # the catalog overlay (service/overlay_feed.py): each worker asks the store for its changes
+    # this often, so every replica serves a change within a second; the store keeps at most
+    # this many item records, one per id PUT /items/{id} ever took (a new id beyond: 409; 0:
+    # items are only retired)
+    catalog_poll_s: float = Field(0.25, gt=0, le=0.5)
+    catalog_max_added: int = Field(1_000_000, ge=0)
+
     # read from their files while the settings are checked, once
     _keys: KeyRing = PrivateAttr(KeyRing())
     _redis_password: SecretStr | None = PrivateAttr(None)

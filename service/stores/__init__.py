@@ -1,10 +1,14 @@
-"""User stores: profiles, interactions and cached states.
+"""The store: users (profiles, interactions, cached states) and the catalog overlay.
 
-    base.py         the UserStore interface, StoredUser, CheckedState, StoreUnavailable
-    keys.py         key names (a per-user hash tag)
-    memory.py       in-process store (GMLREC_REDIS_URL unset)
-    redis_store.py  Redis / Redis Cluster store
-    guard.py        GuardedStore: a failure opens a cool-down instead of a retry storm
+    base.py            the UserStore and Store interfaces, StoredUser, CheckedState,
+                       StoreUnavailable
+    catalog.py         the CatalogStore interface: added records, retired ids, change log
+    keys.py            key names (a per-user hash tag, the catalog's own)
+    memory.py          in-process store (GMLREC_REDIS_URL unset)
+    memory_catalog.py  its catalog
+    redis_store.py     Redis / Redis Cluster store
+    redis_catalog.py   its catalog, changed by scripts
+    guard.py           GuardedStore: a failure opens a cool-down instead of a retry storm
 """
 
 from __future__ import annotations
@@ -13,14 +17,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from service.settings import Settings
-from service.stores.base import CheckedState, StoredUser, StoreUnavailable, UserStore
+from service.stores.base import CheckedState, Store, StoredUser, StoreUnavailable, UserStore
+from service.stores.catalog import CatalogChange, CatalogFull, CatalogSnapshot
 from service.stores.guard import GuardedStore
 from service.stores.keys import Keys
 from service.stores.memory import MemoryStore
 from service.stores.redis_store import RedisStore, connect
 
-__all__ = ["CheckedState", "GuardedStore", "Keys", "MemoryStore", "StoreUnavailable", "StoredUser",
-           "UserStore", "open_store"]
+__all__ = ["CatalogChange", "CatalogFull", "CatalogSnapshot", "CheckedState", "GuardedStore",
+           "Keys", "MemoryStore", "Store", "StoreUnavailable", "StoredUser", "UserStore",
+           "open_store"]
 
 
 def redis_password(file: Path | None) -> str | None:
@@ -44,7 +50,7 @@ def open_store(settings: Settings, on_failure: Callable[[], None]) -> GuardedSto
         client = connect(settings.redis_url, settings.redis_timeout_s,
                          settings.redis_pool_timeout_s, settings.redis_max_connections,
                          redis_password(settings.redis_password_file))
-        store: UserStore = RedisStore(client, settings.redis_prefix, settings.profile_ttl_s)
+        store: Store = RedisStore(client, settings.redis_prefix, settings.profile_ttl_s)
     else:
         store = MemoryStore(settings.redis_prefix, max_users=settings.memory_users,
                             profile_ttl_s=settings.profile_ttl_s)

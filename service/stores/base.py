@@ -1,8 +1,9 @@
-"""The user store: one interface, an in-process and a Redis implementation.
+"""The store's interfaces: its users (UserStore), and users with the catalog overlay (Store).
 
-The store knows keys and bytes, nothing of models: profiles are JSON written by the caller,
-states are opaque blobs. Every method that fails for a reason outside the request (Redis down,
-slow, refusing) raises StoreUnavailable and nothing else, so the caller has one thing to catch.
+Each has an in-process and a Redis implementation. The store knows keys and bytes, nothing
+of models: profiles are JSON written by the caller, states are opaque blobs. Every method
+that fails for a reason outside the request (Redis down, slow, refusing) raises
+StoreUnavailable and nothing else, so the caller has one thing to catch.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from service.stores.catalog import CatalogStore
 
 
 class StoreUnavailable(Exception):
@@ -69,3 +72,8 @@ class UserStore(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+
+
+class Store(UserStore, CatalogStore, Protocol):
+    """What the service keeps: its users, and the catalog overlay beside them (in the same
+    Redis, under the same prefix)."""

@@ -14,16 +14,17 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from service.stores.base import CheckedState, StoredUser, StoreUnavailable, UserStore
+from service.stores.base import CheckedState, Store, StoredUser, StoreUnavailable
+from service.stores.catalog import CatalogChange, CatalogSnapshot
 
 T = TypeVar("T")
 log = logging.getLogger("service.store")
 
 
 class GuardedStore:
-    """The UserStore interface over another store, guarded as the module doc says."""
+    """The Store interface over another store, guarded as the module doc says."""
 
-    def __init__(self, store: UserStore, cooldown_s: float,
+    def __init__(self, store: Store, cooldown_s: float,
                  on_failure: Callable[[], None] = lambda: None,
                  clock: Callable[[], float] = time.monotonic):
         self.store, self.cooldown_s = store, cooldown_s
@@ -54,6 +55,18 @@ class GuardedStore:
 
     async def reload_generation(self, bump: bool = False) -> int:
         return await self._call(lambda: self.store.reload_generation(bump))
+
+    async def put_item(self, item_id: str, record: bytes, max_added: int) -> int:
+        return await self._call(lambda: self.store.put_item(item_id, record, max_added))
+
+    async def retire_item(self, item_id: str, in_bundle: bool) -> int | None:
+        return await self._call(lambda: self.store.retire_item(item_id, in_bundle))
+
+    async def catalog_snapshot(self) -> CatalogSnapshot:
+        return await self._call(self.store.catalog_snapshot)
+
+    async def catalog_changes(self, epoch: str, since: int) -> list[CatalogChange] | None:
+        return await self._call(lambda: self.store.catalog_changes(epoch, since))
 
     async def ping(self) -> None:
         await self._call(self.store.ping)

@@ -7,8 +7,19 @@ profile, interactions and states share one Redis Cluster slot and can go in one 
     <prefix>:{user:<id>}:state:<model>:<version>  the user state blob, with a TTL
 
 Profiles and histories have no TTL unless GMLREC_PROFILE_TTL_S sets one (restarted by each
-write). Ids are percent-encoded ('%', '{', '}', ':' and anything outside printable ASCII), so no id
-can end the hash tag early or spell another user's key.
+write). Ids are percent-encoded ('%', '{', '}', ':' and anything outside printable ASCII), so
+no id can end the hash tag early or spell another user's key.
+
+The catalog overlay (service/stores/catalog.py) has keys of its own, all under the one hash
+tag `{catalog}`, so a change and its log entry are one script on one node:
+
+    <prefix>:{catalog}:items    hash: item id -> "<first version> <record JSON>"
+    <prefix>:{catalog}:retired  set of retired item ids
+    <prefix>:{catalog}:version  the count of changes, the overlay's version
+    <prefix>:{catalog}:epoch    set by the first change: names this catalog
+    <prefix>:{catalog}:log      stream of the last changes, entry id "<version>-0"
+
+Item ids are hash fields, set members and stream values, never part of a key.
 """
 
 from __future__ import annotations
@@ -39,6 +50,10 @@ class Keys:
     def reload(self) -> str:
         """The count of POST /admin/reload calls, shared by every worker and replica."""
         return f"{self.prefix}:reload-generation"
+
+    def catalog(self, part: str) -> str:
+        """A key of the catalog overlay: `items`, `retired`, `version`, `epoch` or `log`."""
+        return f"{self.prefix}:{{catalog}}:{part}"
 
     def pattern(self) -> str:
         """Every key under this prefix (for tests and tools that clean up after themselves)."""

@@ -18,14 +18,18 @@ from collections.abc import Sequence
 
 from service.stores.base import CheckedState, StoredUser
 from service.stores.keys import Keys
+from service.stores.memory_catalog import MemoryCatalog
 
 SWEEP_EVERY = 4096  # expiring writes between sweeps of expired keys
 NO_TTL = 0
 
 
-class MemoryStore:
+class MemoryStore(MemoryCatalog):
+    """Users here, the catalog overlay in MemoryCatalog (which no user eviction touches)."""
+
     def __init__(self, prefix: str = "gmlrec", clock=time.monotonic, max_users: int = 100_000,
                  profile_ttl_s: int = NO_TTL):
+        super().__init__()
         self.keys = Keys(prefix)
         self.max_users, self.profile_ttl_s = max_users, profile_ttl_s
         self._clock = clock

@@ -30,6 +30,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from service.stores.base import CheckedState, StoredUser, StoreUnavailable
 from service.stores.keys import Keys
+from service.stores.redis_catalog import RedisCatalog
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 # One user's interactions appended to its history, trimmed to its cap, in one step: Redis
@@ -108,7 +109,9 @@ def connect(url: str, timeout_s: float, pool_timeout_s: float, max_connections: 
     return aioredis.Redis(connection_pool=pool)
 
 
-class RedisStore:
+class RedisStore(RedisCatalog):
+    """Users here, the catalog overlay in RedisCatalog: one client, one failure path."""
+
     def __init__(self, client: aioredis.Redis | RedisCluster, prefix: str = "gmlrec",
                  profile_ttl_s: int = 0):
         self.client, self.keys = client, Keys(prefix)

@@ -11,6 +11,7 @@ import pytest
 
 from service import error_responses
 from service.app import create_app
+from service.schemas import ITEM_KEYS, MAX_DISPLAY
 from tests.service.api.conftest import serving, settings_for
 from tests.service.api.schema_check import body_problems
 
@@ -52,7 +53,8 @@ def schema_of(gmlfm) -> dict:
 
 
 def feature_maps(node):
-    """Every object schema whose keys are feature names (it has patternProperties)."""
+    """Every object schema whose keys are names (it has patternProperties): feature maps, and
+    an added item's display attributes."""
     if isinstance(node, dict):
         if "patternProperties" in node:
             yield node
@@ -68,8 +70,12 @@ def test_every_feature_map_states_its_key_rule(gmlfm):
     assert maps
     for node in maps:
         (pattern,) = node["patternProperties"]
-        assert node["propertyNames"] == {"minLength": 1, "maxLength": 256, "pattern": pattern}
-        assert node["maxProperties"] == 64
+        rule = {"minLength": 1, "maxLength": 256, "pattern": pattern}
+        if node["maxProperties"] == MAX_DISPLAY:  # display names: never an answer's own key
+            rule["not"] = {"enum": list(ITEM_KEYS)}
+        else:
+            assert node["maxProperties"] == 64
+        assert node["propertyNames"] == rule
 
 
 def test_operation_ids_are_tag_dash_name_and_unique(gmlfm):
@@ -87,7 +93,7 @@ def test_every_request_body_has_an_example(gmlfm):
     components = schema["components"]["schemas"]
     bodies = [op["requestBody"] for ops in schema["paths"].values() for op in ops.values()
               if "requestBody" in op]
-    assert len(bodies) == 4  # score, recommend, a profile, interactions
+    assert len(bodies) == 5  # score, recommend, a profile, interactions, an item
     for body in bodies:
         ref = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
         assert components[ref].get("examples"), ref

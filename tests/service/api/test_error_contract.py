@@ -4,14 +4,15 @@ published for it; and it answers no error it does not document.
 Against real apps (lifespan run, the trained bundle loaded), open and with API keys, each
 documented error of each route is provoked: unknown users and items (404), bodies over the
 limit, with and without Content-Length (413), bad input of every kind (422), no key or a
-weak one (401, 403), no model loaded and a user store that does not answer (503), a reload
-that finds no bundle to serve (409), a caller on another machine while the server has no
-keys (403). Each answer's status must be documented for its route,
-its body must validate against the schema published for that status (references resolved
-in the whole document), and the headers documented as always sent must be there. Then every
-documented error must have been met: a route documents no status it cannot answer. Valid
-requests to every route of the app without a model and of the app without a store must get
-documented statuses too, so a route leaving out a status it answers there fails.
+weak one (401, 403), no model loaded and a store that does not answer (503), a reload
+that finds no bundle to serve and an item beyond the catalog's bound (409), a caller on
+another machine while the server has no keys (403). Each answer's status must be documented
+for its route, its body must validate against the schema published for that status
+(references resolved in the whole document), and the headers documented as always sent must
+be there. Then every documented error must have been met: a route documents no status it
+cannot answer. Valid requests to every route of the app without a model and of the app
+without a store must get documented statuses too, so a route leaving out a status it answers
+there fails.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from tests.support.servers import free_port
 
 pytestmark = pytest.mark.anyio
 LIMIT = 1024  # GMLREC_MAX_BODY_BYTES of these apps (the lowest it takes): cheap 413s
+# GMLREC_CATALOG_MAX_ADDED of these apps: every PUT /items/{item_id} the store takes is a 409
+NO_ROOM = 0
+ITEM = {"features": {"category": "1"}, "display": {"title": "t"}}
 JSON = {"content-type": "application/json"}
 BIG = b'{"pad": "' + b"x" * LIMIT + b'"}'
 TOO_LARGE = [{"content": BIG}, {"stream": BIG}]  # with Content-Length, and read in chunks
@@ -71,14 +75,27 @@ PROVOKED: dict[tuple[str, str], dict[int, list[dict[str, Any]]]] = {
     ("GET", "/items/{item_id}"): {
         404: [{"url": "/items/no-such-item"}],
         422: [{"url": "/items/" + "x" * 257}]},
+    ("GET", "/items"): {422: [{"params": {"limit": 0}}, {"params": {"cursor": "x1"}}]},
+    ("PUT", "/items/{item_id}"): {
+        409: [{"url": "/items/i1", "json": ITEM}],
+        413: [{"url": "/items/i1", **spec} for spec in TOO_LARGE],
+        422: [{"url": "/items/i1", "json": {"features": {"no_such_field": "1"}}},
+              {"url": "/items/i1", "json": {"features": {}, "display": {"source": "x"}}},
+              {"url": "/items/%01", "json": ITEM}]},
+    ("DELETE", "/items/{item_id}"): {
+        404: [{"url": "/items/no-such-item"}],
+        422: [{"url": "/items/" + "x" * 257}]},
     ("GET", "/model"): {422: [{"params": {"values": -1}}]},
 }
-# valid requests for users only the store could hold: 503s while it does not answer
+# valid requests for users only the store could hold, and catalog writes: 503s while it does
+# not answer
 STORE_ONLY: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/score"): {"json": {"user_id": "nobody", "item_ids": ["1"]}},
     ("GET", "/recommend/{user_id}"): {"url": "/recommend/nobody"},
     ("POST", "/recommend"): {"json": {"user_id": "nobody"}},
     ("GET", "/users/{user_id}"): {"url": "/users/nobody"},
+    ("PUT", "/items/{item_id}"): {"url": "/items/i1", "json": ITEM},
+    ("DELETE", "/items/{item_id}"): {"url": "/items/1"},
 }
 
 
@@ -141,7 +158,7 @@ def valid(method: str, path: str) -> dict[str, Any]:
 @pytest.mark.parametrize("keys", [False, True], ids=["open", "keys"])
 async def test_every_documented_error_is_answered_in_its_published_shape(gmlfm, tmp_path,
                                                                          keys):
-    extra: dict[str, Any] = {"max_body_bytes": LIMIT}
+    extra: dict[str, Any] = {"max_body_bytes": LIMIT, "catalog_max_added": NO_ROOM}
     if keys:
         extra["api_keys"] = SecretStr(API_KEYS)
     admin = KEYS[Scope.ADMIN] if keys else None
@@ -166,8 +183,8 @@ async def test_every_documented_error_is_answered_in_its_published_shape(gmlfm, 
                     contract.check(schema, method, path, answer)
         for method, path in routes if keys else ():
             scope = POLICY[(method, path)][0]
-            weaker = [KEYS[Scope(scope - 1)]] if scope is not None and scope > Scope.READ \
-                else []
+            weaker = [KEYS[held] for held in Scope if scope is not None
+                      and not held.covers(scope)]
             for key in [None, "not-a-key-0123456789abcdef", *weaker]:
                 answer = await send(client, method, path, valid(method, path), key)
                 contract.check(schema, method, path, answer)

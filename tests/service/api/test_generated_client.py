@@ -64,12 +64,12 @@ class RoundTrip:
         self.client = package.AuthenticatedClient(base_url=base, token=ADMIN_KEY,
                                                   raise_on_unexpected_status=True)
 
-    def call(self, operation: str, answer_type: str | None, **arguments):
+    def call(self, operation: str, answer_type: str | None, status: int = 200, **arguments):
         tag, name = operation.split(".")
         module = importlib.import_module(f"{self.package.__name__}.api.{tag}.{name}")
         response = module.sync_detailed(client=self.client, **arguments)
         self.called.add(operation)
-        assert response.status_code == 200, (operation, response.content)
+        assert response.status_code == status, (operation, response.content)
         parsed = response.parsed
         if answer_type is not None:
             wanted = getattr(importlib.import_module(f"{self.package.__name__}.models"),
@@ -105,7 +105,15 @@ def every_operation(trip: RoundTrip) -> None:
     stored = trip.call("users.users_get_profile", "UserAnswer", user_id="generated")
     assert stored.features.to_dict() == {"segment": "2"} and stored.history == [item]
     details = trip.call("catalog.catalog_get_item", "ItemAnswer", item_id=item)
-    assert details.item_id == item
+    assert details.item_id == item and details.source.value == "bundle"
+    new = models.ItemRequest(features=models.ItemRequestFeatures.from_dict({"category": "1"}),
+                             display=models.ItemRequestDisplay.from_dict({"title": "New"}))
+    added = trip.call("catalog.catalog_put_item", "ItemPutAnswer", item_id="generated-item",
+                      body=new)
+    assert added.source.value == "added" and added.additional_properties == {"title": "New"}
+    page = trip.call("catalog.catalog_list_items", "ItemsAnswer", cursor="a0", limit=5)
+    assert [listed.item_id for listed in page.items] == ["generated-item"]
+    trip.call("catalog.catalog_retire_item", None, status=204, item_id="generated-item")
     described = trip.call("catalog.catalog_get_model", "ModelAnswer", values=2)
     assert described.model_version == top.model_version
     assert trip.call("operations.operations_health", "HealthAnswer").status == "ok"

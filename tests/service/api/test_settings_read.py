@@ -37,6 +37,7 @@ async def exercise(settings: Settings) -> None:
                      client.post("/recommend", json={"user_id": user, "n": 2}),
                      client.put("/users/reader", json={"features": {}}),
                      client.post("/users/reader/interactions", json={"item_ids": [item]}),
+                     client.put("/items/read", json={"features": {}}),
                      client.get("/ready"), client.get("/model"), client.get("/metrics")):
             assert (await call).status_code == 200
 
