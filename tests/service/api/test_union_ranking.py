@@ -311,3 +311,22 @@ async def test_recommend_and_score_rank_the_union_as_brute_force(trained):
         await check_recommend(client, model, union, {training[0]: None, "never-seen": {}},
                               recorded, every_filter=False)
         await check_score(client, model, union, training[1])
+
+
+async def test_added_items_are_recorded_and_left_out_as_seen_on_every_store(client):
+    model = client.app.state.model_host.current
+    field = item_field(model)
+    news = [AddedItem(f"fresh-{k}", {field.name: one(field, str(field.vocab[k]))})
+            for k in range(3)]
+    client.app.state.overlay = Held(overlay(1, news, {"fresh-2"}))
+    bundle_item = str(model.bundle.catalog.ids[0])
+    r = await client.post("/users/7/interactions", json={"item_ids": ["fresh-0", bundle_item]})
+    assert r.status_code == 200, r.text
+    assert (await client.get("/users/7")).json()["history"] == ["fresh-0", bundle_item]
+    r = await client.post("/users/7/interactions", json={"item_ids": ["fresh-2"]})
+    assert r.status_code == 404 and r.json()["item_ids"] == ["fresh-2"]  # retired
+    listed = {i for i, _ in ranked(await client.get("/recommend/7", params={"n": 1000}))}
+    assert "fresh-1" in listed and not listed & {"fresh-0", "fresh-2", bundle_item}
+    listed = {i for i, _ in ranked(await client.get("/recommend/7", params={
+        "n": 1000, "exclude_seen": "false"}))}
+    assert {"fresh-0", "fresh-1", bundle_item} <= listed and "fresh-2" not in listed
