@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 
 from bundle import AddedItems
 from bundle import format as fmt
@@ -330,3 +331,37 @@ async def test_added_items_are_recorded_and_left_out_as_seen_on_every_store(clie
     listed = {i for i, _ in ranked(await client.get("/recommend/7", params={
         "n": 1000, "exclude_seen": "false"}))}
     assert {"fresh-0", "fresh-1", bundle_item} <= listed and "fresh-2" not in listed
+
+
+async def test_an_added_item_takes_no_place_in_a_history_window(with_history):
+    """Interacting with an added item records it and moves the state by nothing, in the
+    incremental update as in the recompute; the window stays the last N items the model
+    knows."""
+    async with serving(settings_for(with_history.models_dir)) as client:
+        model = client.app.state.model_host.current
+        field = item_field(model)
+        client.app.state.overlay = Held(overlay(1, [AddedItem("fresh", {
+            field.name: one(field, str(field.vocab[0]))})], set()))
+        ids = [str(i) for i in model.bundle.catalog.ids[:8].tolist()]
+        assert (await client.put("/users/reader", json={"features": {"segment": "1"}})
+                ).status_code == 200
+        whole = {"n": 1000, "exclude_seen": "false"}
+        r = await client.post("/users/reader/interactions", json={"item_ids": ids[:5]})
+        assert r.status_code == 200
+        before = ranked(await client.get("/recommend/reader", params=whole))
+        moved = history_writes("moved")
+        r = await client.post("/users/reader/interactions", json={"item_ids": ["fresh"]})
+        assert r.status_code == 200 and history_writes("moved") == moved + 1  # not rebuilt
+        assert ranked(await client.get("/recommend/reader", params=whole)) == before
+        # a full window: the added item between two known ones pushes nothing out
+        r = await client.post("/users/reader/interactions", json={"item_ids": [ids[5]]})
+        history = (await client.get("/users/reader")).json()["history"]
+        assert history == [*ids[:5], "fresh", ids[5]]
+        union = union_of(model, client.app.state.overlay.current)
+        state = state_of(model, "reader", {"segment": "1"}, ids[1:6])  # N = 5 known items
+        assert_same_ranking(ranked(await client.get("/recommend/reader", params=whole)),
+                            brute_force(union, state, 1000, set()), RELATIVE)
+
+
+def history_writes(result: str) -> float:
+    return REGISTRY.get_sample_value("gmlrec_history_writes_total", {"result": result}) or 0.0
