@@ -137,7 +137,7 @@ class UnionCatalog:
         return found[found >= 0], unknown
 
     def seen(self, trained: np.ndarray, recorded: frozenset[str]) -> np.ndarray:
-        """A user's seen items as sorted union positions: its training items (bundle
+        """A user's seen items as union positions: its training items (bundle
         positions) and the ids recorded since that the view serves."""
         if not recorded:
             return trained.astype(np.int64)
