@@ -38,9 +38,13 @@ class Catalog:
     def _index(self) -> IdIndex:
         return IdIndex(self.ids)
 
+    def index_of(self, item_ids: Sequence[str]) -> np.ndarray:
+        """(len(item_ids),) int64: each id's catalog position, -1 where the catalog lacks it."""
+        return self._index.positions(item_ids)
+
     def positions(self, item_ids: list[str]) -> tuple[np.ndarray, list[str]]:
         """Catalog positions of the known ids, in order, and the ids the catalog lacks."""
-        positions = self._index.positions(item_ids)
+        positions = self.index_of(item_ids)
         unknown = [i for i, p in zip(item_ids, positions.tolist()) if p < 0]
         return positions[positions >= 0], unknown
 

@@ -166,8 +166,10 @@ class LinearScorer(ReferenceScorer):
             matrix = [moments(val, side.t[idx])[2]]
         else:
             matrix = list(moments(val, side.t[idx]))
+        # each moment as (A, width): a width of its own, so that no rows (A = 0) stay (0, 1)
         return {"const": self.item_const(idx, val), "matrix": np.concatenate(
-            [m.reshape(len(val), -1) for m in matrix], axis=1).astype(np.float32)}
+            [m.reshape(len(val), int(np.prod(m.shape[1:]))) for m in matrix],
+            axis=1).astype(np.float32)}
 
     def score_parts(self, state: np.ndarray, parts: ItemParts, rows: np.ndarray) -> np.ndarray:
         query = self.layout.view(state, "query", -1)

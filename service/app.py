@@ -54,7 +54,8 @@ def create_app(settings: Settings) -> FastAPI:
                                settings.two_phase_items)
         app.state.settings, app.state.store = settings, store
         app.state.model_host = model_host
-        app.state.users = Users(store, settings.cache_ttl_s, settings.history_cap)
+        app.state.users = Users(store, settings.cache_ttl_s, settings.history_cap,
+                                settings.unknown_users == "cold")
         app.state.gate = gate = Gate(settings.max_active)
         app.state.ranker = Ranker(settings.ranking, alone=lambda: gate.present <= 1)
         app.state.overlay = overlay = OverlayFeed(store)

@@ -31,6 +31,10 @@ class Catalog:
         # version it ever saw alive)
         self._items_with = functools.lru_cache(maxsize=FILTER_MASKS)(self._mask_of)
 
+    def index_of(self, item_ids: Sequence[str]) -> np.ndarray:
+        """(len(item_ids),) int64: each id's catalog position, -1 where the bundle lacks it."""
+        return self._items.index_of(item_ids)
+
     def positions(self, item_ids: Sequence[str]) -> tuple[np.ndarray, list[str]]:
         """Catalog positions of the ids, in order, and the ids the catalog lacks."""
         return self._items.positions(list(item_ids))

@@ -3,10 +3,11 @@
 Tests can override any of them.
 
 `Model` is read once per request, at its start: a reload during the request does not
-change the version that answers it. The bodies and the `n` whose limits are settings are
-dependencies too, which hold them to this app's limits (service/limits.py). Every
-dependency is `async def`: FastAPI runs a plain `def` dependency in a worker thread, a hop
-per dependency per request.
+change the version that answers it. So is the catalog overlay (service/overlay.py), and
+`UnionDep` is the model's catalog joined with it (service/union_catalog.py). The bodies
+and the `n` whose limits are settings are dependencies too, which hold them to this app's
+limits (service/limits.py). Every dependency is `async def`: FastAPI runs a plain `def`
+dependency in a worker thread, a hop per dependency per request.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
+from service import overlay
 from service.gate import Gate
 from service.limits import Limit
 from service.ranking import Ranker
@@ -24,6 +26,7 @@ from service.schemas import InteractionsRequest, RecommendRequest, ScoreRequest
 from service.served_model import ServedModel
 from service.settings import Settings
 from service.stores import GuardedStore
+from service.union_catalog import UnionCatalog
 from service.user_state import Users
 
 
@@ -33,6 +36,13 @@ async def _model_host(request: Request) -> ModelHost:
 
 async def _model(request: Request) -> ServedModel:
     return request.app.state.model_host.require()
+
+
+async def _overlay(request: Request) -> overlay.Overlay:
+    """The newest overlay this worker has read: `app.state.overlay.current`, where the
+    catalog's store has put its holder there; the empty overlay until it has."""
+    holder = getattr(request.app.state, "overlay", None)
+    return overlay.EMPTY if holder is None else holder.current
 
 
 async def _users(request: Request) -> Users:
@@ -66,6 +76,15 @@ UsersDep = Annotated[Users, Depends(_users)]
 RankerDep = Annotated[Ranker, Depends(_ranker)]
 Store = Annotated[GuardedStore, Depends(_store)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
+
+
+async def _union(request: Request, model: Model) -> UnionCatalog:
+    """The request's model's catalog joined with the request's overlay (the same model as
+    the route's: FastAPI resolves `Model` once per request)."""
+    return await model.union.of(await _overlay(request))
+
+
+UnionDep = Annotated[UnionCatalog, Depends(_union)]
 
 
 async def _score_request(body: ScoreRequest, settings: SettingsDep) -> ScoreRequest:

@@ -32,8 +32,9 @@ class AddedItem:
 class Overlay:
     """Every change clients made to the catalog, as of `version`.
 
-    `version` grows with every acknowledged change in the store; two overlays of one store
-    with the same version hold the same items. `added` keeps the order in which ids were
+    `version` grows with every acknowledged change in the store, within one `epoch`: a store
+    emptied under the service (Redis flushed) starts a new epoch and counts again from 0. Two
+    overlays of one store with the same `key` hold the same items. `added` keeps the order in which ids were
     first added: an added item's place in that order breaks score ties, after every item of
     the bundle.
     """
@@ -41,6 +42,12 @@ class Overlay:
     version: int = 0
     added: Mapping[str, AddedItem] = field(default_factory=lambda: MappingProxyType({}))
     retired: frozenset[str] = frozenset()
+    epoch: str = ""
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """What identifies these contents: the epoch and the version within it."""
+        return self.epoch, self.version
 
     def is_retired(self, item_id: str) -> bool:
         return item_id in self.retired

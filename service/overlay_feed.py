@@ -82,7 +82,8 @@ class _Draft:
             self.version = change.version
 
     def overlay(self) -> Overlay:
-        return Overlay(self.version, MappingProxyType(self.added), frozenset(self.retired))
+        return Overlay(self.version, MappingProxyType(self.added), frozenset(self.retired),
+                       self.epoch)
 
 
 class OverlayFeed:

@@ -179,15 +179,29 @@ class Answer(BaseModel):
     model_version: str = Field(description="the bundle version that computed the answer")
 
 
+# where the user a /score or /recommend answer scored came from (GET /users/{id} calls the
+# first two its `source`)
+UserSource = Literal["stored", "training", "unknown", "anonymous"]
+SourceOfUser = Annotated[UserSource, Field(description=(
+    "where the user's profile came from: `stored` (a PUT wrote it), `training` (the model's "
+    "training data), `unknown` (an id with neither, answered from an empty profile: the "
+    "model's item-side terms alone; GMLREC_UNKNOWN_USERS=cold), `anonymous` (no user_id: the "
+    "request's `user` features)"))]
+
+
 class ScoreAnswer(Answer):
     user_id: str | None
+    user_source: SourceOfUser
     scores: list[ItemScore] = Field(description="in request order")
     ignored: Ignored
 
 
 class RecommendAnswer(Answer):
     user_id: str | None
-    items: list[ItemScore] = Field(description="best first, ranked over the whole catalog")
+    user_source: SourceOfUser
+    items: list[ItemScore] = Field(description="best first, ranked over the whole catalog: "
+                                               "the bundle's items and the added ones, less "
+                                               "the retired")
     ignored: Ignored
 
 

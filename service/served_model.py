@@ -1,10 +1,11 @@
 """One loaded bundle version, as requests use it: its user states, scores and top n.
 
 A ServedModel holds the version's parts, each with its own job: `catalog` (the items, as
-answers show them), `training` (the users of the training data), `profiles` (profiles to
-feature rows), `description` (what it tells clients of itself). Routes and user state go
-through these and never into the bundle itself, so the bundle's API is met in those
-modules, in self_check.py and in reload.py (finding the newest version) only.
+answers show them), `union` (that catalog joined with each overlay of added and retired
+items, service/union_catalog.py), `training` (the users of the training data), `profiles`
+(profiles to feature rows), `description` (what it tells clients of itself). Routes and
+user state go through these and never into the bundle itself, so the bundle's API is met in
+those modules, in self_check.py and in reload.py (finding the newest version) only.
 A ServedModel is immutable once built: a request that took `model_host.current` at its
 start finishes on that version whatever a reload does meanwhile.
 """
@@ -23,6 +24,7 @@ from service.catalog import Catalog
 from service.model_description import ModelDescription
 from service.profiles import ProfileEncoder
 from service.training_users import TrainingUsers
+from service.union_catalog import UnionViews
 
 
 class ServedModel:
@@ -37,6 +39,11 @@ class ServedModel:
                                  observe=lambda answered: metrics.TWO_PHASE.labels(answered).inc())
         self.profiles = ProfileEncoder(self.bundle)
         self.catalog = Catalog(self.bundle)
+        # items added since the export are scored from their features where the bundle holds
+        # the item features' tables (None: exported before them, it serves its own catalog)
+        self.added_items = AddedItems(self.bundle, self.scorer.reference) \
+            if self.bundle.item_features_supported else None
+        self.union = UnionViews(self.catalog, self.added_items)
         self.training = TrainingUsers(self.bundle, self.profiles.history)
         self.name, self.version = self.bundle.name, self.bundle.version
         self.key = f"{self.name}:{self.version}"  # namespaces cached states in the store
@@ -47,8 +54,6 @@ class ServedModel:
             if self.profiles.history else None
         self.sums_size = SUMS_SIZE if self.incremental else 0
         self.description = ModelDescription(self.bundle, self.profiles)
-        self.added_items = AddedItems(self.bundle, self.scorer.reference) \
-            if self.bundle.item_features_supported else None  # None: exported before them
 
     def states(self, rows: Sequence[EncodedUser]) -> np.ndarray:
         """(B, D) float32 states of encoded users."""

@@ -107,6 +107,11 @@ class Settings(BaseSettings):
     # for profiles and histories (0: none), restarted by each write
     memory_users: int = Field(100_000, ge=1)
     profile_ttl_s: int = Field(0, ge=0)
+    # a user id with no profile (neither PUT nor the training data's) on /recommend and
+    # /score: `cold` answers it from an empty profile, the model's item-side terms alone (a
+    # visitor's first page is a list, not an error); `reject` answers 404, for clients that
+    # must PUT every user first (docs/configuration.md)
+    unknown_users: Literal["cold", "reject"] = "cold"
 
     # the catalog overlay (service/overlay_feed.py): each worker asks the store for its changes
     # this often, so every replica serves a change within a second; the store keeps at most
@@ -124,7 +129,7 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "unknown_users", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value

@@ -16,9 +16,19 @@ came first (CheckedState); one that did makes this one start again from what it 
 next read, on any replica, finds a state that already includes the write. The full build
 runs once per user and model version, after a PUT, or where a writer kept losing races.
 
+A user id with neither a stored profile nor a training one is answered, where
+GMLREC_UNKNOWN_USERS is `cold` (the default), from an empty profile (source `unknown`): the
+model's item-side terms alone, the same state for every such id, computed and never cached
+(a crawler's ids would fill the store). `reject` makes it a 404. Writes about a user
+(interactions) and GET /users/{id} need a profile either way.
+
+A user's seen items are union positions of the request's catalog (service/union_catalog.py):
+an added item recorded as seen is left out like a bundle item; a retired one is in no answer.
+
 When the store fails, reads carry on from the bundle alone (counted, flagged `degraded`):
 a training user is scored from its bundle profile and training interactions. A user known
-only to the store cannot be, and writes cannot be kept; those are 503s.
+only to the store cannot be (nor can an unknown one: the store might hold its profile), and
+writes cannot be kept; those are 503s.
 """
 
 from __future__ import annotations
@@ -38,8 +48,10 @@ from bundle.incremental import PairSums
 from service import metrics, state_blob
 from service.errors import StoreDown, UnknownItems, UnknownUser
 from service.profiles import FeatureMap
+from service.schemas import UserSource
 from service.served_model import ServedModel
 from service.stores import CheckedState, StoredUser, StoreUnavailable, UserStore
+from service.union_catalog import UnionCatalog
 
 NO_ITEMS = np.zeros(0, np.int64)
 # Tries of a history write against racing writers before it leaves the state to the next
@@ -52,38 +64,49 @@ MOVE_ATTEMPTS = 32
 class ResolvedUser:
     state: np.ndarray  # (D,) float32
     ignored: dict[str, list[str]]  # values of the request's own features the model ignores
-    seen: np.ndarray  # catalog positions the user has interacted with (if asked for)
+    seen: np.ndarray  # union positions the user has interacted with (if asked for), sorted
     degraded: bool  # answered without the store
+    source: UserSource  # where its profile came from
 
 
 class Users:
-    def __init__(self, store: UserStore, ttl_s: int, history_cap: int):
+    def __init__(self, store: UserStore, ttl_s: int, history_cap: int,
+                 cold_unknown: bool = True):
+        """`cold_unknown`: answer a user id without a profile from an empty one
+        (GMLREC_UNKNOWN_USERS=cold) rather than a 404."""
         self.store, self.ttl_s, self.history_cap = store, ttl_s, history_cap
+        self.cold_unknown = cold_unknown
 
     async def resolve(self, model: ServedModel, user_id: str, overrides: FeatureMap | None = None,
-                      context: FeatureMap | None = None, seen: bool = False) -> ResolvedUser:
-        """The state of a user the service knows (store or bundle), with the request's
-        overrides and context on top of its profile."""
+                      context: FeatureMap | None = None, seen_in: UnionCatalog | None = None
+                      ) -> ResolvedUser:
+        """The state of a user by its id (store, bundle, or an empty profile where unknown
+        users are answered), with the request's overrides and context on top of its profile;
+        with `seen_in`, its seen items as positions of that catalog."""
         history = model.profiles.history is not None
-        record, degraded = await self._read(model, user_id, seen, history)
-        profile, stored, _ = self._profile(model, user_id, record, degraded)
+        record, degraded = await self._read(model, user_id, seen_in is not None, history)
+        profile, stored, source = self._profile(model, user_id, record, degraded,
+                                                self.cold_unknown)
         position = model.training.position(user_id)
-        seen_positions = self._seen(model, position, record.seen) if seen else NO_ITEMS
+        seen_positions = self._seen(model, seen_in, position, record.seen) \
+            if seen_in is not None else NO_ITEMS
         window = model.training.window(position, record.history)
         if overrides or context:
             row = model.profiles.encode(user_id, profile, overrides, context, window)
             metrics.STATE_CACHE.labels("bypass").inc()
-            return ResolvedUser(model.states([row])[0], row.ignored, seen_positions, degraded)
+            return ResolvedUser(model.states([row])[0], row.ignored, seen_positions, degraded,
+                                source)
         tag = state_blob.profile_tag(stored, window)
         cached = state_blob.unpack(record.state, tag, model.state_size, model.sums_size)
         if cached is not None:
             metrics.STATE_CACHE.labels("hit").inc()
-            return ResolvedUser(cached[0], {}, seen_positions, degraded)
+            return ResolvedUser(cached[0], {}, seen_positions, degraded, source)
         state, sums = self._build(model, user_id, profile, window)
-        metrics.STATE_CACHE.labels("bypass" if degraded else "miss").inc()
-        if not degraded:
+        kept = not degraded and source != "unknown"
+        metrics.STATE_CACHE.labels("miss" if kept else "bypass").inc()
+        if kept:
             await self._write_state(model, user_id, state_blob.pack(tag, state, sums))
-        return ResolvedUser(state, {}, seen_positions, degraded)
+        return ResolvedUser(state, {}, seen_positions, degraded, source)
 
     @staticmethod
     def _build(model: ServedModel, user_id: str, profile: dict[str, Any],
@@ -104,11 +127,12 @@ class Users:
         return profile, source, list(record.history)
 
     @staticmethod
-    def _profile(model: ServedModel, user_id: str, record: StoredUser, degraded: bool
-                 ) -> tuple[dict[str, Any], bytes, str]:
+    def _profile(model: ServedModel, user_id: str, record: StoredUser, degraded: bool,
+                 cold_unknown: bool = False) -> tuple[dict[str, Any], bytes, UserSource]:
         """The profile the store holds, else the bundle's; with its canonical text (what a
-        cached state is tagged with) and its source. Neither: a 404 (a 503 while the store,
-        which might hold it, is down)."""
+        cached state is tagged with) and its source. Neither: an empty one where
+        `cold_unknown`, else a 404 (a 503 either way while the store, which might hold it,
+        is down)."""
         if record.profile is not None:
             return json.loads(record.profile), record.profile, "stored"
         position = model.training.position(user_id)
@@ -117,6 +141,8 @@ class Users:
             return profile, state_blob.canonical_profile(profile), "training"
         if degraded:
             raise StoreDown(f"user {user_id!r} is not in the model's training data")
+        if cold_unknown:
+            return {}, state_blob.canonical_profile({}), "unknown"
         raise UnknownUser(user_id)
 
     @staticmethod
@@ -125,7 +151,7 @@ class Users:
         """A user the service has never seen: features from the request only."""
         row = model.profiles.encode(None, {}, user, context)
         metrics.STATE_CACHE.labels("bypass").inc()
-        return ResolvedUser(model.states([row])[0], row.ignored, NO_ITEMS, False)
+        return ResolvedUser(model.states([row])[0], row.ignored, NO_ITEMS, False, "anonymous")
 
     async def put_profile(self, model: ServedModel, user_id: str, features: FeatureMap
                           ) -> dict[str, list[str]]:
@@ -143,11 +169,14 @@ class Users:
             raise StoreDown(f"profile of {user_id!r} not saved") from None
         return ignored
 
-    async def record(self, model: ServedModel, user_id: str, item_ids: Sequence[str]) -> None:
+    async def record(self, model: ServedModel, catalog: UnionCatalog, user_id: str,
+                     item_ids: Sequence[str]) -> None:
         """Add interactions of a known user, oldest first (an id given twice counts once, at
-        its last place), and move a history model's state with them; unknown items are a
-        404 naming them."""
-        _, unknown = model.catalog.positions(item_ids)
+        its last place), and move a history model's state with them; items `catalog` does
+        not serve (unknown or retired) are a 404 naming them. An added item is recorded,
+        and moves no state: the history field's vocabulary lacks it (docs/math.md, Added
+        items), as HistoryField.window and IncrementalState.update both skip it."""
+        _, unknown = catalog.positions(item_ids)
         if unknown:
             raise UnknownItems(unknown)
         items = latest_first_once(item_ids)
@@ -206,10 +235,10 @@ class Users:
             await self.store.write_state(user_id, model.key, blob, self.ttl_s)  # stands
 
     @staticmethod
-    def _seen(model: ServedModel, position: int | None, stored: frozenset[str]) -> np.ndarray:
-        """Training interactions from the bundle plus those recorded since (ids the catalog
-        no longer has are skipped)."""
-        recorded, _ = model.catalog.positions(sorted(stored)) if stored else (NO_ITEMS, [])
+    def _seen(model: ServedModel, catalog: UnionCatalog, position: int | None,
+              stored: frozenset[str]) -> np.ndarray:
+        """Training interactions from the bundle plus those recorded since, as union
+        positions (ids the catalog no longer serves are skipped)."""
         trained = model.training.seen(position) if position is not None else NO_ITEMS
-        return np.union1d(trained, recorded).astype(np.int64)
+        return catalog.seen(trained, stored)
 

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from service.schemas import MAX_ID, PRINTABLE, ItemScore, UserFeatures, as_text
 from service.served_model import ServedModel
+from service.union_catalog import UnionCatalog
 from service.user_state import ResolvedUser, Users
 
 # an id in the path is one segment: an id holding '/' is reachable through the bodies of
@@ -19,22 +20,22 @@ PathId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=PRINTABLE,
                              examples=["196"])]
 
 
-async def who(users: Users, model: ServedModel, body: UserFeatures, seen: bool
-              ) -> ResolvedUser:
-    """The user a body names: a known one (with its overrides and context), or an anonymous
-    one given by features; with its seen items where `seen`."""
+async def who(users: Users, model: ServedModel, body: UserFeatures,
+              seen_in: UnionCatalog | None) -> ResolvedUser:
+    """The user a body names: one by its id (with its overrides and context), or an
+    anonymous one given by features; with its seen items as positions of `seen_in`."""
     user, context = as_text(body.user), as_text(body.context)
     if body.user_id is None:
         return users.anonymous(model, user or {}, context)
-    return await users.resolve(model, body.user_id, user, context, seen)
+    return await users.resolve(model, body.user_id, user, context, seen_in)
 
 
-def scored_items(model: ServedModel, positions: np.ndarray, scores: np.ndarray,
+def scored_items(catalog: UnionCatalog, positions: np.ndarray, scores: np.ndarray,
                  details: bool) -> list[ItemScore]:
-    """Items with their scores, in the given order, each shown as ServedModel.display
-    shows it (its title; with details, every display attribute)."""
-    return [ItemScore(item_id=str(model.catalog.ids[p]), score=float(s),
-                      **model.catalog.display(p, every=details))
+    """Items (union positions) with their scores, in the given order, each shown as
+    UnionCatalog.display shows it (its title; with details, every display attribute)."""
+    return [ItemScore(item_id=catalog.item_id(p), score=float(s),
+                      **catalog.display(p, every=details))
             for p, s in zip(positions.tolist(), scores.tolist())]
 
 

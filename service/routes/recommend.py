@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 from fastapi import APIRouter, Depends
 from starlette.responses import Response
 
-from service import filters
+from service import filters, union_top
 from service.access import needs
-from service.deps import Model, RankerDep, RecommendBody, TopN, UsersDep, admitted
+from service.deps import Model, RankerDep, RecommendBody, TopN, UnionDep, UsersDep, admitted
 from service.error_responses import INVALID, MODEL_OR_STORE, NO_KEY, NO_USER, TOO_LARGE
 from service.keys import Scope
 from service.routes.common import PathId, answer, scored_items, who
@@ -20,42 +19,36 @@ router = APIRouter(tags=["scoring"], responses=NO_KEY | INVALID | MODEL_OR_STORE
 
 
 @router.get("/recommend/{user_id}", response_model=RecommendAnswer, responses=NO_USER)
-async def recommend_for_user(user_id: PathId, model: Model, users: UsersDep, ranker: RankerDep,
-                             n: TopN, exclude_seen: bool = True, details: bool = False
-                             ) -> Response:
-    """The n best items of the whole catalog for a known user, best first."""
-    user = await users.resolve(model, user_id, seen=exclude_seen)
-    return await _recommend(model, ranker, user_id, user, n, details)
+async def recommend_for_user(user_id: PathId, model: Model, catalog: UnionDep, users: UsersDep,
+                             ranker: RankerDep, n: TopN, exclude_seen: bool = True,
+                             details: bool = False) -> Response:
+    """The n best items of the whole catalog for a user, best first."""
+    user = await users.resolve(model, user_id, seen_in=catalog if exclude_seen else None)
+    return await _recommend(model, catalog, ranker, user_id, user, n, details)
 
 
 @router.post("/recommend", response_model=RecommendAnswer, responses=NO_USER | TOO_LARGE)
-async def recommend(body: RecommendBody, model: Model, users: UsersDep, ranker: RankerDep
-                    ) -> Response:
+async def recommend(body: RecommendBody, model: Model, catalog: UnionDep, users: UsersDep,
+                    ranker: RankerDep) -> Response:
     """The same for a user given by features (a user the service has never seen), or for
     a known user with this request's context or overrides."""
-    user = await who(users, model, body, seen=body.exclude_seen)
+    user = await who(users, model, body, catalog if body.exclude_seen else None)
     allowed = None
     if body.filter is not None:
         spec = body.filter
-        allowed = filters.passing(model, as_text(spec.include), as_text(spec.exclude),
+        allowed = filters.passing(catalog, as_text(spec.include), as_text(spec.exclude),
                                   spec.item_ids, spec.exclude_item_ids)
-    return await _recommend(model, ranker, body.user_id, user, body.n, body.details, allowed)
+    return await _recommend(model, catalog, ranker, body.user_id, user, body.n, body.details,
+                            allowed)
 
 
-async def _recommend(model: Model, ranker: RankerDep, user_id: str | None, user: ResolvedUser,
-                     n: int, details: bool, allowed: filters.Passing | None = None
-                     ) -> Response:
-    ignored = user.ignored
-    if allowed is None:
-        positions, scores = await ranker.top(model, user.state, n, user.seen)
-    else:
-        mask = allowed.mask.copy()
-        mask[user.seen] = False
-        ignored = {**ignored, **allowed.ignored}
-        if mask.sum() <= filters.DIRECT_SHARE * model.catalog.size:  # score just those
-            positions, scores = filters.best_of(model, user.state, np.flatnonzero(mask), n)
-        else:
-            positions, scores = await ranker.top(model, user.state, n, np.flatnonzero(~mask))
+async def _recommend(model: Model, catalog: UnionDep, ranker: RankerDep, user_id: str | None,
+                     user: ResolvedUser, n: int, details: bool,
+                     allowed: filters.Passing | None = None) -> Response:
+    positions, scores = await union_top.top(ranker, model, catalog, user.state, n, user.seen,
+                                            None if allowed is None else allowed.mask)
+    ignored = user.ignored if allowed is None else {**user.ignored, **allowed.ignored}
     return answer(RecommendAnswer(model_version=model.version, user_id=user_id,
-                                  items=scored_items(model, positions, scores, details),
+                                  user_source=user.source,
+                                  items=scored_items(catalog, positions, scores, details),
                                   ignored=ignored), user.degraded)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from service.access import needs
-from service.deps import InteractionsBody, Model, UsersDep, admitted
+from service.deps import InteractionsBody, Model, UnionDep, UsersDep, admitted
 from service.error_responses import (
     INVALID,
     MODEL_OR_STORE,
@@ -70,8 +70,9 @@ async def put_profile(user_id: PathId, body: ProfileRequest, model: Model, users
 @router.post("/{user_id}/interactions", response_model=InteractionsAnswer,
              dependencies=[needs(Scope.WRITE)], responses=NO_USER_OR_ITEMS | TOO_LARGE | NOT_SAVED)
 async def record_interactions(user_id: PathId, body: InteractionsBody, model: Model,
-                              users: UsersDep) -> InteractionsAnswer:
-    """Record items the user has seen: recommendations with exclude_seen leave them out."""
-    await users.record(model, user_id, body.item_ids)
+                              catalog: UnionDep, users: UsersDep) -> InteractionsAnswer:
+    """Record items the user has seen (the bundle's or added ones): recommendations with
+    exclude_seen leave them out."""
+    await users.record(model, catalog, user_id, body.item_ids)
     return InteractionsAnswer(model_version=model.version, user_id=user_id,
                               recorded=len(set(body.item_ids)))

@@ -198,6 +198,18 @@ def test_a_new_id_contributes_nothing(fitted, case):
     assert not np.allclose(scores[:, 0], scores[:, 2])  # the known id brings its vectors
 
 
+@pytest.mark.parametrize("case", CASES, ids=_id)
+def test_no_items_have_parts_of_every_name_and_no_scores(fitted, case):
+    bundle = fitted(case)[3]
+    added = AddedItems(bundle)
+    empty, catalog = added.parts([]), reference_scorer(bundle).items
+    assert len(empty) == 0 and set(empty) == set(catalog)
+    for name in empty:
+        assert empty[name].shape[1:] == catalog[name].shape[1:]
+    state = user_states(bundle, np.random.default_rng(4))
+    assert added.score(state, empty).shape == (len(state), 0)
+
+
 def test_parts_stack_take_and_may_be_empty(fitted):
     bundle = fitted(("gmlfm", {"distance": "dnn"}, False))[3]
     added = AddedItems(bundle)

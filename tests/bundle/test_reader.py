@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -287,6 +288,19 @@ def test_id_index_finds_positions_and_only_exact_ids():
     assert index.positions(["", "0", "zz", "c100", "c1 "]).tolist() == [-1] * 5
     assert index.positions([]).tolist() == []
     assert IdIndex(np.array([], dtype=str)).positions(["a"]).tolist() == [-1]
+
+
+def test_id_index_lookups_cost_no_pass_over_the_ids():
+    """A query wider than the ids (a long new id) is cast to their width, not they to its:
+    a lookup in a million ids takes microseconds either way."""
+    ids = np.array([str(i) for i in range(1_000_000)])  # width 6
+    index = IdIndex(ids)
+    for query in (["999999"], ["a much longer id than any"], ["a much longer id", "123"]):
+        started = time.perf_counter()
+        for _ in range(100):
+            found = index.positions(query)
+        assert (time.perf_counter() - started) / 100 < 1e-3  # a pass over the ids: ~3 ms
+    assert found.tolist() == [-1, 123]
 
 
 def test_large_vocabularies_are_kept_compact_and_read_alike():

@@ -55,14 +55,16 @@ def brute_force_top(scores: np.ndarray, item_ids: Sequence[str], exclude: set[st
     return [(item_ids[i], float(scores[i])) for i in ranked[:n]]
 
 
-def assert_same_ranking(got: list[tuple[str, float]], want: list[tuple[str, float]]) -> None:
-    """The same scores in the same order (float32 against float64: 1e-4 of the scale); ids
-    equal wherever the scores are not within that tolerance of a tie."""
+def assert_same_ranking(got: list[tuple[str, float]], want: list[tuple[str, float]],
+                        relative: float = 1e-4) -> None:
+    """The same scores in the same order (float32 against float64: `relative` of the
+    scale); ids equal wherever the scores are not within that tolerance of a tie."""
+    assert len(got) == len(want), f"{len(got)} items, want {len(want)}"
     got_scores, want_scores = np.array([s for _, s in got]), np.array([s for _, s in want])
-    scale = max(np.abs(want_scores).max(), 1e-6)
-    np.testing.assert_allclose(got_scores, want_scores, rtol=1e-4, atol=1e-4 * scale)
+    scale = max(np.abs(want_scores).max(initial=0.0), 1e-6)
+    np.testing.assert_allclose(got_scores, want_scores, rtol=relative, atol=relative * scale)
     gaps = np.diff(want_scores)
     for k, ((g, _), (w, _)) in enumerate(zip(got, want)):
-        near_tie = (k > 0 and -gaps[k - 1] < 1e-4 * scale) or \
-            (k < len(gaps) and -gaps[k] < 1e-4 * scale)
+        near_tie = (k > 0 and -gaps[k - 1] < relative * scale) or \
+            (k < len(gaps) and -gaps[k] < relative * scale)
         assert g == w or near_tie, f"rank {k}: {g} != {w}"

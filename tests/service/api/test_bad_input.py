@@ -71,7 +71,7 @@ async def test_unknown_ids_are_404s_naming_them(client):
     r = await client.post("/score", json={"user_id": "7", "item_ids": ["1", "no-such", "1x"]})
     assert r.status_code == 404 and r.json()["item_ids"] == ["no-such", "1x"]
     assert "no-such" in r.json()["detail"]
-    r = await client.get("/recommend/nobody-here")
+    r = await client.post("/users/nobody-here/interactions", json={"item_ids": ["1"]})
     assert r.status_code == 404 and r.json()["user_id"] == "nobody-here"
     r = await client.get("/items/ünïcödé ✓")
     assert r.status_code == 404 and r.json()["item_ids"] == ["ünïcödé ✓"]

@@ -158,7 +158,9 @@ def valid(method: str, path: str) -> dict[str, Any]:
 @pytest.mark.parametrize("keys", [False, True], ids=["open", "keys"])
 async def test_every_documented_error_is_answered_in_its_published_shape(gmlfm, tmp_path,
                                                                          keys):
-    extra: dict[str, Any] = {"max_body_bytes": LIMIT, "catalog_max_added": NO_ROOM}
+    # unknown users are 404s where GMLREC_UNKNOWN_USERS=reject (the default answers them)
+    extra: dict[str, Any] = {"max_body_bytes": LIMIT, "catalog_max_added": NO_ROOM,
+                             "unknown_users": "reject"}
     if keys:
         extra["api_keys"] = SecretStr(API_KEYS)
     admin = KEYS[Scope.ADMIN] if keys else None

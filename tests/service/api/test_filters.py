@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service import filters
+from service import union_top
 from service.schemas import MAX_FILTER_IDS
 from tests.service.api.conftest import serving, settings_for, user_who_did
 from tests.service.api.reference import TorchModel, assert_same_ranking, brute_force_top
@@ -68,8 +68,8 @@ async def test_a_filter_few_items_pass_is_scored_directly_and_can_answer_fewer(c
                                                                                monkeypatch):
     ids = list(categories(client))
     direct = []
-    real = filters.best_of
-    monkeypatch.setattr(filters, "best_of", lambda *a: direct.append(a[2]) or real(*a))
+    real = union_top.best_of
+    monkeypatch.setattr(union_top, "best_of", lambda *a: direct.append(a[3]) or real(*a))
     got = ranked(await recommend(client, {"item_ids": ids[:3]}, exclude_seen=False))
     assert len(got) == 3 and {i for i, _ in got} == set(ids[:3])
     assert [len(c) for c in direct] == [3]  # three items scored, not the catalog

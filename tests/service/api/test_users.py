@@ -11,16 +11,19 @@ import pytest
 pytestmark = pytest.mark.anyio
 
 
-async def test_a_new_user_is_a_404_until_its_profile_is_put(client):
-    r = await client.get("/recommend/newcomer")
-    assert r.status_code == 404 and "newcomer" in r.json()["detail"]
+async def test_a_new_user_has_an_empty_profile_until_its_profile_is_put(client):
+    r = await client.get("/recommend/newcomer", params={"n": 5})
+    assert r.status_code == 200 and r.json()["user_source"] == "unknown"
+    empty = await client.post("/recommend", json={"user": {}, "n": 5})
+    assert empty.json()["user_source"] == "anonymous"
+    assert r.json()["items"] == empty.json()["items"]  # an id the model lacks adds nothing
     r = await client.put("/users/newcomer", json={"features": {"segment": "2"}})
     assert r.status_code == 200, r.text
     assert r.json()["features"] == {"segment": "2"} and r.json()["ignored"] == {}
     r = await client.get("/recommend/newcomer", params={"n": 5})
-    assert r.status_code == 200
+    assert r.status_code == 200 and r.json()["user_source"] == "stored"
     cold = await client.post("/recommend", json={"user": {"segment": "2"}, "n": 5})
-    assert r.json()["items"] == cold.json()["items"]  # an id the model lacks adds nothing
+    assert r.json()["items"] == cold.json()["items"]
 
 
 async def test_a_put_profile_replaces_the_known_users_features(client):
