@@ -36,8 +36,7 @@ class Overlay:
     emptied under the service (Redis flushed) starts a new epoch and counts again from 0. Two
     overlays of one store with the same `key` hold the same items. `added` keeps the order in
     which ids were first added: an added item's place in that order breaks score ties, after
-    every item of
-    the bundle.
+    every item of the bundle.
     """
 
     version: int = 0
