@@ -10,6 +10,8 @@ const state = {
   user: null,  // the chosen user's id; null while recommending for a described new user
   shown: [],  // item ids on screen, best first: what the next list is compared with
   filterField: null,  // the item field the "Only" choice filters by, if the catalog has one
+  asked: null,  // who and which filter the list on screen was asked for; null: no list yet
+  added: null,  // the item this page added last, {itemId, values}: marked wherever listed
 };
 
 const CHANGES = "Badges mark what changed: new in the list, ▲ up, ▼ down.";
@@ -55,9 +57,12 @@ async function api(method, path, body, { quiet = false } = {}) {
   if (!quiet) showTiming(method, path, response, performance.now() - started, data);
   if (!response.ok) {
     const why = `${response.status} ${response.statusText}`.trim();
-    const hint = response.status === 401 ? " Enter an API key at the top of the page." :
-      response.status === 403 ? " This key's scope does not allow it." : "";
-    throw new ApiError(`${method} ${path} answered ${why}: ${problem(data, text)}${hint}`,
+    const said = problem(data, text);
+    const hint = response.status === 401 ? "Enter an API key at the top of the page." :
+      response.status === 403 ? "Enter a key of that scope, or an admin key, at the top of " +
+        "the page." : "";
+    const end = hint && !/[.!?]$/.test(said) ? "." : "";
+    throw new ApiError(`${method} ${path} answered ${why}: ${said}${end}${hint && ` ${hint}`}`,
       response.status);
   }
   return data;
@@ -117,14 +122,20 @@ function titleOf(item) {
   return item.title || `Item ${item.item_id}`;
 }
 
-// Everything the answer says about an item besides its title and score.
+// Everything the answer says about an item besides its title and score; of the item this
+// page added, the values it was added with.
 function metaOf(item) {
   const parts = [`item ${item.item_id}`];
   for (const [key, value] of Object.entries(item)) {
     if (["item_id", "score", "title"].includes(key) || value === "") continue;
     parts.push(String(value).split("|").join(", "));
   }
+  if (isAdded(item) && state.added.values.length) parts.push(state.added.values.join(", "));
   return parts.join(" · ");
+}
+
+function isAdded(item) {
+  return state.added !== null && item.item_id === state.added.itemId;
 }
 
 // ---- the model and the profile form -------------------------------------------------------
@@ -140,18 +151,7 @@ function buildProfileForm(model) {
     const id = `field-${field.name}`;
     const complete = field.values.length === field.size;
     if (field.kind === "multihot" && complete) {
-      const set = el("fieldset", "choices");
-      set.dataset.field = field.name;
-      set.append(el("legend", "", pretty(field.name)));
-      for (const value of field.values) {
-        const label = el("label", "choice");
-        const box = el("input");
-        box.type = "checkbox";
-        box.value = value;
-        label.append(box, ` ${value}`);
-        set.append(label);
-      }
-      box.append(set);
+      box.append(fillChoices(el("fieldset", "choices"), field));
       continue;
     }
     const wrap = el("div", "field");
@@ -181,12 +181,31 @@ function buildProfileForm(model) {
   }
 }
 
+// A fieldset of one checkbox per value of a multi-valued field whose values are all known.
+function fillChoices(set, field) {
+  set.dataset.field = field.name;
+  set.replaceChildren(el("legend", "", pretty(field.name)));
+  for (const value of field.values) {
+    const label = el("label", "choice");
+    const box = el("input");
+    box.type = "checkbox";
+    box.value = value;
+    label.append(box, ` ${value}`);
+    set.append(label);
+  }
+  return set;
+}
+
+function checkedIn(set) {
+  return [...set.querySelectorAll("input:checked")].map((box) => box.value);
+}
+
 function profileFeatures() {
   const features = {};
   for (const control of $("profile-fields").querySelectorAll("[data-field]")) {
     const name = control.dataset.field;
     if (control.tagName === "FIELDSET") {
-      const checked = [...control.querySelectorAll("input:checked")].map((b) => b.value);
+      const checked = checkedIn(control);
       if (checked.length) features[name] = checked;
     } else if (control.value.trim()) {
       features[name] = control.value.trim();
@@ -258,6 +277,7 @@ function searchUsers() {
 function setUser(userId, note) {
   state.user = userId;
   state.shown = [];
+  state.asked = null;
   const save = $("save-profile");
   save.disabled = userId === null;
   save.textContent = userId === null ? "Save profile" : `Save as user ${userId}`;
@@ -336,6 +356,8 @@ async function refresh() {
     ? await api("POST", "/recommend", { ...who, n, details: true, filter })
     : await api("GET", `/recommend/${enc(state.user)}?n=${n}&details=true`);
   const among = only ? `${pretty(state.filterField)} ${only}` : "the whole catalog";
+  state.asked = { who, filter, among, whom: state.user === null
+    ? "a new user with these features" : `user ${state.user}` };
   $("results-note").textContent = (state.user === null
     ? `Top ${n} of ${among} for a new user with these features.`
     : `Top ${n} of ${among} for user ${state.user}; items they have seen are left out.`) +
@@ -343,8 +365,15 @@ async function refresh() {
   renderItems(answer.items);
 }
 
-function changeBadge(before, itemId, rank) {
+function changeBadge(before, item, rank) {
   const badge = el("span", "change");
+  const itemId = item.item_id;
+  if (isAdded(item)) {
+    badge.textContent = "added";
+    badge.classList.add("added");
+    badge.title = "the item added on this page";
+    return badge;
+  }
   if (!before.length) return badge;
   const was = before.indexOf(itemId);
   if (was < 0) {
@@ -376,30 +405,122 @@ function renderItems(items) {
     bar.style.width = `${Math.round(15 + 85 * (1 - (top - item.score) / span))}%`;
     score.append(el("span", "value", item.score.toFixed(3)), bar);
     score.title = "the model's score: higher ranks first";
-    row.append(el("span", "rank", String(rank + 1)), what,
-      changeBadge(state.shown, item.item_id, rank), score);
+    if (isAdded(item)) row.classList.add("added");
+    const actions = el("div", "row-actions");
     if (state.user !== null) {
-      const button = el("button", "seen", "Seen it");
-      button.type = "button";
-      button.setAttribute("aria-label", `Record that user ${state.user} has seen ${titleOf(item)}`);
-      button.addEventListener("click", () => recordSeen(item, button));
-      row.append(button);
+      actions.append(rowButton("seen", "Seen it",
+        `Record that user ${state.user} has seen ${titleOf(item)}`, () => recordSeen(item)));
     }
+    actions.append(rowButton("retire", "Retire",
+      `Retire ${titleOf(item)} from the catalog, for every user`, () => retire(item)));
+    row.append(el("span", "rank", String(rank + 1)), what,
+      changeBadge(state.shown, item, rank), score, actions);
     list.append(row);
   });
   if (!items.length) list.append(el("li", "empty", "No items left to recommend."));
   state.shown = items.map((i) => i.item_id);
 }
 
-async function recordSeen(item, button) {
-  button.disabled = true;
-  await guarded(async () => {
-    await api("POST", `/users/${enc(state.user)}/interactions`, { item_ids: [item.item_id] });
-    $("last-action").textContent = `Recorded that user ${state.user} has seen ` +
-      `“${titleOf(item)}”: it is left out of their recommendations from now on. ${CHANGES}`;
-    await refresh();
+// A small button of a listed item; disabled while its action runs.
+function rowButton(className, text, label, action) {
+  const button = el("button", className, text);
+  button.type = "button";
+  button.setAttribute("aria-label", label);
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    await guarded(action);
+    button.disabled = false;
   });
-  button.disabled = false;
+  return button;
+}
+
+async function recordSeen(item) {
+  await api("POST", `/users/${enc(state.user)}/interactions`, { item_ids: [item.item_id] });
+  $("last-action").textContent = `Recorded that user ${state.user} has seen ` +
+    `“${titleOf(item)}”: it is left out of their recommendations from now on. ${CHANGES}`;
+  await refresh();
+}
+
+// ---- changing the catalog -----------------------------------------------------------------
+
+// How deep the page looks for an added item that the list on screen does not reach: the
+// service's default most items per answer (GMLREC_MAX_N).
+const DEEPEST = 1000;
+
+function buildItemForm(model) {
+  const set = $("add-values");
+  const field = filterField(model);
+  set.hidden = !field;
+  if (field) fillChoices(set, field);
+  $("add-note").textContent = (field
+    ? `Describe a new item by its ${pretty(field.name).toLowerCase()}: the model ranks it ` +
+      "from them at once, with no refit."
+    : "A new item is ranked from its features at once, with no refit.") +
+    " When the service has API keys this needs a catalog or admin key.";
+}
+
+// An id for an item added without one: its title's words, and a little randomness.
+function newItemId(title) {
+  const words = title.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
+  return `${words.slice(0, 40) || "item"}-${Math.random().toString(36).slice(2, 6)}`;
+}
+
+async function addItem(event) {
+  event.preventDefault();
+  await guarded(async () => {
+    const title = $("add-name").value.trim();
+    const itemId = $("add-id").value.trim() || newItemId(title);
+    const values = state.filterField ? checkedIn($("add-values")) : [];
+    const body = { features: values.length ? { [state.filterField]: values } : {} };
+    if (title) body.display = { title };
+    const saved = await api("PUT", `/items/${enc(itemId)}`, body);
+    state.added = { itemId, values };
+    $("add-id").value = "";
+    const name = title ? `“${title}”` : `item ${itemId}`;
+    const described = values.length ? ` (${values.join(", ")})` : "";
+    const source = saved.source === "bundle"
+      ? " The served bundle holds this id: its own vectors score it."
+      : "";
+    let said = `Added ${name}${described} as item ${itemId}.${source}` +
+      ignoredText(saved.ignored);
+    if (state.asked === null) {
+      said += " Choose a user to see where it ranks.";
+    } else {
+      await refresh();
+      said += ` ${await rankText(itemId)}`;
+    }
+    $("last-action").textContent = said;
+  });
+}
+
+// Where an item ranks in the list on screen's ranking (the same user and filter), deeper
+// than the list shows if need be.
+async function rankText(itemId) {
+  const { who, filter, among, whom } = state.asked;
+  const shownAt = state.shown.indexOf(itemId);
+  if (shownAt >= 0) return `It ranks #${shownAt + 1} for ${whom}, marked in the list.`;
+  let answer;
+  try {
+    answer = await api("POST", "/recommend", { ...who, n: DEEPEST, filter }, { quiet: true });
+  } catch (err) {
+    return `Where it ranks could not be read: ${err.message}`;
+  }
+  const at = answer.items.findIndex((item) => item.item_id === itemId);
+  if (at >= 0) {
+    return `It ranks #${at + 1} for ${whom}, below the ${state.shown.length} shown.`;
+  }
+  return answer.items.length < DEEPEST
+    ? `It is not in the ranking of ${among} for ${whom}.`
+    : `It ranks below #${DEEPEST} for ${whom}.`;
+}
+
+async function retire(item) {
+  await api("DELETE", `/items/${enc(item.item_id)}`);
+  if (isAdded(item)) state.added = null;
+  $("last-action").textContent = `Retired “${titleOf(item)}” (item ${item.item_id}): it has ` +
+    `left every list, for every user, until a PUT /items/${item.item_id} brings it back. ` +
+    CHANGES;
+  await refresh();
 }
 
 // ---- start --------------------------------------------------------------------------------
@@ -413,6 +534,7 @@ async function loadModel() {
     `${model.users.toLocaleString("en")} users`;
   buildProfileForm(model);
   buildFilter(model);
+  buildItemForm(model);
   try {
     const users = await api("GET", "/users?limit=12", undefined, { quiet: true });
     showSuggestions(users.user_ids);
@@ -437,6 +559,7 @@ async function start() {
   $("user-id").addEventListener("input", searchUsers);
   $("profile-form").addEventListener("submit", saveProfile);
   $("try-profile").addEventListener("click", recommendForFeatures);
+  $("add-form").addEventListener("submit", addItem);
   for (const id of ["n", "only"]) {
     $(id).addEventListener("change", () => {
       if (!state.shown.length) return;

@@ -1,6 +1,7 @@
 """The explorer page (GET /) in a real headless Chromium, driven by Selenium, against a real
 uvicorn server on a loopback port: describe a new user, choose a known one, record an
-interaction, edit the profile; what the page shows is checked against the API's own answers.
+interaction, edit the profile, add items with a few genres and retire one; what the page
+shows is checked against the API's own answers.
 
 The bundle is fit on a tiny made-up movie catalog (tiny_movies.py), so items have titles and
 users have gender, age and occupation, as on MovieLens. The screenshot of the finished flow
@@ -116,6 +117,24 @@ class Page:
     def click(self, element_id: str) -> None:
         self.driver.find_element(self.by.ID, element_id).click()
 
+    def type(self, element_id: str, text: str) -> None:
+        box = self.driver.find_element(self.by.ID, element_id)
+        box.clear()
+        box.send_keys(text)
+
+    def add_item(self, item_id: str, title: str, genres: list[str]) -> None:
+        """Fill in the form that adds an item (an empty id: the page makes one) and send it."""
+        self.type("add-id", item_id)
+        self.type("add-name", title)
+        for box in self.css("#add-values input"):
+            if box.is_selected() != (box.get_attribute("value") in genres):
+                box.click()
+        self.click("add-item")
+
+    def marked(self) -> list[str]:
+        """Ids of the listed items marked as the one this page added."""
+        return [row.get_attribute("data-item-id") for row in self.css("#items li.item.added")]
+
     def shows(self, expected: list[tuple[str, str]], what: str) -> None:
         self.until(lambda: self.items() == expected, f"{what}: the page never listed "
                                                      f"{expected}, it shows {self.items()}")
@@ -132,6 +151,14 @@ class Page:
 def listed(answer: httpx.Response) -> list[tuple[str, str]]:
     assert answer.status_code == 200, answer.text
     return [(item["item_id"], item["title"]) for item in answer.json()["items"]]
+
+
+def rank_of(api: httpx.Client, user_id: str, item_id: str) -> int:
+    """Where the API ranks an item for a user, counted from 1, among every unseen item."""
+    ranking = [i for i, _ in listed(api.get(f"/recommend/{user_id}", params={
+        "n": 1000, "details": "true"}))]
+    assert item_id in ranking, f"{item_id} is not ranked for user {user_id}"
+    return ranking.index(item_id) + 1
 
 
 def test_the_explorer_flow(server, browser, movies, tmp_path):
@@ -199,9 +226,59 @@ def test_the_explorer_flow(server, browser, movies, tmp_path):
     assert page.css("#items .change.new") or page.css("#items .change.up")
     assert page.text("error") == ""
 
+    # add items for another user: one of a genre the user's group does not favour, ranked
+    # below the list (the page looks deeper), then one of the two genres it does, ranked in
+    # it at once and marked there
+    user = "10"
+    page.type("user-id", user)
+    page.click("load-user")
+    page.shows(listed(api.get(f"/recommend/{user}", params={"details": "true"})), f"user {user}")
+    profile = api.get(f"/users/{user}").json()["features"]
+    liked = list(taste(profile["gender"], profile["age"]))
+    other = taste("F" if profile["gender"] == "M" else "M",  # the opposite group's
+                  "50" if int(profile["age"]) < 35 else "18")[0]
+    page.add_item("a-documentary", "A documentary added today", [other])
+    page.until(lambda: "Added “A documentary added today”" in page.text("last-action"),
+               "the first item was never added")
+    far = rank_of(api, user, "a-documentary")
+    assert far > 10, "pick a genre the user's group ranks lower"
+    assert f"It ranks #{far} for user {user}, below the 10 shown." in page.text("last-action")
+    assert "a-documentary" not in {i for i, _ in page.items()} and page.marked() == []
+    page.select(page.driver.find_element(page.by.ID, "n")).select_by_visible_text("20")
+    page.add_item("", "A film added today", liked)
+    page.until(lambda: "Added “A film added today”" in page.text("last-action"),
+               "the second item was never added")
+    (new_id,) = page.marked()
+    stored = api.get(f"/items/{new_id}").json()
+    assert new_id.startswith("a-film-added-today-") and stored["source"] == "added"
+    assert stored["features"] == {"genre": liked} and stored["title"] == "A film added today"
+    with_new = listed(api.get(f"/recommend/{user}", params={"n": 20, "details": "true"}))
+    assert (new_id, "A film added today") in with_new
+    page.shows(with_new, "after adding an item")
+    k = rank_of(api, user, new_id)
+    assert page.items()[k - 1][0] == new_id
+    row = page.css(f"#items li[data-item-id='{new_id}']")[0]
+    assert row.find_element(page.by.CLASS_NAME, "meta").text == f"item {new_id} · " + \
+        ", ".join(liked)
+    assert row.find_element(page.by.CLASS_NAME, "change").text == "added"
+    assert (f"Added “A film added today” ({', '.join(liked)}) as item {new_id}. It ranks "
+            f"#{k} for user {user}, marked in the list.") == page.text("last-action")
+    assert page.text("error") == ""
+
     shot = Path(os.environ.get("GMLREC_EXPLORER_SCREENSHOT") or tmp_path / "explorer.png")
     page.screenshot(shot)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # retire it from the list: it leaves every answer
+    page.css(f"#items li[data-item-id='{new_id}'] button.retire")[0].click()
+    page.until(lambda: "Retired “A film added today”" in page.text("last-action"),
+               "the item was never retired")
+    retired = api.get(f"/items/{new_id}")
+    assert retired.status_code == 404 and retired.json()["retired"] is True
+    without = listed(api.get(f"/recommend/{user}", params={"n": 20, "details": "true"}))
+    assert new_id not in {i for i, _ in without}
+    page.shows(without, "after retiring the item")
+    assert page.text("error") == ""
 
 
 def test_api_errors_are_shown_readably(server, browser):
@@ -217,26 +294,45 @@ def test_api_errors_are_shown_readably(server, browser):
     assert page.text("save-profile") == "Save as user nobody-here"  # and it offers to
     assert page.items() == []
 
+    # an item with more genres than the field has columns: the 422 names the field
+    page.add_item("three-genres", "Too many genres", ["Action", "Comedy", "Drama"])
+    page.until(lambda: "422" in page.text("error"), "no error was shown for three genres")
+    assert page.text("error") == ("PUT /items/three-genres answered 422 Unprocessable "
+                                  "Entity: features.genre: genre: at most 2 value(s), got 3")
+
 
 def test_a_service_behind_keys_asks_for_one_and_takes_it(browser, movies):
     """With API keys configured the page says what is missing, and works once a key is
-    entered; a key that may not list users only loses the suggestions."""
-    keys = "read:reader-key-0123456789abcdef,admin:admin-key-0123456789abcdef"
+    entered; a key that may not list users only loses the suggestions, and one that may not
+    change the catalog is told so when it adds an item."""
+    keys = ("read:reader-key-0123456789abcdef,admin:admin-key-0123456789abcdef,"
+            "catalog:catalog-key-0123456789abcdef")
     with live_server(settings_for(movies.models_dir, api_keys=SecretStr(keys))) as base:
         page = Page(browser, base)
         page.driver.get(base + "/")
         page.driver.execute_script("sessionStorage.clear()")
         page.open()
         assert "401" in page.text("error") and "Enter an API key" in page.text("error")
-        for key, suggestions in (("reader-key-0123456789abcdef", 0),
-                                 ("admin-key-0123456789abcdef", 12)):
-            box = page.driver.find_element(page.by.ID, "api-key")
-            box.clear()
-            box.send_keys(key)
+        for key, suggestions, scope in (("reader-key-0123456789abcdef", 0, "read"),
+                                        ("catalog-key-0123456789abcdef", 0, "catalog"),
+                                        ("admin-key-0123456789abcdef", 12, "admin")):
+            page.type("api-key", key)
             page.click("use-key")
-            page.until(lambda: page.text("model-version") == movies.version,
-                       "the model never showed")
+            page.until(lambda: page.text("model-version") == movies.version and
+                       page.text("last-request") == "GET /model?values=200",
+                       "the model never showed")  # and the forms are built again
             page.until(lambda n=suggestions: len(page.css("#suggestions button")) == n,
                        f"{suggestions} user suggestions never showed")
             assert page.text("error") == ""
+            page.add_item(f"added-by-{scope}", f"Added with a {scope} key", ["Drama"])
+            if scope == "read":
+                page.until(lambda: "403" in page.text("error"), "no error for a read key's PUT")
+                assert page.text("error") == (
+                    "PUT /items/added-by-read answered 403 Forbidden: this key's scope is read; "
+                    "this route needs catalog. Enter a key of that scope, or an admin key, at "
+                    "the top of the page.")
+            else:
+                page.until(lambda s=scope: f"Added with a {s} key" in page.text("last-action"),
+                           f"a {scope} key's item was never added")
+                assert page.text("error") == ""
         page.driver.execute_script("sessionStorage.clear()")
