@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,52 +39,22 @@ from tests.service.api.test_union_ranking import (
     union_of,
     unknown,
 )
-from tests.support.ports import free_port
-from tests.support.waiting import wait_until
+from tests.support.replicas import running_replicas
 
 pytestmark = pytest.mark.anyio
 ADDED, RETIRED, AT_ONCE = 1000, 100, 16
 REPLICAS = 3
 TOP_N = 20
 CATEGORIES = 5  # the synthetic catalog's item field (conftest.SYNTHETIC)
-ROOT = Path(__file__).parents[3]
-
-
-def ready(base: str, process: subprocess.Popen) -> bool:
-    assert process.poll() is None, f"the replica at {base} exited"
-    try:
-        return httpx.get(f"{base}/ready", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @contextlib.contextmanager
 def replicas(models_dir: Path, prefix: str, logs: Path) -> Iterator[list[str]]:
-    """Base URLs of single-worker `python -m service` replicas sharing the test Redis."""
+    """Base URLs of REPLICAS single-worker replicas sharing the test Redis."""
     if not redis_is_up():
         pytest.skip(f"no Redis at {REDIS_URL}")
-    processes, bases = [], []
-    try:
-        for replica in range(REPLICAS):
-            port = free_port()
-            env = {**os.environ, "GMLREC_MODELS_DIR": str(models_dir),
-                   "GMLREC_PORT": str(port), "GMLREC_REDIS_URL": REDIS_URL,
-                   "GMLREC_REDIS_PREFIX": prefix, "GMLREC_REDIS_TIMEOUT_S": "2",
-                   "GMLREC_ORT_THREADS": "1", "GMLREC_LOG_LEVEL": "warning"}
-            env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-            with open(logs / f"replica-{replica}.log", "w") as log:
-                processes.append(subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT,
-                                                  env=env, stdout=log,
-                                                  stderr=subprocess.STDOUT))
-            bases.append(f"http://127.0.0.1:{port}")
-        for base, process in zip(bases, processes):
-            wait_until(functools.partial(ready, base, process), 120,
-                       f"the replica at {base} ready", 0.1)
+    with running_replicas(models_dir, REDIS_URL, prefix, logs, REPLICAS) as bases:
         yield bases
-    finally:
-        for process in processes:
-            process.kill()
-            process.wait(10)
 
 
 def catalog_version(metrics_text: str) -> float | None:

@@ -9,9 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,11 +25,9 @@ from service.served_model import ServedModel
 from service.stores import Keys
 from tests.service.api.conftest import REDIS_URL, redis_is_up
 from tests.service.api.test_reload import REQUEST, answers_of, place
-from tests.support.processes import wait_until_ready
-from tests.support.servers import free_port
+from tests.support.replicas import running_replicas
 from tests.support.waiting import wait_until_async
 
-ROOT = Path(__file__).parents[3]
 REPLICAS = 3
 pytestmark = pytest.mark.anyio
 
@@ -40,44 +35,26 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def replicas(models_copy, redis_prefix, tmp_path):
     """Base URLs of three single-worker replicas polling the shared models folder."""
-    with running_replicas(models_copy, f"{redis_prefix}-replicas", tmp_path) as bases:
+    with running(models_copy, f"{redis_prefix}-replicas", tmp_path) as bases:
         yield bases
 
 
 @pytest.fixture
 def history_replicas(with_history, redis_prefix, tmp_path):
     """Three replicas serving the history model."""
-    with running_replicas(with_history.models_dir, f"{redis_prefix}-history", tmp_path
+    with running(with_history.models_dir, f"{redis_prefix}-history", tmp_path
                           ) as bases:
         yield bases
 
 
 @contextlib.contextmanager
-def running_replicas(models_dir: Path, prefix: str, logs: Path) -> Iterator[list[str]]:
+def running(models_dir: Path, prefix: str, logs: Path) -> Iterator[list[str]]:
+    """REPLICAS replicas on the test Redis, each polling its models folder every 0.2 s."""
     if not redis_is_up():
         pytest.skip(f"no Redis at {REDIS_URL} (.ci/run starts one)")
-    processes, bases = [], []
-    try:
-        for replica in range(REPLICAS):
-            port = free_port()
-            env = {**os.environ, "GMLREC_MODELS_DIR": str(models_dir),
-                   "GMLREC_PORT": str(port), "GMLREC_REDIS_URL": REDIS_URL,
-                   "GMLREC_REDIS_PREFIX": prefix,
-                   "GMLREC_REDIS_TIMEOUT_S": "2", "GMLREC_RELOAD_INTERVAL_S": "0.2",
-                   "GMLREC_ORT_THREADS": "1", "GMLREC_LOG_LEVEL": "warning"}
-            env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-            with open(logs / f"replica-{replica}.log", "w") as log:
-                processes.append(subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT,
-                                                  env=env, stdout=log,
-                                                  stderr=subprocess.STDOUT))
-            bases.append(f"http://127.0.0.1:{port}")
-        for base, process in zip(bases, processes):
-            wait_until_ready(base, process)
+    with running_replicas(models_dir, REDIS_URL, prefix, logs, REPLICAS,
+                          {"GMLREC_RELOAD_INTERVAL_S": "0.2"}) as bases:
         yield bases
-    finally:
-        for process in processes:
-            process.kill()
-            process.wait(10)
 
 
 async def test_replicas_answer_alike_and_read_each_others_writes(replicas):
