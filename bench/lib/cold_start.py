@@ -83,6 +83,45 @@ def genre_popularity(genres: Sequence[Sequence[str]], counts: Sequence[int],
                      for item in items])
 
 
+def rank_correlation(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's ρ: the correlation of the two sequences' ranks, ties given their mean
+    rank; 0 where either is constant."""
+    ranks = [_mean_ranks(np.asarray(x, np.float64)) for x in (a, b)]
+    if any(r.std() == 0 for r in ranks):
+        return 0.0
+    return float(np.corrcoef(*ranks)[0, 1])
+
+
+def _mean_ranks(x: np.ndarray) -> np.ndarray:
+    values, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    first = np.cumsum(counts) - counts  # each distinct value's first rank (from 0)
+    return (first + (counts - 1) / 2)[inverse]
+
+
+@dataclass(frozen=True)
+class Genre:
+    """A genre's place in the training interactions."""
+
+    name: str
+    share: float  # of the interactions (an interaction counts for each genre of its item)
+    items: int  # items of the genre
+    per_item: float  # interactions per item of the genre
+    overall: float  # interactions per item, every item
+
+
+def top_genre(genres: Sequence[Sequence[str]], counts: Sequence[int]) -> Genre:
+    """The genre of the largest share of the interactions (genre_popularity's best)."""
+    totals: dict[str, list[float]] = {}
+    for held, count in zip(genres, counts, strict=True):
+        for genre in held:
+            total = totals.setdefault(genre, [0.0, 0.0])
+            total[0] += count
+            total[1] += 1
+    name, (interactions, items) = max(totals.items(), key=lambda kv: kv[1][0])
+    return Genre(name, interactions / sum(counts), int(items), interactions / items,
+                 sum(counts) / len(counts))
+
+
 @dataclass(frozen=True)
 class Hits:
     """HR@10 and NDCG@10 over a set of cases."""

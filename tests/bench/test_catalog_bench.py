@@ -13,11 +13,14 @@ from bench import catalog
 from bench.lib import training_api
 from bench.lib.cold_start import (
     Cases,
+    Genre,
     Hits,
     cases,
     expected_hits,
     genre_popularity,
     held_out_items,
+    rank_correlation,
+    top_genre,
 )
 from bench.lib.held_out import item_values, without_items
 from bench.lib.http_load import LoadResult
@@ -35,6 +38,7 @@ def test_the_smoke_run_writes_both_sections_and_every_answer_is_brute_forces(tmp
     rows = [line for line in serving.splitlines() if re.match(r"\| (0|20|200) \|", line)]
     assert len(rows) == 3
     assert all(line.endswith(("| 5 of 5 | — |", "| 5 of 5 | 5 of 5 |")) for line in rows), rows
+    assert "| 0 | — | — |" in rows[0]
     cold = text[text.index("<!-- catalog-cold-start:start -->"):
                 text.index("<!-- catalog-cold-start:end -->")]
     assert "| model, items added by PUT /items |" in cold and "| random |" in cold
@@ -132,20 +136,45 @@ def test_the_serving_target_says_met_or_by_how_much_it_missed():
     args = argparse.Namespace(items=100_000, added=[1000], requests=600, put_concurrency=8)
     text = catalog.serving_report([_served(0, 20.0), _served(1000, 23.0)], [1.0, 2.0],
                                   [1.5, 2.5], args, {"avx2", "fpu"}, 3.0)
-    assert "| 1,000 | 43 (23.0 / 23.0) | 50 | 23.0 | 23.0 | 1.15 |" in text
+    assert "| 1,000 | 43 | 23.0 → 23.0 | 50 | 23.0 | 23.0 | 1.15 |" in text
+    assert "Why a PUT slows" not in text
     assert "CPU flags avx2." in text and "first added item ranked 19,000" in text
     assert catalog.NOT_IN_TOP in text
+    growing = catalog.Served(1000, LoadResult(8, np.linspace(1.0, 10.0, 100), 0, 1.0),
+                             50.0, LoadResult(1, np.full(10, 23.0), 0, 0.23),
+                             Memory(300, 200, 100, 250, 200), 5, 5, 0, (19_000,) * 5)
+    text = catalog.serving_report([_served(0, 20.0), growing], [1.0, 2.0], [1.5, 2.5], args,
+                                  set(), 3.0)
+    assert "| 1,000 | 100 | 1.4 → 9.6 |" in text and "CPU flags unread" in text
+    assert "Why a PUT slows as the overlay grows (1,000 added)" in text
+
+
+def test_genre_facts_rank_correlation_and_the_top_genre():
+    assert rank_correlation([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert rank_correlation([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert rank_correlation([1, 1, 2], [5, 6, 7]) == pytest.approx(0.8660254)  # mean ranks
+    assert rank_correlation([1, 1, 1], [5, 6, 7]) == 0.0
+    top = top_genre([["Drama"], ["Drama"], ["Drama", "War"], ["War"]], [1, 1, 2, 8])
+    assert (top.name, top.share, top.items, top.per_item, top.overall) == \
+        ("War", 10 / 12, 2, 5.0, 3.0)
 
 
 def _seeded(seed: int, model: float, popular: float) -> catalog.Seeded:
     found = Cases(["h0"], ["u"], np.array([0]), [np.arange(0)], 99)
     return catalog.Seeded(seed, 168, found, Hits(model, model / 2), Hits(popular, popular / 2),
-                          Hits(0.1, 0.05), 0, 0.66, 120.0, False, 1.0)
+                          Hits(0.1, 0.05), 0, -0.25, Genre("Drama", 0.4, 700, 55.0, 59.5),
+                          0.66, 120.0, False, 1.0)
 
 
-def test_the_cold_start_verdicts_say_why_when_popularity_wins():
+def test_the_cold_start_verdicts_say_why_when_popularity_wins_or_trails_random():
     fine = catalog.verdicts([_seeded(s, 0.4, 0.3) for s in range(3)])
     assert fine[0].endswith("3 of 3 seeds: met.") and fine[1].endswith("3 of 3 seeds.")
+    assert len(fine) == 2  # popularity above random: nothing to explain
     mixed = catalog.verdicts([_seeded(0, 0.4, 0.3), _seeded(1, 0.05, 0.5)])
     assert mixed[0].endswith("1 of 2 seeds: NOT met.")
     assert mixed[1].endswith("1 of 2 seeds. " + catalog.WHY_NOT_POPULARITY)
+    below = catalog.verdicts([_seeded(0, 0.2, 0.06), _seeded(1, 0.2, 0.3)])
+    assert below[2].startswith("- Genre popularity ranks below random on 1 of 2 seeds")
+    assert "Drama (40% of the fit's interactions, seed 0), has the most items (700), each " \
+           "with 55.0 interactions against 59.5" in below[2]
+    assert below[2].endswith("(Spearman ρ -0.25, -0.25 by seed).")
