@@ -441,13 +441,15 @@ def _genres(data, code: int) -> list[str]:
 
 def cold_start_report(rows: list[Seeded], args: argparse.Namespace, loads: list[float],
                       minutes: float) -> str:
+    again = sum(r.reused for r in rows)
+    reused = f", {again} of {len(rows)} fits an earlier run's, reused" if again else ""
     recipe = ", ".join(f"{k} {v}" for k, v in {**DEFAULT_OPTIONS, **args.options}.items()
                        if k not in ("data", "seed"))
     lines = [
         "## catalog-cold-start: items the fit never saw, added through PUT /items", "",
         f"Command: `python -m bench.catalog --part cold-start --seeds "
-        f"{' '.join(map(str, args.seeds))} --data {args.data}` ({minutes:.1f} min; load "
-        f"average {loads[0]:.1f} at the start, {loads[1]:.1f} at the end). Per seed, a "
+        f"{' '.join(map(str, args.seeds))} --data {args.data}` ({minutes:.1f} min{reused}; "
+        f"load average {loads[0]:.1f} at the start, {loads[1]:.1f} at the end). Per seed, a "
         f"seeded {SHARE:.0%} of the items is held out with every interaction it has: the "
         "fit's data has neither them, nor their ids, nor any interaction with them "
         f"(bench/lib/held_out.py). The default model's recipe ({recipe}; "
@@ -499,7 +501,8 @@ def verdicts(rows: list[Seeded]) -> list[str]:
         top = rows[0].top
         lines.append(BELOW_RANDOM.format(
             below=len(below), seeds=len(rows), genre=top.name, share=top.share,
-            items=top.items, per_item=top.per_item, overall=top.overall,
+            items=top.items, alone=top.alone, alone_per_item=top.alone_per_item,
+            overall=top.overall,
             rho=", ".join(f"{r.popularity_rho:+.2f}" for r in rows)))
     return lines
 
@@ -507,11 +510,11 @@ def verdicts(rows: list[Seeded]) -> list[str]:
 BELOW_RANDOM = (
     "- Genre popularity ranks below random on {below} of {seeds} seeds: a genre's share of "
     "the interactions grows with how many items it has as much as with how often each is "
-    "chosen, and here the two part. The genre of the largest share, {genre} ({share:.0%} of "
-    "the fit's interactions, seed 0), has the most items ({items:,}), each with "
-    "{per_item:.1f} interactions against {overall:.1f} for the average item, so the "
-    "baseline puts the least chosen items first: among the held items its score and an "
-    "item's interaction count go opposite ways (Spearman ρ {rho} by seed).")
+    "chosen. The genre of the largest share, {genre} ({share:.0%} of the fit's interactions, "
+    "seed 0), is the genre of {items:,} items, and the items the baseline puts first, those "
+    "of {genre} alone, are {alone:,} items with {alone_per_item:.1f} interactions each "
+    "against {overall:.1f} for the average item. Among the held items the baseline's score "
+    "and an item's interaction count go opposite ways (Spearman ρ {rho} by seed).")
 
 
 WHY_NOT_POPULARITY = (

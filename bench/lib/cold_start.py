@@ -100,17 +100,20 @@ def _mean_ranks(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Genre:
-    """A genre's place in the training interactions."""
+    """A genre's place in the training interactions, and that of the items of it alone."""
 
     name: str
     share: float  # of the interactions (an interaction counts for each genre of its item)
     items: int  # items of the genre
-    per_item: float  # interactions per item of the genre
+    alone: int  # items of this genre and no other
+    alone_per_item: float  # interactions per item of those
     overall: float  # interactions per item, every item
 
 
 def top_genre(genres: Sequence[Sequence[str]], counts: Sequence[int]) -> Genre:
-    """The genre of the largest share of the interactions (genre_popularity's best)."""
+    """The genre of the largest share of the interactions. Its items alone are those that
+    genre_popularity scores highest (a mean over an item's genres is largest for the one
+    top genre)."""
     totals: dict[str, list[float]] = {}
     for held, count in zip(genres, counts, strict=True):
         for genre in held:
@@ -118,8 +121,9 @@ def top_genre(genres: Sequence[Sequence[str]], counts: Sequence[int]) -> Genre:
             total[0] += count
             total[1] += 1
     name, (interactions, items) = max(totals.items(), key=lambda kv: kv[1][0])
-    return Genre(name, interactions / sum(counts), int(items), interactions / items,
-                 sum(counts) / len(counts))
+    alone = [count for held, count in zip(genres, counts) if list(held) == [name]]
+    return Genre(name, interactions / sum(counts), int(items), len(alone),
+                 float(np.mean(alone)) if alone else 0.0, sum(counts) / len(counts))
 
 
 @dataclass(frozen=True)
