@@ -83,13 +83,13 @@ def genre_popularity(genres: Sequence[Sequence[str]], counts: Sequence[int],
                      for item in items])
 
 
-def rank_correlation(a: Sequence[float], b: Sequence[float]) -> float:
+def rank_correlation(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
     """Spearman's ρ: the correlation of the two sequences' ranks, ties given their mean
     rank; 0 where either is constant."""
-    ranks = [_mean_ranks(np.asarray(x, np.float64)) for x in (a, b)]
-    if any(r.std() == 0 for r in ranks):
+    x, y = (_mean_ranks(np.asarray(v, np.float64)) for v in (a, b))
+    if x.std() == 0 or y.std() == 0:
         return 0.0
-    return float(np.corrcoef(*ranks)[0, 1])
+    return float(np.corrcoef(x, y)[0, 1])
 
 
 def _mean_ranks(x: np.ndarray) -> np.ndarray:
