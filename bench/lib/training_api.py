@@ -87,6 +87,38 @@ def fit_with_leaky_negatives(options: dict[str, Any], out: Path) -> dict[str, An
     return metrics
 
 
+def fit_and_export_without_items(options: dict[str, Any], out: Path, models_dir: Path,
+                                 name: str, item_ids: list[str]) -> Path:
+    """`fit_in_worker` on the options' data less `item_ids` (bench/lib/held_out.py), then its
+    export into models_dir/name; the bundle's version folder. The items are never seen:
+    neither the fit nor the export's catalog holds them, so they can be added to the
+    served model as new items.
+
+    The product has no option for this, so the pipeline's data loader is swapped for one that
+    leaves them out, for this fit and its export (which reloads the run's data through
+    pipeline.prepare); a pipeline that no longer loads its data there fails here."""
+    import training.pipeline as pipeline
+    from bench.lib.held_out import without_items
+    from training.export import export_run
+
+    original, loaded = pipeline.load_data, []
+
+    def load_without(*args: Any, **kwargs: Any) -> Any:
+        loaded.append(True)
+        return without_items(original(*args, **kwargs), item_ids)
+
+    pipeline.load_data = load_without
+    try:
+        fit_in_worker(options, out)
+        bundle = export_run(out, models_dir, name)
+    finally:
+        pipeline.load_data = original
+    if len(loaded) < 2:
+        raise RuntimeError("the fit and its export no longer load their data through "
+                           "pipeline.load_data")
+    return bundle
+
+
 def leaky_split(data: Any, split: Any) -> Any:
     """The split whose per-epoch negatives avoid every interaction of `data`, held-out ones
     included, instead of the training positives alone."""
@@ -161,6 +193,13 @@ def epoch_runners(variants: dict[str, dict[str, Any]], data: str
         runners[name] = (lambda m=model, o=optimizer, b=objective:
                          train_epoch(m, o, b, generator, 1, False, StopRequest()))
     return runners
+
+
+def dataset(spec: str) -> Any:
+    """The interaction set a `--data` spec names, as a fit loads it (no history field)."""
+    from training.data.specs import load_data
+
+    return load_data(spec)
 
 
 def synthetic_data(params: str) -> Any:
