@@ -144,15 +144,20 @@ def redis_with_password(password: str) -> Iterator[int]:
 def test_train_job_then_api_on_redis_answer_a_recommendation(tmp_path, redis_prefix):
     subprocess.run(documented_secrets_command(), shell=True, cwd=tmp_path, check=True)
     assert (tmp_path / "secrets").stat().st_mode & 0o777 == 0o700
-    password = (tmp_path / "secrets/redis_password").read_text().strip()
-    scope, admin_key = (tmp_path / "secrets/api_keys").read_text().strip().split(":")
-    assert scope == "admin" and len(admin_key) >= 43 and len(password) >= 43
+    secret = {p.name: p.read_text().strip() for p in (tmp_path / "secrets").iterdir()}
+    password, admin_key = secret["redis_password"], secret["admin_key"]
+    # two admin keys: the operator's and Prometheus' (revoked apart); Grafana's own password
+    assert secret["api_keys"].splitlines() == [f"admin:{admin_key}",
+                                                f"admin:{secret['prometheus_key']}"]
+    assert len({password, admin_key, secret["prometheus_key"], secret["grafana_password"]}) == 4
+    assert min(len(password), len(admin_key), len(secret["prometheus_key"])) >= 43
     with redis_with_password(password) as port:
-        run_compose_commands(tmp_path, redis_prefix, port, password, admin_key)
+        run_compose_commands(tmp_path, redis_prefix, port, password, admin_key,
+                             secret["prometheus_key"])
 
 
 def run_compose_commands(tmp_path: Path, redis_prefix: str, redis_port: int, password: str,
-                         admin_key: str) -> None:
+                         admin_key: str, prometheus_key: str) -> None:
     volumes = {"root": tmp_path}
     (tmp_path / "small-fit.toml").write_text(SMALL_FIT)
     train = ComposeService("train", volumes, redis_prefix)
@@ -190,12 +195,15 @@ def run_compose_commands(tmp_path: Path, redis_prefix: str, redis_port: int, pas
         assert len(items) == 10 and len({item["item_id"] for item in items}) == 10
         assert httpx.put(f"{base}/users/{user}", json={"features": {}}, headers=key
                          ).status_code == 200
+        scraped = httpx.get(f"{base}/metrics",  # as the monitoring profile's Prometheus does
+                            headers={"authorization": f"Bearer {prometheus_key}"})
+        assert scraped.status_code == 200 and "gmlrec_http_requests_total" in scraped.text
         with pytest.raises(redis.AuthenticationError):  # Redis holds to its password
             redis.Redis(port=redis_port).ping()
         assert any(k.startswith(redis_prefix.encode()) for k in
                    redis.Redis(port=redis_port, password=password).scan_iter(f"{redis_prefix}*"))
         logged = (tmp_path / "api.log").read_text()
-        assert password not in logged and admin_key not in logged
+        assert password not in logged and admin_key not in logged and prometheus_key not in logged
     finally:
         process.terminate()
         process.wait(30)

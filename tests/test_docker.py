@@ -4,6 +4,7 @@ services as docs/operations.md says, and the API image's dependencies carry no t
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -28,12 +29,12 @@ def test_dockerfiles_lint_clean(dockerfile):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def compose_config() -> dict:
-    """The compose file as `docker-compose config` resolves it (Debian's docker-compose 1.x
-    prints YAML)."""
+def compose_config(*options: str) -> dict:
+    """The compose file as `docker-compose [options] config` resolves it (Debian's
+    docker-compose 1.x prints YAML)."""
     yaml = pytest.importorskip("yaml")
     done = subprocess.run([tool("docker-compose"), "-f", str(ROOT / "docker-compose.yml"),
-                           "config"], capture_output=True, text=True, cwd=ROOT)
+                           *options, "config"], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     return yaml.safe_load(done.stdout)
 
@@ -53,6 +54,36 @@ def test_compose_file_is_accepted_and_wired():
     assert api["environment"]["GMLREC_API_KEYS_FILE"] == "/run/secrets/api_keys"
     assert services["proxy"]["ports"][0].startswith("127.0.0.1:")
     assert services["train"]["restart"] == "no"
+
+
+def test_monitoring_profile_is_accepted_and_wired():
+    """Prometheus and Grafana start with `--profile monitoring` only; the key Prometheus sends
+    to /metrics comes from a secret file named in its config, never from argv."""
+    yaml = pytest.importorskip("yaml")
+    services = compose_config("--profile", "monitoring")["services"]
+    profiled = {name for name, service in services.items() if service.get("profiles")}
+    assert profiled == {"prometheus", "grafana"}
+    assert all(services[name]["profiles"] == ["monitoring"] for name in profiled)
+    prometheus, grafana = services["prometheus"], services["grafana"]
+    assert [s["source"] for s in prometheus["secrets"]] == ["prometheus_key"]
+    assert "ports" not in prometheus  # reached by Grafana inside the network only
+    assert not any("key" in arg or "auth" in arg for arg in prometheus["command"])
+    assert any(arg.startswith("--storage.tsdb.retention.time=") for arg in prometheus["command"])
+    config = yaml.safe_load((ROOT / "docker/prometheus/prometheus.yml").read_text())
+    (job,) = config["scrape_configs"]
+    assert job["authorization"] == {"type": "Bearer",
+                                    "credentials_file": "/run/secrets/prometheus_key"}
+    assert job["dns_sd_configs"][0]["names"] == ["api"]  # every replica
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD__FILE"] == \
+        "/run/secrets/grafana_password"
+    assert grafana["ports"][0].startswith("127.0.0.1:")
+    datasource = yaml.safe_load(
+        (ROOT / "docker/grafana/provisioning/datasources/prometheus.yml").read_text())
+    (source,) = datasource["datasources"]
+    dashboard_text = (ROOT / "docker/grafana/dashboards/gmlrec.json").read_text()
+    dashboard = json.loads(dashboard_text)
+    assert {p["datasource"]["uid"] for p in dashboard["panels"]} == {source["uid"]}
+    assert "authorization" not in dashboard_text.lower() and "secret" not in dashboard_text
 
 
 def test_api_image_dependencies_carry_no_torch():
