@@ -230,3 +230,42 @@ def gmlfm_dnn(n_features: int, dim: int) -> Any:
 
     return GMLFM(n_features, dim, "dnn", layers=1)
 
+
+
+def default_options() -> dict[str, Any]:
+    """The fit options of the model `python -m training bootstrap` serves by default."""
+    from training.bootstrap import DEFAULT_OPTIONS
+
+    return dict(DEFAULT_OPTIONS)
+
+
+def held_out_items(spec: str) -> dict[str, tuple[str | None, str]]:
+    """Per user of the `--data` spec, the two interactions top-n holds out, as the protocol
+    picks them (each pair's latest, in its chronological order): (validation item, or None
+    for a user with two interactions only; test item, the user's latest)."""
+    import numpy as np
+
+    from training.data.history import chronological
+    from training.data.protocols import unique_interactions
+
+    data = dataset(spec)
+    users, items, times, _ = unique_interactions(data)
+    order = chronological(users, times)
+    users, items = users[order], items[order]
+    counts = np.bincount(users, minlength=data.n_users)
+    ends = np.cumsum(counts)
+    held: dict[str, tuple[str | None, str]] = {}
+    for user in np.flatnonzero(counts >= 2).tolist():
+        end = int(ends[user])
+        valid = data.item_ids[items[end - 2]] if counts[user] >= 3 else None
+        held[data.user_ids[user]] = (valid, data.item_ids[items[end - 1]])
+    return held
+
+
+def fit_and_export(options: dict[str, Any], run: Path, models_dir: Path, name: str) -> Path:
+    """`fit_in_worker` then the pipeline's export of that run as model `name`; the bundle's
+    version folder."""
+    from training.export import export_run
+
+    fit_in_worker(options, run)
+    return export_run(run, models_dir, name)
