@@ -11,9 +11,10 @@ its history field (what bootstrap serves) and without it (the same options less 
 a later run reuses those bundles unless --refit. Each bundle is loaded torch-free, as the API
 loads it (service.served_model.ServedModel), and ranks the whole catalog for every MovieLens
 user as the protocol's full-catalog test does: the user's training interactions and
-validation item left out, the history model's window over the training interactions then the
-validation item (the service would have recorded it), top 10. A user *hits* with a model when
-their held-out next interaction (the test item, their latest) is in that top 10.
+validation item left out, the history model's window over the user's interactions before the
+test item (the bundle holds them all; the window ends with the validation item), top 10. A
+user *hits* with a model when their held-out next interaction (the test item, their latest)
+is in that top 10.
 
 A simulated user is a uniform draw of a MovieLens user, with replacement (943 users are too
 few for a difference of a few points to reach p < 0.01), with an id of its own, `sim-<k>`.
@@ -111,8 +112,10 @@ def bundle_of(label: str, options: dict, out: Path, refit: bool) -> Path | None:
         else None
 
 
-def fitted(options_by_label: dict[str, dict], out: Path, refit: bool) -> dict[str, Path]:
-    """Each arm's bundle: reused, or fitted and exported (the arms in parallel processes)."""
+def fitted(options_by_label: dict[str, dict], out: Path, refit: bool
+           ) -> tuple[dict[str, Path], list[str]]:
+    """Each arm's bundle: reused, or fitted and exported (the arms in parallel processes);
+    and the labels fitted now."""
     bundles = {label: bundle_of(label, options, out, refit)
                for label, options in options_by_label.items()}
     todo = [label for label, bundle in bundles.items() if bundle is None]
@@ -124,7 +127,7 @@ def fitted(options_by_label: dict[str, dict], out: Path, refit: bool) -> dict[st
             bundles[label] = future.result()
             (out / f"{label}.json").write_text(json.dumps(
                 {"options": options_by_label[label], "bundle": str(bundles[label])}))
-    return {label: bundle for label, bundle in bundles.items() if bundle is not None}
+    return {label: bundle for label, bundle in bundles.items() if bundle is not None}, todo
 
 
 def hits_of(bundle: Path, held: dict[str, tuple[str | None, str]], users: Sequence[str]
@@ -139,11 +142,18 @@ def hits_of(bundle: Path, held: dict[str, tuple[str | None, str]], users: Sequen
         at = model.training.position(user)
         if at is None:
             raise RuntimeError(f"{bundle}: user {user} is not among its training users")
-        recorded = [valid] if valid is not None else []
-        window = model.training.window(at, recorded)
+        window: list[str] = []
+        if model.profiles.history is not None:
+            # the bundle's interactions are all of the user's, the held-out two included: the
+            # window is over those before the test item (it ends with the validation item)
+            every = model.profiles.history.trained(at)
+            if not every or every[-1] != test:
+                raise RuntimeError(f"{bundle}: user {user}'s latest interaction is not {test}")
+            window = model.profiles.history.window(every[:-1])
         rows.append(model.profiles.encode(user, model.training.profile(at), window=window))
         seen = model.training.seen(at).astype(np.int64)
-        excluded.append(np.union1d(seen, [position[v] for v in recorded]).astype(np.int64))
+        held_back = [position[valid]] if valid is not None else []
+        excluded.append(np.union1d(seen, held_back).astype(np.int64))
         targets.append(position[test])
     hits = np.zeros(len(users), bool)
     for start in range(0, len(users), BATCH):
@@ -245,6 +255,17 @@ def aa_run(hits: np.ndarray, salt: str, users: int) -> AaRun:
     return AaRun(p_end, bool(stopped.any()))
 
 
+def fixed_sample(rate_a: float, rate_b: float, alpha: float, power: float) -> int:
+    """Users in all (both arms, half each) a fixed-horizon pooled z-test needs to find rates
+    rate_a and rate_b apart at two-sided `alpha` with probability `power` (the usual normal
+    approximation, each arm's variance under the alternative)."""
+    pooled = (rate_a + rate_b) / 2
+    z_alpha, z_power = critical_z(alpha), critical_z(2 * (1 - power))
+    spread = z_alpha * math.sqrt(2 * pooled * (1 - pooled)) + \
+        z_power * math.sqrt(rate_a * (1 - rate_a) + rate_b * (1 - rate_b))
+    return 2 * math.ceil(spread ** 2 / (rate_a - rate_b) ** 2)
+
+
 def binomial_range(runs: int, p: float, mass: float = 0.95) -> tuple[int, int]:
     """The central range of Binomial(runs, p) holding at least `mass` (exact sums): how many
     false positives an exact test at level p gives in `runs` runs."""
@@ -266,14 +287,20 @@ def rate(hits: int, n: int) -> str:
 
 def report(command: str, models: dict[str, Model], races: list[Race], aa: list[AaRun],
            aa_many: list[AaRun], aa_users: int, max_users: int, minutes: float,
-           loads: tuple[float, float], flags: set[str], data: str) -> str:
+           loads: tuple[float, float], flags: set[str], data: str, fitted_now: list[str]
+           ) -> str:
     without, with_ = models[WITHOUT], models[WITH]
     better = "B" if with_.rate > without.rate else "A"
     expected = binomial_range(len(aa), ALPHA_AA)
     simd = [f for f in SIMD if f in flags]
+    trained = " and ".join(f"{m.fit_metrics.get('train_seconds', float('nan')) / 60:.0f} min"
+                           for m in (without, with_))
+    fits = ("fits included" if len(fitted_now) == 2 else
+            f"{'one bundle' if fitted_now else 'both bundles'} reused from an earlier run") + \
+        f"; the fits trained {trained}, A and B"
     lines = [
         "## experiment: picking the better model on simulated traffic", "",
-        f"Command: `{command}` ({minutes:.1f} min, fits included). Load average "
+        f"Command: `{command}` ({minutes:.1f} min; {fits}). Load average "
         f"{loads[0]:.1f} at the start, {loads[1]:.1f} at the end; CPU flags "
         f"{', '.join(simd) if simd else 'unread (no /proc/cpuinfo flags)'}.", "",
         f"The default model (`python -m training bootstrap`'s options, seed 0) on `{data}`, "
@@ -308,7 +335,9 @@ def report(command: str, models: dict[str, Model], races: list[Race], aa: list[A
         "", f"Decided in {len(decided)} of {len(races)} salts, the better arm ({better}) in "
         f"{len(right)}; users it took: {summary}. Looking after every user makes a stop "
         "likelier than the nominal 1% even without a difference (the peeking rate in (b)); "
-        "a live experiment should fix its sample size first (or correct for the looks).", "",
+        "a live experiment should fix its sample size first (or correct for the looks): "
+        f"for these two rates, a single test at p < {ALPHA_RACE} with 80% power needs "
+        f"{fixed_sample(without.rate, with_.rate, ALPHA_RACE, 0.8):,} users in all.", "",
         f"(b) A/A: the model with history in both arms, {aa_users:,} users a run, one test "
         f"at the end. p < {ALPHA_AA} in "
         f"{share(sum(r.p_end < ALPHA_AA for r in aa), len(aa))} runs (different salts); in "
@@ -320,7 +349,7 @@ def report(command: str, models: dict[str, Model], races: list[Race], aa: list[A
         f"{ALPHA_AA}) over the same {len(aa_many):,} runs: "
         f"{share(sum(r.peeked_positive for r in aa_many), len(aa_many))}.", "",
         "(c) The cost of a shadow variant on p50: not measured here; it needs variants in "
-        "the service (issue 34, part 3)."]
+        "the service (issue 34, part 3) and is measured with them (section `variants`)."]
     return "\n".join(lines)
 
 
@@ -350,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         data = QUICK_DATA if args.quick else None
         options = {label: options_of(label, data, args.quick) for label in (WITHOUT, WITH)}
         spec = options[WITH]["data"]
-        bundles = fitted(options, out, args.refit)
+        bundles, fitted_now = fitted(options, out, args.refit)
         held = training_api.held_out_items(spec)
         users = sorted(held)
         models = {label: Model(label, bundle,
@@ -368,7 +397,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             sys.argv[1:] if argv is None else argv)
         body = report(command.strip(), models, races, aa, aa_many, args.aa_users,
                       args.max_users, (time.monotonic() - started) / 60,
-                      (load, os.getloadavg()[0]), flags, spec)
+                      (load, os.getloadavg()[0]), flags, spec, fitted_now)
         write_section("experiment", body, results)
     print(body)
 

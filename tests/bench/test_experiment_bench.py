@@ -78,6 +78,18 @@ def test_the_critical_z_is_where_the_p_value_crosses_alpha():
     assert normal_two_sided_p(z) >= 0.05 > normal_two_sided_p(np.nextafter(z, 10))
 
 
+def test_the_fixed_sample_finds_the_difference_as_often_as_promised():
+    # 10% against 16%, p < 0.01, 80% power: simulate the fixed-horizon test at that size
+    n = experiment.fixed_sample(0.10, 0.16, 0.01, 0.8)
+    # by hand: (2.5758·sqrt(2·0.13·0.87) + 0.8416·sqrt(0.09 + 0.1344))² / 0.06² = 732.4
+    assert n == 2 * 733
+    rng = np.random.default_rng(5)
+    found = [two_proportion_test(int(rng.binomial(n // 2, 0.10)), n // 2,
+                                 int(rng.binomial(n // 2, 0.16)), n // 2)[1] < 0.01
+             for _ in range(2000)]
+    assert 0.77 <= np.mean(found) <= 0.83
+
+
 def test_the_binomial_range_is_the_exact_one():
     assert experiment.binomial_range(20, 0.05) == (0, 3)  # P(X <= 3) = 0.984, P(X <= 2) = 0.92
     low, high = experiment.binomial_range(1000, 0.05)
