@@ -155,18 +155,18 @@ def trim(nodes: dict[str, list[redis.Redis]], watermark_ms: int, retention: Rete
     removed = 0
     for key, held_by in nodes.items():
         for node in held_by:
-            cut = watermark_ms
+            cut = (watermark_ms, 0)  # entry ids as (ms, sequence)
             if retention.age_s is not None:
-                cut = min(cut, now_ms - int(retention.age_s * 1000))
+                cut = min(cut, (now_ms - int(retention.age_s * 1000), 0))
             else:
                 assert retention.count is not None
                 newest: Any = node.xrevrange(key, "+", "-", count=retention.count)
                 if len(newest) < retention.count:
                     continue
-                nth = int(newest[-1][0].decode().partition("-")[0])
-                cut = min(cut, nth)  # whole ms: may keep a few more than the count
-            if cut > 0:
-                removed += int(node.xtrim(key, minid=str(cut)))
+                ms, _, seq = newest[-1][0].decode().partition("-")
+                cut = min(cut, (int(ms), int(seq)))  # the count's oldest entry stays
+            if cut > (0, 0):
+                removed += int(node.xtrim(key, minid=f"{cut[0]}-{cut[1]}", approximate=False))
     return removed
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, model_validator
 
-from service.limits import Limit
+from service.limits import AT_MARK, AT_SKEW_S, Limit
 
 MAX_FIELDS = 64  # fields per feature map
 MAX_VALUES = 64  # values per multi-valued field
@@ -137,7 +137,16 @@ class RecommendRequest(UserFeatures):
 
 class InteractionsRequest(Body):
     item_ids: ItemIds
-    model_config = ConfigDict(json_schema_extra={"examples": [{"item_ids": ["50", "172"]}]})
+    at: float | None = Field(None, ge=0, allow_inf_nan=False, json_schema_extra={AT_MARK: True},
+                             description="when the user interacted, unix seconds (the event "
+                                         "log's time; the server's clock when absent); at "
+                                         f"most {AT_SKEW_S} s ahead of the server's clock")
+    recommendation_id: Id | None = Field(None, description="the recommendation the user acted "
+                                                           "on, as the client names it; kept "
+                                                           "in the event log")
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"item_ids": ["50", "172"]},
+        {"item_ids": ["50"], "at": 1733539200.5, "recommendation_id": "r-42"}]})
 
 
 MAX_DISPLAY = 32  # display attributes per added item
