@@ -55,6 +55,12 @@ def user_of(prefix: str, key: str) -> str:
     return unquote(key[len(head):-len(tail)])
 
 
+def catalog_key(prefix: str, part: str) -> str:
+    """A key of the catalog overlay: `items` (id -> "<first version> <record JSON>") or
+    `retired` (a set of ids)."""
+    return f"{prefix}:{{catalog}}:{part}"
+
+
 def watermark_key(prefix: str) -> str:
     return f"{prefix}:events:exported"
 
@@ -125,17 +131,21 @@ def read_redis(client: redis.Redis | RedisCluster, prefix: str,
             if progress is not None:
                 progress(len(collected.events))
     users = sorted({e.user_id for e in collected.events})
-    for user_id in users:
-        raw = client.get(f"{user_key(prefix, user_id)}:profile")
-        if raw is not None:
-            collected.profiles[user_id] = json.loads(raw)
+    for start in range(0, len(users), SCAN_PAGE):  # a pipeline of GETs a page
+        page = users[start:start + SCAN_PAGE]
+        pipe = client.pipeline(transaction=False)
+        for user_id in page:
+            pipe.get(f"{user_key(prefix, user_id)}:profile")
+        for user_id, raw in zip(page, pipe.execute()):
+            if raw is not None:
+                collected.profiles[user_id] = json.loads(raw)
     collected.items = read_items(client, prefix)
     return collected, watermark or 0, keys
 
 
 def read_items(client: redis.Redis | RedisCluster, prefix: str) -> dict[str, AddedItem]:
     """The catalog overlay's added items (record features) and whether each is retired."""
-    items_key, retired_key = f"{prefix}:{{catalog}}:items", f"{prefix}:{{catalog}}:retired"
+    items_key, retired_key = catalog_key(prefix, "items"), catalog_key(prefix, "retired")
     retired = {m.decode() for m in client.sscan_iter(retired_key, count=SCAN_PAGE)}
     items: dict[str, AddedItem] = {}
     for field, value in client.hscan_iter(items_key, count=SCAN_PAGE):

@@ -12,16 +12,14 @@ dependency in a worker thread, a hop per dependency per request.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
 from service import overlay
-from service.errors import InvalidInput
 from service.gate import Gate
-from service.limits import AT_SKEW_S, Limit
+from service.limits import Limit
 from service.ranking import Ranker
 from service.reload import ModelHost
 from service.schemas import InteractionsRequest, RecommendRequest, ScoreRequest
@@ -102,10 +100,6 @@ async def _recommend_request(body: RecommendRequest, settings: SettingsDep) -> R
 async def _interactions_request(body: InteractionsRequest, settings: SettingsDep
                                 ) -> InteractionsRequest:
     Limit.MAX_SCORE_ITEMS.hold(settings, len(body.item_ids), ("body", "item_ids"))
-    if body.at is not None and body.at > time.time() + AT_SKEW_S:
-        raise InvalidInput(("body", "at"), f"Input should be at most the server's clock plus "
-                                           f"{AT_SKEW_S} s: not in the future",
-                           "less_than_equal")
     return body
 
 

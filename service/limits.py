@@ -10,16 +10,12 @@ own), and the published schema states it there (`state`, through service/openapi
 from __future__ import annotations
 
 import enum
-import time
 from typing import Any
 
 from service.errors import InvalidInput
 from service.settings import Settings
 
 MARK = "x-gmlrec-limit"  # in a type's schema: the limit that applies there; published as its value
-# how far ahead of the server's clock an interaction's `at` may be: clients' clocks drift
-AT_SKEW_S = 60
-AT_MARK = "x-gmlrec-not-after-now"  # published as `maximum`: the clock plus AT_SKEW_S
 
 
 class Limit(enum.Enum):
@@ -56,15 +52,11 @@ class Limit(enum.Enum):
 
 
 def state(node: Any, settings: Settings) -> None:
-    """Write each marked limit's value into a schema (in place), in its keyword's place; an
-    interaction's `at` gets the clock's value now (plus the skew allowed), which every later
-    request, whose clock is later, holds too."""
+    """Write each marked limit's value into a schema (in place), in its keyword's place."""
     if isinstance(node, dict):
         if MARK in node:
             limit = Limit[node.pop(MARK)]
             node[limit.keyword] = limit.of(settings)
-        if node.pop(AT_MARK, None):
-            node["maximum"] = int(time.time()) + AT_SKEW_S
         for value in node.values():
             state(value, settings)
     elif isinstance(node, list):

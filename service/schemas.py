@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, model_validator
 
-from service.limits import AT_MARK, AT_SKEW_S, Limit
+from service.limits import Limit
 
 MAX_FIELDS = 64  # fields per feature map
 MAX_VALUES = 64  # values per multi-valued field
@@ -135,12 +135,18 @@ class RecommendRequest(UserFeatures):
         {"user_id": "196", "n": 5, "filter": {"include": {"genre": ["Comedy"]}}}]})
 
 
+# the largest `at`: unix seconds, so a time in milliseconds (13 digits) is a 422, not a date
+# three centuries ahead
+MAX_AT = 10_000_000_000
+
+
 class InteractionsRequest(Body):
     item_ids: ItemIds
-    at: float | None = Field(None, ge=0, allow_inf_nan=False, json_schema_extra={AT_MARK: True},
-                             description="when the user interacted, unix seconds (the event "
-                                         "log's time; the server's clock when absent); at "
-                                         f"most {AT_SKEW_S} s ahead of the server's clock")
+    at: float | None = Field(None, ge=0, le=MAX_AT, allow_inf_nan=False,
+                             description="when the user interacted, unix seconds: the event "
+                                         "log's time for these items; the server's clock "
+                                         "when absent or later than it (a client's clock "
+                                         "ahead of the server's is taken as the server's)")
     recommendation_id: Id | None = Field(None, description="the recommendation the user acted "
                                                            "on, as the client names it; kept "
                                                            "in the event log")
