@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 import statistics
 import tempfile
 import time
@@ -69,6 +70,20 @@ def drive(port: int, users: list[str], items: list[str], requests: int, concurre
     return result
 
 
+def listening(port: int, within_s: float = 60) -> None:
+    """Until the port takes connections: one uvicorn worker logs that it is ready (its
+    lifespan has run) just before it binds its socket."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def one_run(bundle: Path, redis: RedisServer, store: str, log: bool, args, users, items,
             scratch: Path) -> Run:
     prefix, folder = f"bench-{uuid.uuid4().hex[:8]}", scratch / uuid.uuid4().hex[:8]
@@ -77,6 +92,7 @@ def one_run(bundle: Path, redis: RedisServer, store: str, log: bool, args, users
                 "GMLREC_EVENTS_DIR": str(folder), "GMLREC_REDIS_PREFIX": prefix,
                 "GMLREC_REDIS_TIMEOUT_S": "2"}
     with serving(bundle, url, 1, "", settings) as server:
+        listening(server.port)
         result = drive(server.port, users, items, args.requests, args.concurrency)
     if log:  # every acknowledged event is in the log
         source = url if store == "redis" else str(folder)
