@@ -176,3 +176,12 @@ def test_retention_outside_the_grammar_is_refused(text):
 def test_an_unreadable_source_is_one_error(tmp_path):
     with pytest.raises(ExportError, match="neither a redis:// URL nor a directory"):
         export_events(str(tmp_path / "absent"), tmp_path / "out")
+
+
+@pytest.mark.parametrize("line", [b'{"kind": "interactions", "user_id": "u"}\n', b"not json\n",
+                                  b'{"kind": "mystery"}\n', b'{"kind": "profile"}\n'])
+def test_a_line_no_service_wrote_is_one_error(tmp_path, line):
+    (tmp_path / "log").mkdir()
+    (tmp_path / "log" / file_log.segment_name(1)).write_bytes(line)
+    with pytest.raises(ExportError, match="log"):
+        export_events(str(tmp_path / "log"), tmp_path / "out", retention=Retention())
