@@ -1,25 +1,28 @@
 """What the event log costs a write: POST /users/{id}/interactions per second over HTTP, with
 the log on and off, on Redis (AOF, appendfsync always, as compose runs it) and in process.
 
-    python -m bench.events_log [--requests 2000] [--concurrency 8] [--rounds 3]
+    python -m bench.events_log [--requests 500] [--concurrency 8] [--rounds 10]
     python -m bench.events_log --smoke --results PATH      # tiny sizes, seconds
 
 A synthetic GML-FM-dnn bundle with a history field of 10 (bench/lib/synthetic_bundle.py:
-random weights; the write path moves a history model's state, as the default model's does)
-is served by `python -m service` (one worker). Each round starts, for each of the four
-configurations in turn (so that load drift hits them alike), a fresh server: on a Redis of
-the bench's own with AOF in a temporary folder, under a fresh key prefix, or in process with
-the file log in a fresh folder; GMLREC_EVENTS_LOG true or false. --requests POSTs of one item
-each (a training user, a catalog item, an explicit `at`) go over --concurrency keep-alive
-connections. After each run with the log on, the log is exported and must hold every
-acknowledged event (the run fails otherwise). Events/s is acknowledged events per second of
-the run; the ratio is the log's on / off within one round, then the median over rounds.
+random weights; the write path moves a history model's state, as the default model's does) is
+served by two `python -m service` at once (one worker each), GMLREC_EVENTS_LOG true and false:
+on a Redis of the bench's own with AOF in a temporary folder, each under its own key prefix,
+then in process, each with its own file log folder. Each server first takes one write per user
+(the first write of a user builds its state: not what is measured), then the two take turns,
+--rounds bursts of --requests POSTs each (one item, a training user, a catalog item, an
+explicit `at`) over --concurrency keep-alive connections, the order alternating, so that the
+machine's other load hits both alike. Events/s is a burst's acknowledged events per second;
+the ratio is on / off within a round, its median over rounds. Afterwards the log-on server's
+log is exported and must hold every acknowledged event (the run fails otherwise).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import socket
 import statistics
 import tempfile
@@ -43,8 +46,7 @@ from tests.support.local_redis import RedisServer
 SPEC = "synthetic:users=1000,items=2000,interactions=20000,seed=0"
 HISTORY = 10
 AT = 1_733_500_000.0
-CONFIGS = (("redis", True), ("redis", False), ("in-process", True), ("in-process", False))
-SMOKE = {"requests": 60, "concurrency": 2, "rounds": 1}
+SMOKE = {"requests": 30, "concurrency": 2, "rounds": 2, "users": 20}
 
 
 @dataclass(frozen=True)
@@ -84,82 +86,101 @@ def listening(port: int, within_s: float = 60) -> None:
             time.sleep(0.05)
 
 
-def one_run(bundle: Path, redis: RedisServer, store: str, log: bool, args, users, items,
-            scratch: Path) -> Run:
-    prefix, folder = f"bench-{uuid.uuid4().hex[:8]}", scratch / uuid.uuid4().hex[:8]
+def store_runs(bundle: Path, redis: RedisServer, store: str, args, users: list[str],
+               items: list[str], scratch: Path) -> list[Run]:
+    """Both servers of one store, their warm-up, then --rounds alternating bursts."""
     url = redis.url if store == "redis" else ""
-    settings = {"GMLREC_EVENTS_LOG": "true" if log else "false",
-                "GMLREC_EVENTS_DIR": str(folder), "GMLREC_REDIS_PREFIX": prefix,
-                "GMLREC_REDIS_TIMEOUT_S": "2"}
-    with serving(bundle, url, 1, "", settings) as server:
-        listening(server.port)
-        result = drive(server.port, users, items, args.requests, args.concurrency)
-    if log:  # every acknowledged event is in the log
-        source = url if store == "redis" else str(folder)
-        summary = export_events(source, scratch / "export", prefix=prefix,
-                                retention=Retention())
-        if summary.events != result.requests:
-            raise RuntimeError(f"{store}: {result.requests} acknowledged, "
-                               f"{summary.events} exported")
-    return Run(store, log, result)
+    prefixes = {log: f"bench-{uuid.uuid4().hex[:8]}" for log in (True, False)}
+    folders = {log: scratch / uuid.uuid4().hex[:8] for log in (True, False)}
+    runs: list[Run] = []
+    with contextlib.ExitStack() as stack:
+        ports = {}
+        for log in (True, False):
+            settings = {"GMLREC_EVENTS_LOG": "true" if log else "false",
+                        "GMLREC_EVENTS_DIR": str(folders[log]),
+                        "GMLREC_REDIS_PREFIX": prefixes[log], "GMLREC_REDIS_TIMEOUT_S": "2"}
+            ports[log] = stack.enter_context(serving(bundle, url, 1, "", settings)).port
+            listening(ports[log])
+        acknowledged = drive(ports[True], users, items, len(users), args.concurrency).requests
+        drive(ports[False], users, items, len(users), args.concurrency)
+        for k in range(args.rounds):
+            for log in ((True, False) if k % 2 == 0 else (False, True)):
+                result = drive(ports[log], users, items, args.requests, args.concurrency)
+                runs.append(Run(store, log, result))
+                acknowledged += result.requests if log else 0
+    source = url if store == "redis" else str(folders[True])
+    summary = export_events(source, scratch / "export", prefix=prefixes[True],
+                            retention=Retention())
+    if summary.events != acknowledged:
+        raise RuntimeError(f"{store}: {acknowledged} acknowledged, {summary.events} exported")
+    return runs
 
 
-def report(runs: list[Run], args, flags: set[str], minutes: float) -> str:
-    rows = ["| store | log | events/s (median of rounds) | p50 ms | p99 ms | on / off |",
+def report(runs: list[Run], args, flags: set[str], minutes: float,
+           load: tuple[float, float]) -> str:
+    rows = ["| store | log | events/s (median of rounds) | p50 ms | p99 ms | on / off: median "
+            "(range) |",
             "|---|---|---|---|---|---|"]
     for store in ("redis", "in-process"):
         on = [r for r in runs if r.store == store and r.log]
         off = [r for r in runs if r.store == store and not r.log]
         ratio = statistics.median(a.events_per_s / b.events_per_s for a, b in zip(on, off))
+        spread = f"{min(a.events_per_s / b.events_per_s for a, b in zip(on, off)):.2f}–" \
+                 f"{max(a.events_per_s / b.events_per_s for a, b in zip(on, off)):.2f}"
         for label, group in (("on", on), ("off", off)):
             latencies = np.concatenate([r.result.latencies_ms for r in group])
             rows.append(f"| {store} | {label} | "
                         f"{statistics.median(r.events_per_s for r in group):.0f} | "
                         f"{np.percentile(latencies, 50):.2f} | {np.percentile(latencies, 99):.2f}"
-                        f" | {f'{ratio:.3f}' if label == 'on' else ''} |")
+                        f" | {f'{ratio:.2f} ({spread})' if label == 'on' else ''} |")
     avx = "avx2" if "avx2" in flags else "no avx2"
     return "\n".join([
         "## Event log: what it costs a write", "",
-        f"`python -m bench.events_log --requests {args.requests} --concurrency "
-        f"{args.concurrency} --rounds {args.rounds}` ({minutes:.1f} min; CPU flags: {avx}).",
-        "", "POST /users/{id}/interactions, one item each, over HTTP to `python -m service` "
-        "(one worker) serving a synthetic GML-FM-dnn bundle with a history field of 10, so "
-        "every write also moves the user's state. Redis: a redis-server of the bench's own "
-        "with `appendonly yes`, `appendfsync always` (compose's policy), the log a stream per "
-        "user `XADD`ed in the write's script. In process: the file log, one `write()` a batch. "
-        "Every run with the log on was exported and held every acknowledged event. The load "
-        "generator shares the machine's cores with the server and Redis.", "", *rows, ""])
+        f"`python -m bench.events_log --requests {args.requests} --users {args.users} "
+        f"--concurrency {args.concurrency} --rounds {args.rounds}` ({minutes:.1f} min; "
+        f"CPU flags: {avx}; load average {load[0]:.1f} before, {load[1]:.1f} after: other "
+        "work shared the machine).",
+        "", "POST /users/{id}/interactions, one item each, over HTTP to two `python -m "
+        "service` (one worker each, the log on and off, taking turns burst by burst) serving a "
+        "synthetic GML-FM-dnn bundle with a history field of 10, so every write also moves "
+        "the user's state. Redis: a redis-server of the bench's own with `appendonly yes`, "
+        "`appendfsync always` (compose's policy), the log a stream per user `XADD`ed in the "
+        "write's script. In process: the file log, one `write()` a batch. The log-on server's "
+        "log was exported after its bursts and held every acknowledged event. The load "
+        "generator shares the machine's cores with the servers and Redis.", "", *rows, ""])
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.events_log")
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--users", type=int, default=300, help="users the writes go to")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: does it run")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.smoke:
         vars(args).update(SMOKE)
-    started = time.monotonic()
+    started, load_before = time.monotonic(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="gmlrec-events-bench-") as tmp:
         scratch = Path(tmp)
         bundle = export_synthetic(SPEC, "gmlfm", scratch / "models", "events", dim=32,
                                   history=HISTORY).path
         loaded = load_bundle(bundle, verify=False)
-        users, items = [str(u) for u in loaded.users.ids[:500]], \
+        users, items = [str(u) for u in loaded.users.ids[:args.users]], \
             [str(i) for i in loaded.catalog.ids[:1000]]
         (scratch / "redis").mkdir()
         redis = RedisServer(args=("--dir", str(scratch / "redis"), "--appendonly", "yes",
                                   "--appendfsync", "always")).start()
         try:
-            runs = [one_run(bundle, redis, store, log, args, users, items, scratch)
-                    for _ in range(args.rounds) for store, log in CONFIGS]
+            runs = [run for store in ("redis", "in-process")
+                    for run in store_runs(bundle, redis, store, args, users, items, scratch)]
         finally:
             redis.stop()
     cpuinfo = Path("/proc/cpuinfo")
     flags = cpu_flags(cpuinfo.read_text()) if cpuinfo.exists() else set()
-    body = report(runs, args, flags, (time.monotonic() - started) / 60)
+    body = report(runs, args, flags, (time.monotonic() - started) / 60,
+                  (load_before, os.getloadavg()[0]))
     print(body)
     write_section("events-log", body, args.results)
 
