@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import random
+import time
 
 import pytest
 
@@ -185,3 +186,19 @@ def test_a_line_no_service_wrote_is_one_error(tmp_path, line):
     (tmp_path / "log" / file_log.segment_name(1)).write_bytes(line)
     with pytest.raises(ExportError, match="log"):
         export_events(str(tmp_path / "log"), tmp_path / "out", retention=Retention())
+
+
+def test_the_syncer_catches_up_without_more_appends_and_stops_at_close(tmp_path):
+    log = FileLog(tmp_path / "log", fsync_s=0.01)
+    log.append(interactions_line("u", ["a"], Stamp(1.0, "v")))
+    deadline = time.monotonic() + 30
+    while log._dirty.is_set():  # its own thread fsyncs: no append needed
+        assert time.monotonic() < deadline, "the syncer never ran"
+        time.sleep(0.01)
+    syncer = log._syncer
+    log.close()
+    assert syncer is not None and not syncer.is_alive() and log._syncer is None
+    log.append(interactions_line("u", ["b"], Stamp(2.0, "v")))  # reopens, syncer again
+    assert log._syncer is not None and log._syncer.is_alive()
+    log.close()
+    assert [e.item_id for e in read_log(tmp_path / "log").collected.events] == ["a", "b"]
