@@ -14,7 +14,10 @@ then in process, each with its own file log folder. Each server first takes one 
 explicit `at`) over --concurrency keep-alive connections, the order alternating, so that the
 machine's other load hits both alike. Events/s is a burst's acknowledged events per second;
 the ratio is on / off within a round, its median over rounds. Afterwards the log-on server's
-log is exported and must hold every acknowledged event (the run fails otherwise).
+log is exported and must hold every acknowledged event (the run fails otherwise). Then,
+without HTTP: RedisStore.add_interactions with and without the event, in blocks taking turns
+(the script on Redis and its round trip), the memory a stream entry takes, and a FileLog's
+appends.
 """
 
 from __future__ import annotations
@@ -40,7 +43,10 @@ from bench.scale_out import serving
 from bench.two_phase import cpu_flags
 from bundle import load_bundle
 from events.export import export_events
+from events.file_log import FileLog
+from events.record import Stamp, interactions_line
 from events.retention import Retention
+from service.stores.redis_store import RedisStore, connect
 from tests.support.local_redis import RedisServer
 
 SPEC = "synthetic:users=1000,items=2000,interactions=20000,seed=0"
@@ -116,7 +122,57 @@ def store_runs(bundle: Path, redis: RedisServer, store: str, args, users: list[s
     return runs
 
 
-def report(runs: list[Run], args, flags: set[str], minutes: float,
+@dataclass(frozen=True)
+class Costs:
+    """The log's cost where the service pays it, without HTTP: microseconds per call."""
+
+    script_on_us: float  # the interactions script with its XADD
+    script_off_us: float  # the same script, no event
+    ratio: float  # median over blocks of on / off
+    stream_bytes: float  # Redis memory per event entry (MEMORY USAGE over XLEN)
+    append_us: float  # the file log: encoding one batch's line and its write()
+
+
+def costs(redis: RedisServer, users: list[str], items: list[str], blocks: int, block: int,
+          scratch: Path) -> Costs:
+    """RedisStore.add_interactions with and without the event, blocks taking turns, on the
+    bench's Redis (AOF always); then a FileLog's appends."""
+    async def script() -> tuple[list[float], list[float], float]:
+        prefixes = {log: f"bench-{uuid.uuid4().hex[:8]}" for log in (True, False)}
+        stores = {log: RedisStore(connect(redis.url, 2.0, 2.0, 4), prefixes[log], events=log)
+                  for log in (True, False)}
+        stamp = Stamp(AT, "v1")
+        per: dict[bool, list[float]] = {True: [], False: []}
+        for b in range(blocks):
+            for log in ((True, False) if b % 2 == 0 else (False, True)):
+                started = time.perf_counter()
+                for i in range(block):
+                    await stores[log].add_interactions(users[i % len(users)],
+                                                       [items[(b * block + i) % len(items)]],
+                                                       1000, stamp=stamp)
+                per[log].append(1e6 * (time.perf_counter() - started) / block)
+        for store in stores.values():
+            await store.close()
+        client = redis.client()
+        keys = list(client.scan_iter(f"{prefixes[True]}:*:events", count=1000))
+        held = sum(int(client.xlen(k)) for k in keys)
+        memory = sum(int(client.memory_usage(k) or 0) for k in keys)
+        return per[True], per[False], memory / held
+
+    on, off, stream_bytes = asyncio.run(script())
+    log = FileLog(scratch / "append-cost")
+    lines = 20 * block
+    started = time.perf_counter()
+    for i in range(lines):
+        log.append(interactions_line(users[i % len(users)], [items[i % len(items)]],
+                                     Stamp(AT + i, "v1")))
+    append_us = 1e6 * (time.perf_counter() - started) / lines
+    log.close()
+    return Costs(statistics.median(on), statistics.median(off),
+                 statistics.median(a / b for a, b in zip(on, off)), stream_bytes, append_us)
+
+
+def report(runs: list[Run], cost: Costs, args, flags: set[str], minutes: float,
            load: tuple[float, float]) -> str:
     rows = ["| store | log | events/s (median of rounds) | p50 ms | p99 ms | on / off: median "
             "(range) |",
@@ -147,7 +203,17 @@ def report(runs: list[Run], args, flags: set[str], minutes: float,
         "`appendfsync always` (compose's policy), the log a stream per user `XADD`ed in the "
         "write's script. In process: the file log, one `write()` a batch. The log-on server's "
         "log was exported after its bursts and held every acknowledged event. The load "
-        "generator shares the machine's cores with the servers and Redis.", "", *rows, ""])
+        "generator shares the machine's cores with the servers and Redis.", "", *rows, "",
+        "Without HTTP, where the service pays it (`RedisStore.add_interactions`, one item a "
+        f"call, {args.rounds * 2} blocks of {args.requests} calls taking turns, on the same "
+        "Redis; then the file log's appends):", "",
+        "| what | cost |", "|---|---|",
+        f"| the interactions script with its `XADD` | {cost.script_on_us:.0f} µs a call |",
+        f"| the same script without it | {cost.script_off_us:.0f} µs a call |",
+        f"| with / without, median of block pairs | {cost.ratio:.2f} |",
+        f"| Redis memory per event entry (`MEMORY USAGE` / `XLEN`) | "
+        f"{cost.stream_bytes:.0f} bytes |",
+        f"| the file log: a batch's line encoded and written | {cost.append_us:.1f} µs |", ""])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -175,11 +241,12 @@ def main(argv: list[str] | None = None) -> None:
         try:
             runs = [run for store in ("redis", "in-process")
                     for run in store_runs(bundle, redis, store, args, users, items, scratch)]
+            cost = costs(redis, users, items, args.rounds * 2, args.requests, scratch)
         finally:
             redis.stop()
     cpuinfo = Path("/proc/cpuinfo")
     flags = cpu_flags(cpuinfo.read_text()) if cpuinfo.exists() else set()
-    body = report(runs, args, flags, (time.monotonic() - started) / 60,
+    body = report(runs, cost, args, flags, (time.monotonic() - started) / 60,
                   (load_before, os.getloadavg()[0]))
     print(body)
     write_section("events-log", body, args.results)
