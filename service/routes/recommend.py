@@ -28,8 +28,8 @@ from service.deps import (
     VariantHostsDep,
     admitted,
 )
-from service.experiment import new_recommendation_id
 from service.error_responses import INVALID, MODEL_OR_STORE, NO_KEY, NO_USER, TOO_LARGE
+from service.experiment import new_recommendation_id
 from service.keys import Scope
 from service.routes.common import PathId, answer, scored_items, who
 from service.schemas import RecommendAnswer, as_text

@@ -23,7 +23,7 @@ the item. Items no such answer holds are credited to nobody.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -72,7 +72,14 @@ class Counts:
     shadow_answers: int = 0
     overlap_sum: float = 0.0
 
-    FIELDS = ("answers", "impressions", "hits", "attributed", "shadow_answers", "overlap_sum")
+    @staticmethod
+    def of(users: int, counted: Mapping[str, float], suffix: str = "") -> Counts:
+        """The counts a store read, each under its field's name and `suffix` (0 if absent)."""
+        def get(name: str) -> float:
+            return counted.get(name + suffix, 0)
+        return Counts(users, int(get("answers")), int(get("impressions")), int(get("hits")),
+                      int(get("attributed")), int(get("shadow_answers")),
+                      float(get("overlap_sum")))
 
 
 IMPRESSED, INTERACTED = 1, 2  # an answer's marks, as both stores keep them (bits)

@@ -92,10 +92,8 @@ class MemoryExperiments:
         found = {}
         for variant in variants:
             counted = self._counts.get((experiment, variant), {})
-            found[variant] = Counts(
-                users=len(self._users.get((experiment, variant), ())),
-                **{f: (counted.get(f, 0.0) if f == "overlap_sum" else int(counted.get(f, 0)))
-                   for f in Counts.FIELDS})
+            found[variant] = Counts.of(len(self._users.get((experiment, variant), ())),
+                                       counted)
         return found
 
     def _add(self, experiment: str, variant: str, what: str, by: float) -> None:

@@ -131,10 +131,8 @@ class RedisExperiments:
             pipe.pfcount(self.keys.experiment(experiment, variant))
         counted, *users = await self._call(pipe.execute())
         fields = {_text(k): float(v) for k, v in counted.items()}
-        return {variant: Counts(users=int(n), **{
-            f: fields.get(f"{f}:{variant}", 0.0) if f == "overlap_sum"
-            else int(fields.get(f"{f}:{variant}", 0)) for f in Counts.FIELDS})
-            for variant, n in zip(variants, users)}
+        return {variant: Counts.of(int(n), fields, f":{variant}")
+                for variant, n in zip(variants, users)}
 
     async def _count(self, experiment: str, variant: str, by: dict[str, int],
                      user_id: str | None = None) -> None:
