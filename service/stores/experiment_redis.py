@@ -8,6 +8,7 @@ experiment's own: they touch no key of the user store's.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -125,11 +126,11 @@ class RedisExperiments:
         await self._call(pipe.execute())
 
     async def counts(self, experiment: str, variants: Sequence[str]) -> dict[str, Counts]:
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(self.keys.experiment(experiment))
-        for variant in variants:
-            pipe.pfcount(self.keys.experiment(experiment, variant))
-        counted, *users = await self._call(pipe.execute())
+        # side by side, not one pipeline: redis-py refuses PFCOUNT in a cluster's pipeline
+        counted, *users = await asyncio.gather(
+            self._call(self.client.hgetall(self.keys.experiment(experiment))),
+            *(self._call(self.client.pfcount(self.keys.experiment(experiment, variant)))
+              for variant in variants))
         fields = {_text(k): float(v) for k, v in counted.items()}
         return {variant: Counts.of(int(n), fields, f":{variant}")
                 for variant, n in zip(variants, users)}
