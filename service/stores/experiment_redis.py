@@ -94,8 +94,9 @@ class RedisExperiments:
         pipe.lpush(key, entry)
         pipe.ltrim(key, 0, cap - 1)
         pipe.expire(key, ttl_s)
-        await self._call(pipe.execute())
-        await self._count(experiment, answer.variant, {"answers": 1}, user_id)
+        # the list (the user's node) and the counts (the experiment's) side by side
+        await asyncio.gather(self._call(pipe.execute()),
+                             self._count(experiment, answer.variant, {"answers": 1}, user_id))
 
     async def record_impression(self, experiment: str, user_id: str, recommendation_id: str,
                                 item_ids: Sequence[str]) -> Impression | None:
