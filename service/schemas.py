@@ -144,10 +144,11 @@ RecommendationId = Annotated[str, Field(pattern=RECOMMENDATION_ID, min_length=32
 
 class InteractionsRequest(Body):
     item_ids: ItemIds
-    recommendation_id: RecommendationId | None = Field(
-        None, description="the answer these items were picked from: its items among them are "
-                          "credited to it (without one, each to the user's most recent answer "
-                          "holding it, within GMLREC_ATTRIBUTION_WINDOW)")
+    recommendation_id: Id | None = Field(
+        None, description="the `recommendation_id` of the answer these items were picked "
+                          "from: its items among them are credited to it (without one, each to "
+                          "the user's most recent answer holding it, within "
+                          "GMLREC_ATTRIBUTION_WINDOW); an id of no answer kept credits nothing")
     model_config = ConfigDict(json_schema_extra={"examples": [{"item_ids": ["50", "172"]}]})
 
 

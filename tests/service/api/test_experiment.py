@@ -61,11 +61,16 @@ async def test_impressions_and_attributed_interactions_are_counted_per_variant(c
     assert 0 < default["interval"]["low"] < 1 == default["interval"]["high"]
 
 
-async def test_an_interaction_naming_a_malformed_recommendation_id_is_a_422(client):
-    r = await client.post("/users/3/interactions",
-                          json={"item_ids": ["1"], "recommendation_id": "not-hex"})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body",
-                                                                    "recommendation_id"]
+async def test_an_interaction_naming_an_id_of_no_answer_is_recorded_and_credits_nothing(
+        client):
+    top = (await client.get("/recommend/3", params={"n": 2})).json()
+    item = top["items"][0]["item_id"]
+    for named in ("r-42", "0" * 32):
+        r = await client.post("/users/3/interactions",
+                              json={"item_ids": [item], "recommendation_id": named})
+        assert r.status_code == 200 and r.json()["recorded"] == 1
+    (default,) = (await client.get("/admin/experiment")).json()["variants"]
+    assert default["attributed"] == 0
 
 
 def two_models(gmlfm, gmlfm_next, root: Path) -> Path:
