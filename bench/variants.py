@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -111,7 +112,8 @@ def shadow_count(port: int) -> int:
 
 
 def report(args: argparse.Namespace, bundle_mb: float, export_s: float,
-           memory: dict[int, Memory], latency: dict[str, list[tuple[float, float]]]) -> str:
+           memory: dict[int, Memory], latency: dict[str, list[tuple[float, float]]],
+           loads: list[float]) -> str:
     first, last = min(memory), max(memory)
     slope = {k: (getattr(memory[last], k) - getattr(memory[first], k)) / (last - first)
              for k in ("rss", "anon", "private")}
@@ -135,7 +137,10 @@ def report(args: argparse.Namespace, bundle_mb: float, export_s: float,
               "same model share one loaded copy and add nothing.",
               "",
               f"GET /recommend/{{user}}, n = 10, concurrency 1, {args.requests} requests a turn, "
-              f"{args.turns} turns each, the servers taking turns (p50 / p99 ms of each turn):",
+              f"{args.turns} turns each, the servers taking turns (p50 / p99 ms of each turn), "
+              f"on a shared machine at load average {min(loads):.0f}–{max(loads):.0f} (1 min, "
+              "read at the start and the end): the absolute times are that load's, the ratio "
+              "within the run is the finding:",
               "",
               "| served by | p50 ms | p99 ms | turns (p50 / p99) |",
               "|---|---|---|---|"]
@@ -164,13 +169,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--turns", type=int, default=2)
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory(prefix="gmlrec-bench-variants-") as tmp:
         root = Path(tmp)
         made = export_synthetic(SPEC.format(items=args.items), "gmlfm", root / "models",
                                 "variants")
         memory = {count: memory_with(made.path, root, count) for count in args.variants}
         latency = latency_turns(made.path, root, args.requests, args.turns)
-        text = report(args, size_mb(made.path), made.export_s, memory, latency)
+        loads.append(os.getloadavg()[0])
+        text = report(args, size_mb(made.path), made.export_s, memory, latency, loads)
     write_section("variants", text, args.results)
     print(text, flush=True)
 

@@ -64,8 +64,8 @@ async def reload(model_host: ModelHostDep, hosts: VariantHostsDep, store: Store
     `others_told` is false if the store could not be reached to tell them. The answer is the
     control variant's; every other variant reloads its own model too (a refusal there is
     logged, and its old version serves on)."""
+    await hosts.reload_others()  # first: a refused control (a 409) stops no other variant
     result = await model_host.reload()
-    await hosts.reload_others()
     try:
         await store.reload_generation(bump=True)
         told = True
