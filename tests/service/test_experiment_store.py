@@ -147,3 +147,17 @@ def test_the_experiments_keys_stay_in_the_users_and_the_experiments_slots():
         assert key_slot(keys.answers(user, EXP).encode()) == key_slot(keys.profile(user).encode())
     assert key_slot(keys.experiment(EXP).encode()) == \
         key_slot(keys.experiment(EXP, "a").encode())
+
+
+async def test_in_process_records_are_bounded_by_users_and_expire():
+    clock = [0.0]
+    records = MemoryExperiments(max_users=3, clock=lambda: clock[0])
+    for user in range(5):
+        await records.record_answer(EXP, f"u{user}", answer(f"r{user}", "a", "i1"), 50, 60)
+    assert len(records._kept) == 3  # the least recently answered went first
+    assert await records.record_impression(EXP, "u0", "r0", ["i1"]) is None
+    assert await records.record_impression(EXP, "u4", "r4", ["i1"]) is not None
+    found = await counts(records, "a")
+    assert (found.answers, found.users) == (5, 3)  # users counted up to the cap, then no more
+    clock[0] = 61.0  # the list's TTL, as Redis' EXPIRE
+    assert await records.record_impression(EXP, "u3", "r3", ["i1"]) is None
