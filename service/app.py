@@ -22,12 +22,11 @@ from fastapi.routing import APIRoute
 
 from service import error_handlers, logs, metrics, openapi
 from service.body_limit import BodyLimit
-from service.errors import ReloadRefused
+from service.experiment import Experiment
 from service.gate import Gate
 from service.loopback import LoopbackOnly
 from service.overlay_feed import OverlayFeed
 from service.ranking import Ranker
-from service.reload import ModelHost
 from service.request_context import RequestContext
 from service.route_audit import undeclared
 from service.routes import explorer, items, model, ops, recommend, score, users
@@ -35,6 +34,7 @@ from service.safe_json import SafeJSONResponse
 from service.settings import Settings, settings_or_exit
 from service.stores import StoreUnavailable, open_store
 from service.user_state import Users
+from service.variant_hosts import VariantHosts
 
 log = logging.getLogger("service")
 
@@ -49,11 +49,11 @@ def create_app(settings: Settings) -> FastAPI:
         logs.configure(settings.log_level)
         metrics.forget_dead_workers()
         store = open_store(settings, metrics.STORE_ERRORS.inc)
-        model_host = ModelHost(settings.models_dir, settings.model,
-                               settings.intra_op_threads(), settings.ort_cache_dir,
-                               settings.two_phase_items)
+        app.state.variant_hosts = hosts = VariantHosts(settings)
+        model_host = hosts.control  # the one model of a service without variants
         app.state.settings, app.state.store = settings, store
         app.state.model_host = model_host
+        app.state.experiment = experiment = Experiment(settings, store)
         app.state.users = Users(store, settings.cache_ttl_s, settings.history_cap,
                                 settings.unknown_users == "cold")
         app.state.gate = gate = Gate(settings.max_active)
@@ -61,11 +61,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.overlay = overlay = OverlayFeed(store)
         with contextlib.suppress(StoreUnavailable):  # the feed tries again every poll
             await overlay.refresh()
-        with contextlib.suppress(ReloadRefused):  # logged; /ready says not_ready
-            await model_host.reload()
-        watcher = asyncio.create_task(model_host.watch(settings.reload_interval_s)) \
-            if settings.reload_interval_s > 0 else None
-        follower = asyncio.create_task(model_host.follow(store))
+        await hosts.load()  # a refusal is logged; /ready says not_ready for the control
+        hosts.start(store, settings.reload_interval_s)
         feed = asyncio.create_task(overlay.follow(settings.catalog_poll_s))
         served = model_host.current
         log.info("ready", extra={"model": served.key if served else None,
@@ -73,14 +70,10 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
-            model_host.stop()
             overlay.stop()
-            await follower
+            await hosts.stop()
             await feed
-            if watcher is not None:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+            await experiment.drain()
             await store.close()
             app.state.ranker.close()
 

@@ -18,16 +18,23 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from service import overlay
+from service.experiment import Experiment
 from service.gate import Gate
 from service.limits import Limit
 from service.ranking import Ranker
 from service.reload import ModelHost
-from service.schemas import InteractionsRequest, RecommendRequest, ScoreRequest
+from service.schemas import (
+    ImpressionsRequest,
+    InteractionsRequest,
+    RecommendRequest,
+    ScoreRequest,
+)
 from service.served_model import ServedModel
 from service.settings import Settings
 from service.stores import GuardedStore
 from service.union_catalog import UnionCatalog
 from service.user_state import Users
+from service.variant_hosts import VariantHosts
 
 
 async def _model_host(request: Request) -> ModelHost:
@@ -43,6 +50,14 @@ async def _overlay(request: Request) -> overlay.Overlay:
     catalog's store has put its holder there; the empty overlay until it has."""
     holder = getattr(request.app.state, "overlay", None)
     return overlay.EMPTY if holder is None else holder.current
+
+
+async def _variant_hosts(request: Request) -> VariantHosts:
+    return request.app.state.variant_hosts
+
+
+async def _experiment(request: Request) -> Experiment:
+    return request.app.state.experiment
 
 
 async def _users(request: Request) -> Users:
@@ -71,6 +86,9 @@ async def admitted(request: Request) -> AsyncIterator[None]:
 
 
 ModelHostDep = Annotated[ModelHost, Depends(_model_host)]
+VariantHostsDep = Annotated[VariantHosts, Depends(_variant_hosts)]
+ExperimentDep = Annotated[Experiment, Depends(_experiment)]
+OverlayDep = Annotated[overlay.Overlay, Depends(_overlay)]
 Model = Annotated[ServedModel, Depends(_model)]
 UsersDep = Annotated[Users, Depends(_users)]
 RankerDep = Annotated[Ranker, Depends(_ranker)]
@@ -110,7 +128,14 @@ async def _top_n(settings: SettingsDep,
     return n
 
 
+async def _impressions_request(body: ImpressionsRequest, settings: SettingsDep
+                               ) -> ImpressionsRequest:
+    Limit.MAX_SCORE_ITEMS.hold(settings, len(body.item_ids), ("body", "item_ids"))
+    return body
+
+
 ScoreBody = Annotated[ScoreRequest, Depends(_score_request)]
 RecommendBody = Annotated[RecommendRequest, Depends(_recommend_request)]
 InteractionsBody = Annotated[InteractionsRequest, Depends(_interactions_request)]
+ImpressionsBody = Annotated[ImpressionsRequest, Depends(_impressions_request)]
 TopN = Annotated[int, Depends(_top_n)]  # the query's `n`

@@ -104,3 +104,13 @@ REFUSED = _documented(409, ReloadRefusedProblem, "the newest bundle was refused;
                                                  "serves on",
                       {"detail": "bundle refused: model.onnx: sha256 mismatch",
                        "serving": "20261203T142907Z-2d7f2e6c"})
+NO_RECOMMENDATION = _documented(404, Problem, "no such answer to this user is kept (another "
+                                               "user's, or older than "
+                                               "GMLREC_ATTRIBUTION_WINDOW)",
+                                {"detail": "no answer '3f2b8c1e9d4a4f6b8e0c7a5d1b2e3f40' to this "
+                                           "user is kept: an id of another user's answer, or "
+                                           "one older than GMLREC_ATTRIBUTION_WINDOW"})
+STORE_ONLY = _documented(503, Problem, "the store is down: nothing was saved (or read)",
+                         {"detail": "impression of '3f2b8c1e9d4a4f6b8e0c7a5d1b2e3f40' not "
+                                    "saved: the store is unavailable; retry shortly"},
+                         RETRY_AFTER)

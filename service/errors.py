@@ -98,6 +98,14 @@ class BodyTooLarge(ServiceError):
                          limit=limit)
 
 
+class UnknownRecommendation(ServiceError):
+    status = 404
+
+    def __init__(self, recommendation_id: str):
+        super().__init__(f"no answer {recommendation_id!r} to this user is kept: an id of "
+                         "another user's answer, or one older than GMLREC_ATTRIBUTION_WINDOW")
+
+
 class StoreDown(ServiceError):
     status = 503
 

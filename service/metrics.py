@@ -67,6 +67,34 @@ CATALOG_READS = Counter("gmlrec_catalog_reads_total",
 MODEL_RELOADS = Counter("gmlrec_model_reloads_total",
                         "Bundle versions loaded or refused after startup.", ["result"])
 
+# the online experiment, by variant (GMLREC_VARIANTS: at most 8 names, so the labels are bounded)
+VARIANT_ANSWERS = Counter("gmlrec_variant_answers_total",
+                          "/recommend answers served, by the variant that made them.",
+                          ["variant"])
+VARIANT_IMPRESSIONS = Counter("gmlrec_variant_impressions_total",
+                              "Answers reported shown (the first impression of each).",
+                              ["variant"])
+VARIANT_ATTRIBUTED = Counter("gmlrec_variant_attributed_total",
+                             "Interacted items credited to an answer of the variant.",
+                             ["variant"])
+VARIANT_HITS = Counter("gmlrec_variant_hits_total",
+                       "Answers both impressed and credited with an interaction (once each).",
+                       ["variant"])
+VARIANT_SECONDS = Histogram("gmlrec_variant_ranking_seconds",
+                            "Time to rank one /recommend request (user state and top n), by "
+                            "variant: the served variant's on the request, a shadow's beside "
+                            "it.", ["variant"], buckets=LATENCY_BUCKETS)
+SHADOW_OVERLAP = Histogram("gmlrec_shadow_overlap",
+                           "A shadow variant's overlap@n with the served answer: the share of "
+                           "the served items its own top n holds.", ["variant"],
+                           buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99, 1.0))
+SHADOW_SKIPPED = Counter("gmlrec_shadow_skipped_total",
+                         "Shadow rankings not done: busy (too many pending in this worker) or "
+                         "failed.", ["variant", "reason"])
+EXPERIMENT_WRITES_LOST = Counter("gmlrec_experiment_writes_lost_total",
+                                 "Answers or interactions the experiment could not record (the "
+                                 "store was down); the request itself was served.", ["what"])
+
 
 def model_served(name: str, version: str, previous: tuple[str, str] | None) -> None:
     if previous is not None:

@@ -138,6 +138,11 @@ class RecommendRequest(UserFeatures):
 # the largest `at`: unix seconds, so a time in milliseconds (13 digits) is a 422, not a date
 # three centuries ahead
 MAX_AT = 10_000_000_000
+RECOMMENDATION_ID = r"^[0-9a-f]{32}$"
+RecommendationId = Annotated[str, Field(pattern=RECOMMENDATION_ID, min_length=32, max_length=32,
+                                        description="the `recommendation_id` of a /recommend "
+                                                    "answer to this user",
+                                        examples=["3f2b8c1e9d4a4f6b8e0c7a5d1b2e3f40"])]
 
 
 class InteractionsRequest(Body):
@@ -147,12 +152,23 @@ class InteractionsRequest(Body):
                                          "log's time for these items; the server's clock "
                                          "when absent or later than it (a client's clock "
                                          "ahead of the server's is taken as the server's)")
-    recommendation_id: Id | None = Field(None, description="the recommendation the user acted "
-                                                           "on, as the client names it; kept "
-                                                           "in the event log")
+    recommendation_id: Id | None = Field(
+        None, description="the `recommendation_id` of the answer these items were picked "
+                          "from: kept in the event log, and its items among them are credited "
+                          "to it (without one, each to the user's most recent answer holding "
+                          "it, within GMLREC_ATTRIBUTION_WINDOW); an id of no answer kept "
+                          "credits nothing")
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"item_ids": ["50", "172"]},
-        {"item_ids": ["50"], "at": 1733539200.5, "recommendation_id": "r-42"}]})
+        {"item_ids": ["50"], "at": 1733539200.5,
+         "recommendation_id": "3f2b8c1e9d4a4f6b8e0c7a5d1b2e3f40"}]})
+
+
+class ImpressionsRequest(Body):
+    recommendation_id: RecommendationId
+    item_ids: ItemIds = Field(description="the answer's items the user was shown")
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"recommendation_id": "3f2b8c1e9d4a4f6b8e0c7a5d1b2e3f40", "item_ids": ["50", "172"]}]})
 
 
 MAX_DISPLAY = 32  # display attributes per added item
@@ -218,6 +234,11 @@ class RecommendAnswer(Answer):
                                                "the bundle's items and the added ones, less "
                                                "the retired")
     ignored: Ignored
+    recommendation_id: str = Field(pattern=RECOMMENDATION_ID,
+                                   description="this answer's id: give it with the "
+                                               "impressions and interactions it leads to")
+    variant: str = Field(description="the experiment's variant that made the answer "
+                                     "(GMLREC_VARIANTS; `default` without one)")
 
 
 class ProfileAnswer(Answer):
@@ -323,3 +344,54 @@ class ReloadAnswer(Answer):
     changed: bool
     others_told: bool = Field(description="whether the other workers and replicas were told "
                                           "to reload (through the user store)")
+
+
+class ImpressionsAnswer(BaseModel):
+    user_id: str
+    recommendation_id: str
+    variant: str = Field(description="the variant that made the answer")
+    first: bool = Field(description="whether this was the answer's first impression (the one "
+                                    "counted)")
+    shown: int = Field(description="distinct ids of the request among the answer's items")
+
+
+class Interval(BaseModel):
+    low: float
+    high: float
+
+
+class Comparison(BaseModel):
+    """A variant's hit rate against the control's: the two-proportion z test."""
+
+    z: float
+    p_value: float = Field(description="two-sided")
+    n: int = Field(description="this variant's impressions")
+    n_control: int = Field(description="the control's impressions")
+
+
+class VariantReport(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())  # as Answer's
+    name: str
+    shadow: bool
+    share: float
+    model_version: str | None = Field(description="the version it serves now")
+    users: int = Field(description="distinct users answered (approximate: HyperLogLog in "
+                                   "Redis)")
+    answers: int
+    impressions: int = Field(description="answers reported shown, each once")
+    hits: int = Field(description="impressed answers credited with an interaction, each once")
+    attributed: int = Field(description="interacted items credited to the variant's answers")
+    hit_rate: float | None = Field(description="hits / impressions; null without impressions")
+    interval: Interval | None = Field(description="the hit rate's 95% Wilson interval")
+    vs_control: Comparison | None = Field(description="null for the control, a shadow, or "
+                                                      "without impressions on either side")
+    shadow_answers: int = Field(description="a shadow's rankings compared")
+    mean_overlap: float | None = Field(description="a shadow's mean overlap@n with the "
+                                                   "served answers")
+
+
+class ExperimentAnswer(BaseModel):
+    experiment: str = Field(description="GMLREC_EXPERIMENT")
+    control: str
+    attribution_window_s: int
+    variants: list[VariantReport]

@@ -36,6 +36,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bundle.two_phase import TWO_PHASE_FROM_ITEMS
 from service.keys import KeyRing, KeysError
 from service.loopback import is_loopback
+from service.variants import Split, VariantsError, default_split, parse
 
 
 class PasswordFileError(ValueError):
@@ -126,12 +127,24 @@ class Settings(BaseSettings):
     # working directory, created at the first append); false: no log (nothing to retrain on)
     events_log: bool = True
     events_dir: Path = Path("event-log")
+    # the online experiment (service/variants.py): the variants as JSON, inline or in a file
+    # (unset: one variant, `default`, with GMLREC_MODEL); the experiment's name, which salts
+    # the split of users and names its counters in the store; how long an answer can be
+    # credited with an interaction that names no recommendation_id, and how many answers
+    # per user are kept for that (service/experiment.py)
+    variants: str | None = None
+    variants_file: Path | None = None
+    experiment: str = Field("default", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    attribution_window: int = Field(86_400, gt=0, le=30 * 86_400)  # seconds
+    attribution_answers: int = Field(50, ge=1, le=1000)
 
     # read from their files while the settings are checked, once
     _keys: KeyRing = PrivateAttr(KeyRing())
     _redis_password: SecretStr | None = PrivateAttr(None)
+    _split: Split | None = PrivateAttr(None)
 
-    @field_validator("ort_cache_dir", "api_keys_file", "redis_password_file", mode="before")
+    @field_validator("ort_cache_dir", "api_keys_file", "redis_password_file", "variants_file",
+                     "variants", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
@@ -152,6 +165,7 @@ class Settings(BaseSettings):
         except (KeysError, PasswordFileError) as err:
             raise PydanticCustomError("unusable_secret", "{problem}",
                                       {"problem": str(err)}) from None
+        self._split = self._read_split()
         if problem := self._unsafe():
             raise PydanticCustomError("unsafe_settings", "{problem}", {"problem": problem})
         return self
@@ -169,6 +183,30 @@ class Settings(BaseSettings):
             return ("GMLREC_WORKERS > 1 needs GMLREC_REDIS_URL (each worker would keep its own "
                     "in-process store, and a PUT on one would be missed by the others)")
         return None
+
+    def _read_split(self) -> Split:
+        """The variants of GMLREC_VARIANTS or GMLREC_VARIANTS_FILE (not both), or the one
+        default variant; a refusal names the variable."""
+        if self.variants is not None and self.variants_file is not None:
+            raise PydanticCustomError("unusable_variants", "GMLREC_VARIANTS: set it or "
+                                      "GMLREC_VARIANTS_FILE, not both", {})
+        if self.variants is None and self.variants_file is None:
+            return default_split(self.model, self.models_dir)
+        where = "GMLREC_VARIANTS" if self.variants is not None else "GMLREC_VARIANTS_FILE"
+        try:
+            text = self.variants if self.variants is not None else \
+                Path(str(self.variants_file)).read_text(encoding="utf-8")
+            return parse(text, self.model, self.models_dir)
+        except (OSError, UnicodeDecodeError, VariantsError) as err:
+            problem = err if isinstance(err, VariantsError) else type(err).__name__
+            raise PydanticCustomError("unusable_variants", "{where}: {problem}",
+                                      {"where": where, "problem": str(problem)}) from None
+
+    @property
+    def split(self) -> Split:
+        """The experiment's variants (service/variants.py)."""
+        assert self._split is not None  # read while the settings were checked
+        return self._split
 
     @property
     def keys(self) -> KeyRing:

@@ -1,4 +1,4 @@
-"""GET /health, GET /ready, GET /metrics, POST /admin/reload."""
+"""GET /health, GET /ready, GET /metrics, POST /admin/reload, GET /admin/experiment."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from starlette.responses import Response
 
 from service import metrics
 from service.access import OPEN, needs
-from service.deps import ModelHostDep, SettingsDep, Store
-from service.error_responses import NO_KEY, REFUSED, WEAK_KEY
+from service.deps import ExperimentDep, ModelHostDep, SettingsDep, Store, VariantHostsDep
+from service.error_responses import NO_KEY, REFUSED, STORE_ONLY, WEAK_KEY
+from service.experiment_report import report
 from service.keys import Scope
 from service.safe_json import SafeJSONResponse
-from service.schemas import HealthAnswer, ReadyAnswer, ReloadAnswer
+from service.schemas import ExperimentAnswer, HealthAnswer, ReadyAnswer, ReloadAnswer
 from service.stores import StoreUnavailable
 
 router = APIRouter(tags=["operations"])
@@ -56,10 +57,14 @@ async def metrics_text() -> Response:
 
 @router.post("/admin/reload", response_model=ReloadAnswer, dependencies=[needs(Scope.ADMIN)],
              responses=NO_KEY | WEAK_KEY | REFUSED)
-async def reload(model_host: ModelHostDep, store: Store) -> ReloadAnswer:
+async def reload(model_host: ModelHostDep, hosts: VariantHostsDep, store: Store
+                 ) -> ReloadAnswer:
     """Load the newest bundle now in the worker that takes the call, and tell every other
     worker and replica sharing the store, which follow within a second (ModelHost.follow);
-    `others_told` is false if the store could not be reached to tell them."""
+    `others_told` is false if the store could not be reached to tell them. The answer is the
+    control variant's; every other variant reloads its own model too (a refusal there is
+    logged, and its old version serves on)."""
+    await hosts.reload_others()  # first: a refused control (a 409) stops no other variant
     result = await model_host.reload()
     try:
         await store.reload_generation(bump=True)
@@ -68,3 +73,14 @@ async def reload(model_host: ModelHostDep, store: Store) -> ReloadAnswer:
         told = False
     return ReloadAnswer(model_version=result.current, previous_version=result.previous,
                         changed=result.changed, others_told=told)
+
+
+@router.get("/admin/experiment", response_model=ExperimentAnswer,
+            dependencies=[needs(Scope.ADMIN)], responses=NO_KEY | WEAK_KEY | STORE_ONLY)
+async def experiment_report(experiment: ExperimentDep, hosts: VariantHostsDep
+                            ) -> ExperimentAnswer:
+    """Each variant's users, answers, impressions and hits, its hit rate with a 95% interval,
+    and a two-proportion test of it against the control's (docs/operations.md, Running an
+    experiment). The counts are the store's: every worker and replica adds to them."""
+    return report(experiment.name, experiment.split, experiment.window_s,
+                  await experiment.counts(), hosts.serving)

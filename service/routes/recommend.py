@@ -1,54 +1,118 @@
-"""GET /recommend/{user_id}, POST /recommend: the best items of the whole catalog for a user."""
+"""GET /recommend/{user_id}, POST /recommend: the best items of the whole catalog for a user.
+
+Each user is answered by its variant of the experiment (service/variants.py; one variant,
+`default`, unless GMLREC_VARIANTS names several), and each answer carries a fresh
+`recommendation_id` and is recorded for attribution (service/experiment.py). Shadow variants
+rank the same request beside it, from the same inputs, and are only compared.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import numpy as np
 from fastapi import APIRouter, Depends
 from starlette.responses import Response
 
-from service import filters, union_top
+from service import filters, metrics, union_top
 from service.access import needs
-from service.deps import Model, RankerDep, RecommendBody, TopN, UnionDep, UsersDep, admitted
+from service.deps import (
+    ExperimentDep,
+    OverlayDep,
+    RankerDep,
+    RecommendBody,
+    TopN,
+    UsersDep,
+    VariantHostsDep,
+    admitted,
+)
 from service.error_responses import INVALID, MODEL_OR_STORE, NO_KEY, NO_USER, TOO_LARGE
+from service.experiment import new_recommendation_id
 from service.keys import Scope
 from service.routes.common import PathId, answer, scored_items, who
 from service.schemas import RecommendAnswer, as_text
+from service.served_model import ServedModel
+from service.union_catalog import UnionCatalog
 from service.user_state import ResolvedUser
 
 router = APIRouter(tags=["scoring"], responses=NO_KEY | INVALID | MODEL_OR_STORE,
                    dependencies=[needs(Scope.READ), Depends(admitted, scope="function")])
 
 
+@dataclass(frozen=True)
+class Ranked:
+    """One model's answer to a request, before it is shown."""
+
+    model: ServedModel
+    catalog: UnionCatalog
+    user: ResolvedUser
+    positions: np.ndarray  # union positions, best first
+    scores: np.ndarray
+    ignored: dict[str, list[str]]
+
+
+Rank = Callable[[ServedModel], Awaitable[Ranked]]
+
+
 @router.get("/recommend/{user_id}", response_model=RecommendAnswer, responses=NO_USER)
-async def recommend_for_user(user_id: PathId, model: Model, catalog: UnionDep, users: UsersDep,
-                             ranker: RankerDep, n: TopN, exclude_seen: bool = True,
-                             details: bool = False) -> Response:
+async def recommend_for_user(user_id: PathId, hosts: VariantHostsDep, overlay: OverlayDep,
+                             users: UsersDep, ranker: RankerDep, experiment: ExperimentDep,
+                             n: TopN, exclude_seen: bool = True, details: bool = False
+                             ) -> Response:
     """The n best items of the whole catalog for a user, best first."""
-    user = await users.resolve(model, user_id, seen_in=catalog if exclude_seen else None)
-    return await _recommend(model, catalog, ranker, user_id, user, n, details)
+    async def rank(model: ServedModel) -> Ranked:
+        catalog = await model.union.of(overlay)
+        user = await users.resolve(model, user_id, seen_in=catalog if exclude_seen else None)
+        positions, scores = await union_top.top(ranker, model, catalog, user.state, n,
+                                                user.seen, None)
+        return Ranked(model, catalog, user, positions, scores, user.ignored)
+
+    return await _serve(hosts, experiment, user_id, rank, details)
 
 
 @router.post("/recommend", response_model=RecommendAnswer, responses=NO_USER | TOO_LARGE)
-async def recommend(body: RecommendBody, model: Model, catalog: UnionDep, users: UsersDep,
-                    ranker: RankerDep) -> Response:
+async def recommend(body: RecommendBody, hosts: VariantHostsDep, overlay: OverlayDep,
+                    users: UsersDep, ranker: RankerDep, experiment: ExperimentDep) -> Response:
     """The same for a user given by features (a user the service has never seen), or for
     a known user with this request's context or overrides."""
-    user = await who(users, model, body, catalog if body.exclude_seen else None)
-    allowed = None
-    if body.filter is not None:
-        spec = body.filter
-        allowed = filters.passing(catalog, as_text(spec.include), as_text(spec.exclude),
-                                  spec.item_ids, spec.exclude_item_ids)
-    return await _recommend(model, catalog, ranker, body.user_id, user, body.n, body.details,
-                            allowed)
+    async def rank(model: ServedModel) -> Ranked:
+        catalog = await model.union.of(overlay)
+        user = await who(users, model, body, catalog if body.exclude_seen else None)
+        allowed, ignored = None, user.ignored
+        if body.filter is not None:
+            spec = body.filter
+            allowed = filters.passing(catalog, as_text(spec.include), as_text(spec.exclude),
+                                      spec.item_ids, spec.exclude_item_ids)
+            ignored = {**user.ignored, **allowed.ignored}
+        positions, scores = await union_top.top(ranker, model, catalog, user.state, body.n,
+                                                user.seen,
+                                                None if allowed is None else allowed.mask)
+        return Ranked(model, catalog, user, positions, scores, ignored)
+
+    return await _serve(hosts, experiment, body.user_id, rank, body.details)
 
 
-async def _recommend(model: Model, catalog: UnionDep, ranker: RankerDep, user_id: str | None,
-                     user: ResolvedUser, n: int, details: bool,
-                     allowed: filters.Passing | None = None) -> Response:
-    positions, scores = await union_top.top(ranker, model, catalog, user.state, n, user.seen,
-                                            None if allowed is None else allowed.mask)
-    ignored = user.ignored if allowed is None else {**user.ignored, **allowed.ignored}
+async def _serve(hosts: VariantHostsDep, experiment: ExperimentDep, user_id: str | None,
+                 rank: Rank, details: bool) -> Response:
+    """Rank with the user's variant, record the answer, start the shadows, answer."""
+    variant = experiment.assign(user_id)
+    model = hosts.model(variant)  # taken once: a reload meanwhile does not change it
+    started = time.perf_counter()
+    ranked = await rank(model)
+    metrics.VARIANT_SECONDS.labels(variant.name).observe(time.perf_counter() - started)
+    items = scored_items(ranked.catalog, ranked.positions, ranked.scores, details)
+    recommendation_id = new_recommendation_id()
+    served = [i.item_id for i in items]
+    await experiment.answered(user_id, variant, recommendation_id, served)
+    experiment.shadow(hosts.serving, lambda shadow: _item_ids(rank, shadow), served)
     return answer(RecommendAnswer(model_version=model.version, user_id=user_id,
-                                  user_source=user.source,
-                                  items=scored_items(catalog, positions, scores, details),
-                                  ignored=ignored), user.degraded)
+                                  user_source=ranked.user.source, items=items,
+                                  ignored=ranked.ignored, recommendation_id=recommendation_id,
+                                  variant=variant.name), ranked.user.degraded)
+
+
+async def _item_ids(rank: Rank, model: ServedModel) -> list[str]:
+    ranked = await rank(model)
+    return [ranked.catalog.item_id(p) for p in ranked.positions.tolist()]

@@ -1,4 +1,5 @@
-"""GET /users, GET and PUT /users/{user_id}, POST /users/{user_id}/interactions."""
+"""GET /users, GET and PUT /users/{user_id}, POST /users/{user_id}/interactions and
+/users/{user_id}/impressions."""
 
 from __future__ import annotations
 
@@ -9,15 +10,25 @@ from fastapi import APIRouter, Depends, Query
 
 from events.record import Stamp
 from service.access import needs
-from service.deps import InteractionsBody, Model, UnionDep, UsersDep, admitted
+from service.deps import (
+    ExperimentDep,
+    ImpressionsBody,
+    InteractionsBody,
+    Model,
+    UnionDep,
+    UsersDep,
+    admitted,
+)
 from service.error_responses import (
     INVALID,
     MODEL_OR_STORE,
     NO_KEY,
     NO_MODEL_ONLY,
+    NO_RECOMMENDATION,
     NO_USER,
     NO_USER_OR_ITEMS,
     NOT_SAVED,
+    STORE_ONLY,
     TOO_LARGE,
     WEAK_KEY,
 )
@@ -25,6 +36,7 @@ from service.keys import Scope
 from service.routes.common import PathId
 from service.schemas import (
     MAX_ID,
+    ImpressionsAnswer,
     InteractionsAnswer,
     ProfileAnswer,
     ProfileRequest,
@@ -72,15 +84,30 @@ async def put_profile(user_id: PathId, body: ProfileRequest, model: Model, users
 @router.post("/{user_id}/interactions", response_model=InteractionsAnswer,
              dependencies=[needs(Scope.WRITE)], responses=NO_USER_OR_ITEMS | TOO_LARGE | NOT_SAVED)
 async def record_interactions(user_id: PathId, body: InteractionsBody, model: Model,
-                              catalog: UnionDep, users: UsersDep) -> InteractionsAnswer:
+                              catalog: UnionDep, users: UsersDep, experiment: ExperimentDep
+                              ) -> InteractionsAnswer:
     """Record items the user has seen (the bundle's or added ones): recommendations with
     exclude_seen leave them out. The batch goes to the event log, in the same step, with its
     time (`at`, else the server's clock), the served model's version and the
     recommendation id if given (docs/store.md, Events). A time later than the server's clock
-    is the server's: the log never holds an event from the future."""
+    is the server's: the log never holds an event from the future. Items of a recent answer
+    to the user are credited to its variant (docs/contract.md, Experiments)."""
     now = time.time()
     stamp = Stamp(now if body.at is None else min(body.at, now), model.version,
                   body.recommendation_id)
     await users.record(model, catalog, user_id, body.item_ids, stamp)
+    await experiment.interacted(user_id, body.recommendation_id, body.item_ids)
     return InteractionsAnswer(model_version=model.version, user_id=user_id,
                               recorded=len(set(body.item_ids)))
+
+
+@router.post("/{user_id}/impressions", response_model=ImpressionsAnswer,
+             dependencies=[needs(Scope.WRITE)],
+             responses=NO_RECOMMENDATION | TOO_LARGE | STORE_ONLY)
+async def record_impressions(user_id: PathId, body: ImpressionsBody, experiment: ExperimentDep
+                             ) -> ImpressionsAnswer:
+    """The user was shown (some of) an answer's items: the answer counts as impressed for its
+    variant, once however often this is repeated."""
+    found = await experiment.impression(user_id, body.recommendation_id, body.item_ids)
+    return ImpressionsAnswer(user_id=user_id, recommendation_id=body.recommendation_id,
+                             variant=found.variant, first=found.first, shown=found.shown)

@@ -76,6 +76,11 @@ class GuardedStore:
     async def close(self) -> None:
         await self.store.close()
 
+    async def run(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Any other call on the store guarded as these are (the experiment's records,
+        service/experiment.py, which talk to the same store)."""
+        return await self._call(operation)
+
     async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run `operation` unless the guard is open; a failure opens (or re-opens) it."""
         open_until = self._open_until

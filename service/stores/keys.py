@@ -7,6 +7,8 @@ profile, interactions and states share one Redis Cluster slot and can go in one 
     <prefix>:{user:<id>}:state:<model>:<version>  the user state blob, with a TTL
     <prefix>:{user:<id>}:events                   stream: the user's event log, one entry
                                                   per interactions batch (events/)
+    <prefix>:{user:<id>}:answers:<experiment>     the user's last answers (JSON), newest
+                                                  first, capped, with a TTL
 
 Profiles and histories have no TTL unless GMLREC_PROFILE_TTL_S sets one (restarted by each
 write). Ids are percent-encoded ('%', '{', '}', ':' and anything outside printable ASCII), so
@@ -20,6 +22,11 @@ tag `{catalog}`, so a change and its log entry are one script on one node:
     <prefix>:{catalog}:version  the count of changes, the overlay's version
     <prefix>:{catalog}:epoch    set by the first change: names this catalog
     <prefix>:{catalog}:log      stream of the last changes, entry id "<version>-0"
+
+The experiment's counts (service/stores/experiment.py) share the tag `{experiment:<name>}`:
+
+    <prefix>:{experiment:<name>}:counts           hash: "<count>:<variant>" -> number
+    <prefix>:{experiment:<name>}:users:<variant>  HyperLogLog of the users answered
 
 Item ids are hash fields, set members and stream values, never part of a key.
 """
@@ -54,6 +61,14 @@ class Keys:
     def events(self, user_id: str) -> str:
         """The user's event stream (events/redis_log.py reads it by this very name)."""
         return f"{self.user(user_id)}:{STREAM}"
+    def answers(self, user_id: str, experiment: str) -> str:
+        """The user's last answers in an experiment (service/stores/experiment.py)."""
+        return f"{self.user(user_id)}:answers:{experiment}"
+
+    def experiment(self, name: str, variant: str | None = None) -> str:
+        """The experiment's counts, or a variant's distinct users (HyperLogLog)."""
+        tag = f"{self.prefix}:{{experiment:{name}}}"
+        return f"{tag}:counts" if variant is None else f"{tag}:users:{variant}"
 
     def reload(self) -> str:
         """The count of POST /admin/reload calls, shared by every worker and replica."""

@@ -72,6 +72,13 @@ PROVOKED: dict[tuple[str, str], dict[int, list[dict[str, Any]]]] = {
               {"url": "/users/0/interactions", "json": {"item_ids": ["no-such-item"]}}],
         413: [{"url": "/users/0/interactions", **spec} for spec in TOO_LARGE],
         422: [{"url": "/users/0/interactions", "json": {"item_ids": []}}]},
+    ("POST", "/users/{user_id}/impressions"): {
+        404: [{"url": "/users/0/impressions",
+               "json": {"recommendation_id": "0" * 32, "item_ids": ["1"]}}],
+        413: [{"url": "/users/0/impressions", **spec} for spec in TOO_LARGE],
+        422: [{"url": "/users/0/impressions",
+               "json": {"recommendation_id": "x", "item_ids": ["1"]}},
+              {"url": "/users/0/impressions", "json": {"recommendation_id": "0" * 32}}]},
     ("GET", "/items/{item_id}"): {
         404: [{"url": "/items/no-such-item"}],
         422: [{"url": "/items/" + "x" * 257}]},
@@ -96,6 +103,9 @@ STORE_ONLY: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/users/{user_id}"): {"url": "/users/nobody"},
     ("PUT", "/items/{item_id}"): {"url": "/items/i1", "json": ITEM},
     ("DELETE", "/items/{item_id}"): {"url": "/items/1"},
+    ("POST", "/users/{user_id}/impressions"): {
+        "url": "/users/0/impressions", "json": {"recommendation_id": "0" * 32, "item_ids": ["1"]}},
+    ("GET", "/admin/experiment"): {},
 }
 
 

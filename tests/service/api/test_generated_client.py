@@ -83,7 +83,7 @@ def every_operation(trip: RoundTrip) -> None:
     users = trip.call("users.users_list_users", "UsersAnswer", limit=2)
     user = users.user_ids[0]
     top = trip.call("scoring.scoring_recommend_for_user", "RecommendAnswer", user_id=user, n=3)
-    assert top.user_id == user and len(top.items) == 3
+    assert top.user_id == user and len(top.items) == 3 and top.variant == "default"
     item = top.items[0].item_id
     scored = trip.call("scoring.scoring_score", "ScoreAnswer",
                        body={"user_id": user, "item_ids": [item]})
@@ -119,6 +119,13 @@ def every_operation(trip: RoundTrip) -> None:
     assert trip.call("operations.operations_health", "HealthAnswer").status == "ok"
     assert trip.call("operations.operations_ready", "ReadyAnswer").status.value == "ready"
     trip.call("operations.operations_metrics_text", None)
+    shown = trip.call("users.users_record_impressions", "ImpressionsAnswer", user_id=user,
+                      body=models.ImpressionsRequest(recommendation_id=top.recommendation_id,
+                                                     item_ids=[item]))
+    assert (shown.variant, shown.first, shown.shown) == ("default", True, 1)
+    report = trip.call("operations.operations_experiment_report", "ExperimentAnswer")
+    (default,) = report.variants
+    assert (default.name, default.impressions) == ("default", 1)
     reloaded = trip.call("operations.operations_reload", "ReloadAnswer")
     assert reloaded.model_version == top.model_version and reloaded.changed is False
 

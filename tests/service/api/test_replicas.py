@@ -60,6 +60,7 @@ def running(models_dir: Path, prefix: str, logs: Path) -> Iterator[list[str]]:
 async def test_replicas_answer_alike_and_read_each_others_writes(replicas):
     async with httpx.AsyncClient(timeout=10) as http:
         tops = [(await http.get(f"{base}/recommend/7")).json() for base in replicas]
+        assert len({top.pop("recommendation_id") for top in tops}) == len(tops)  # each its own
         assert all(top == tops[0] for top in tops)
         for i in range(12):  # each write on one replica, each read on the next
             writer, reader = replicas[i % REPLICAS], replicas[(i + 1) % REPLICAS]
