@@ -118,11 +118,11 @@ async def test_a_failed_append_moves_no_state(with_history, tmp_path):
     async with serving(settings_for(with_history.models_dir, events_dir=blocker / "log",
                                     redis_cooldown_s=0)) as client:
         store = client.app.state.store.store
-        before = (await client.get("/recommend/1", params={"n": 5})).json()
+        before = (await client.get("/recommend/1", params={"n": 5})).json()["items"]
         r = await client.post("/users/1/interactions", json={"item_ids": ["3", "4"]})
         assert r.status_code == 503, r.text
         assert (await client.get("/users/1")).json()["history"] == []
-        assert (await client.get("/recommend/1", params={"n": 5})).json() == before
+        assert (await client.get("/recommend/1", params={"n": 5})).json()["items"] == before
         store.events.directory = tmp_path / "log"  # the disk is back
         r = await client.post("/users/1/interactions", json={"item_ids": ["5"]})
         assert r.status_code == 200
