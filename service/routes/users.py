@@ -17,6 +17,7 @@ from service.deps import (
     Model,
     UnionDep,
     UsersDep,
+    VariantHostsDep,
     admitted,
 )
 from service.error_responses import (
@@ -84,16 +85,18 @@ async def put_profile(user_id: PathId, body: ProfileRequest, model: Model, users
 @router.post("/{user_id}/interactions", response_model=InteractionsAnswer,
              dependencies=[needs(Scope.WRITE)], responses=NO_USER_OR_ITEMS | TOO_LARGE | NOT_SAVED)
 async def record_interactions(user_id: PathId, body: InteractionsBody, model: Model,
-                              catalog: UnionDep, users: UsersDep, experiment: ExperimentDep
-                              ) -> InteractionsAnswer:
+                              catalog: UnionDep, users: UsersDep, experiment: ExperimentDep,
+                              hosts: VariantHostsDep) -> InteractionsAnswer:
     """Record items the user has seen (the bundle's or added ones): recommendations with
     exclude_seen leave them out. The batch goes to the event log, in the same step, with its
     time (`at`, else the server's clock), the served model's version and the
-    recommendation id if given (docs/store.md, Events). A time later than the server's clock
+    recommendation id if given (docs/store.md, Events); the version is that of the model
+    which serves the user (its variant's, with an experiment). A time later than the server's clock
     is the server's: the log never holds an event from the future. Items of a recent answer
     to the user are credited to its variant (docs/contract.md, Experiments)."""
     now = time.time()
-    stamp = Stamp(now if body.at is None else min(body.at, now), model.version,
+    serving = hosts.model(experiment.assign(user_id))
+    stamp = Stamp(now if body.at is None else min(body.at, now), serving.version,
                   body.recommendation_id)
     await users.record(model, catalog, user_id, body.item_ids, stamp)
     await experiment.interacted(user_id, body.recommendation_id, body.item_ids)
