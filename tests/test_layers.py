@@ -1,9 +1,10 @@
 """Imports point one way: data -> models -> loop -> config/runs/pipeline/CLI -> export; the
-bundle format and reader (bundle/) import neither side, and training and the service import it
-and never each other (the service carries no torch either). Tests import their support from
-tests/support and never bench (bench may import tests/support); only tests/bench, which tests
-bench's scripts, imports bench. Read statically from every module's imports, so a violation
-fails here before it can hide behind a lazy import."""
+bundle format and reader (bundle/) and the event log (events/) import neither side, and
+training and the service import them and never each other (the service carries no torch
+either). Tests import their support from tests/support and never bench (bench may import
+tests/support); only tests/bench, which tests bench's scripts, imports bench. Read statically
+from every module's imports, so a violation fails here before it can hide behind a lazy
+import."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ FORBIDDEN = {
     "training/export": ("training.retrain", "training.cli"),
     "training": ("service",),
     "bundle": ("torch", "training", "service"),
+    "events": ("torch", "training", "service"),
     "service": ("torch", "training"),
     "tests": ("bench",),
 }
