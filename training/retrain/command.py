@@ -144,7 +144,10 @@ def _export(source: str, out: Path) -> Path:
     except ImportError:
         raise ConfigError(f"--from {source}: not an export folder, and the events package "
                           "(python -m training events export) is not installed") from None
-    export.export_events(source, out)
+    try:
+        export.export_events(source, out)
+    except export.ExportError as err:
+        raise ConfigError(f"--from {source}: {err}") from None
     return out
 
 

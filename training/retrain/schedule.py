@@ -50,7 +50,7 @@ def run_every(seconds: float, cycles: int, cycle: Callable[[], dict[str, Any]],
         started = time.monotonic()
         try:
             record = cycle()
-            print(json.dumps({"cycle": done + 1, **record}), flush=True)
+            print(json.dumps({"round": done + 1, **record}), flush=True)
         except Exception as err:  # one failed cycle never ends the schedule
             failed += 1
             log.exception("retrain cycle failed")
