@@ -230,3 +230,27 @@ def gmlfm_dnn(n_features: int, dim: int) -> Any:
 
     return GMLFM(n_features, dim, "dnn", layers=1)
 
+
+
+def fit_and_export(options: dict[str, Any], out: Path, models_dir: Path, name: str) -> Path:
+    """A fit, then its bundle exported into models_dir/name; the version folder."""
+    from training.export import export_run
+
+    fit(options, out)
+    return export_run(out, models_dir, name)
+
+
+def retrain_once(source: Path, models_dir: Path, work_dir: Path,
+                 min_cases: int = 20) -> dict[str, Any]:
+    """One `python -m training retrain` cycle over an export folder; its record."""
+    from training.retrain.command import RetrainOptions, retrain
+
+    return retrain(RetrainOptions(str(source), models_dir, None, work_dir, {},
+                                  min_cases=min_cases))
+
+
+def judge_cases(bundle_dir: Path, cases: dict[str, Any]) -> Any:
+    """retrain's judge of one bundle over cases given as Cases' fields (bench/loop.py's)."""
+    from training.retrain.judge import Cases, judge
+
+    return judge(bundle_dir, Cases(**cases))

@@ -46,6 +46,9 @@ class Cases:
     universe: np.ndarray  # (N,) item ids
     profiles: dict[str, dict[str, Any]]
     added: dict[str, dict[str, Any]]
+    # what each case's history window is built over, if not its earlier items (a model
+    # without the state updates since its fit: bench/loop.py)
+    windows: list[list[str]] | None = None
 
     def __len__(self) -> int:
         return len(self.users)
@@ -157,5 +160,6 @@ def _user_row(bundle: Any, history: HistoryField | None, user_fields: set[str], 
         encoded = bundle.encoder.encode(profile)
         idx, val = encoded.idx, encoded.val
     if history is not None:
-        idx, val = history.apply(idx, val, history.window(cases.earlier[g]))
+        over = cases.earlier[g] if cases.windows is None else cases.windows[g]
+        idx, val = history.apply(idx, val, history.window(over))
     return idx, val
