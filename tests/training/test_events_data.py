@@ -100,3 +100,29 @@ def test_bad_event_folders_are_named(tmp_path):
     (folder / "interactions.csv").write_text("user,item\n")
     with pytest.raises(DataError, match="header"):
         read_events(folder)
+
+
+def test_a_fit_on_base_plus_events_serves_the_new_users_and_items(tmp_path):
+    """--events through fit and export: the bundle knows the new ids, the new user's
+    profile and the new item's features, and records the events it was fitted on."""
+    from bundle import load_bundle
+    from training.config import resolve
+    from training.export import export_run
+    from training.pipeline import fit_and_save
+
+    spec = "synthetic:users=40,items=150,interactions=800,categories=4,segments=2"
+    events = write_event_folder(
+        tmp_path / "ev", [("new-u", "3", 2e9), ("new-u", "fresh", 2e9 + 1),
+                          ("new-u", "4", 2e9 + 2), ("7", "fresh", 2e9 + 3)],
+        users={"new-u": {"segment": "1"}}, items={"fresh": {"category": "2"}})
+    config = resolve({}, {"data": spec, "events": str(events), "model": "fm", "dim": 4,
+                          "epochs": 1, "history": 3, "out": str(tmp_path / "run")})
+    metrics = fit_and_save(config, progress=False)
+    assert metrics["events"]["events"] == 4 and metrics["events"]["last_at"] == 2e9 + 3
+    bundle = load_bundle(export_run(tmp_path / "run", tmp_path / "models", "m"))
+    assert bundle.manifest["data"]["events"]["digest"] == metrics["events"]["digest"]
+    position = bundle.users.position("new-u")
+    assert position is not None
+    assert bundle.users.profile(position)["segment"] == "1"
+    fresh = bundle.catalog.positions(["fresh"])[0][0]
+    assert bundle.catalog.details(int(fresh))["features"]["category"] == "2"
