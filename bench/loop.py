@@ -85,12 +85,14 @@ def main(argv: list[str] | None = None) -> None:
                    .splitlines()]
         args.seeds = [r["seed"] for r in records]
         args.epochs, args.lr = records[0]["epochs"], records[0]["lr"]
+        args.quick = records[0].get("quick", False)
         write_section(SECTION, report(records, args), args.results)
         return
     records = []
     args.out.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         record = run_seed(args.data, seed, args.epochs, args.lr, args.out / f"seed{seed}")
+        record["quick"] = args.quick
         records.append(record)
         print(json.dumps(record), flush=True)
         with (args.out / "records.jsonl").open("a") as f:
