@@ -12,10 +12,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from redis.exceptions import RedisClusterException, RedisError
-
-from events import file_log, redis_log
+from events import file_log
 from events.dataset import ExportSummary, write_dataset
 from events.record import BadRecord
 from events.retention import BadRetention, Retention, retention_from_env
@@ -46,8 +45,6 @@ def export_events(source: str, out: Path, *, prefix: str | None = None,
         raise ExportError(str(err)) from None
     except BadRecord as err:
         raise ExportError(f"{source}: {err}") from None
-    except (RedisError, RedisClusterException) as err:
-        raise ExportError(f"redis: {type(err).__name__}: {err}") from None
     except OSError as err:
         raise ExportError(f"{type(err).__name__}: {err}") from None
 
@@ -67,6 +64,23 @@ def _from_directory(directory: Path, out: Path, retention: Retention,
 
 
 def _from_redis(url: str, out: Path, prefix: str, retention: Retention,
+                password_file: Path | None, progress: Callable[[int], None] | None
+                ) -> ExportSummary:
+    """Imports redis only here: a directory's export needs no Redis client installed."""
+    try:
+        from redis.exceptions import RedisClusterException, RedisError
+
+        from events import redis_log
+    except ImportError:
+        raise ExportError("a redis:// source needs the redis package (pip install "
+                          "'gmlrec[serve]' or '.[train]')") from None
+    try:
+        return _read_redis(redis_log, url, out, prefix, retention, password_file, progress)
+    except (RedisError, RedisClusterException) as err:
+        raise ExportError(f"redis: {type(err).__name__}: {err}") from None
+
+
+def _read_redis(redis_log: Any, url: str, out: Path, prefix: str, retention: Retention,
                 password_file: Path | None, progress: Callable[[int], None] | None
                 ) -> ExportSummary:
     if password_file is None and os.environ.get("GMLREC_REDIS_PASSWORD_FILE"):

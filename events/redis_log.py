@@ -55,6 +55,12 @@ def user_of(prefix: str, key: str) -> str:
     return unquote(key[len(head):-len(tail)])
 
 
+def catalog_key(prefix: str, part: str) -> str:
+    """A key of the catalog overlay: `items` (id -> "<first version> <record JSON>") or
+    `retired` (a set of ids)."""
+    return f"{prefix}:{{catalog}}:{part}"
+
+
 def watermark_key(prefix: str) -> str:
     return f"{prefix}:events:exported"
 
@@ -125,17 +131,21 @@ def read_redis(client: redis.Redis | RedisCluster, prefix: str,
             if progress is not None:
                 progress(len(collected.events))
     users = sorted({e.user_id for e in collected.events})
-    for user_id in users:
-        raw = client.get(f"{user_key(prefix, user_id)}:profile")
-        if raw is not None:
-            collected.profiles[user_id] = json.loads(raw)
+    for start in range(0, len(users), SCAN_PAGE):  # a pipeline of GETs a page
+        page = users[start:start + SCAN_PAGE]
+        pipe = client.pipeline(transaction=False)
+        for user_id in page:
+            pipe.get(f"{user_key(prefix, user_id)}:profile")
+        for user_id, raw in zip(page, pipe.execute()):
+            if raw is not None:
+                collected.profiles[user_id] = json.loads(raw)
     collected.items = read_items(client, prefix)
     return collected, watermark or 0, keys
 
 
 def read_items(client: redis.Redis | RedisCluster, prefix: str) -> dict[str, AddedItem]:
     """The catalog overlay's added items (record features) and whether each is retired."""
-    items_key, retired_key = f"{prefix}:{{catalog}}:items", f"{prefix}:{{catalog}}:retired"
+    items_key, retired_key = catalog_key(prefix, "items"), catalog_key(prefix, "retired")
     retired = {m.decode() for m in client.sscan_iter(retired_key, count=SCAN_PAGE)}
     items: dict[str, AddedItem] = {}
     for field, value in client.hscan_iter(items_key, count=SCAN_PAGE):
@@ -155,18 +165,18 @@ def trim(nodes: dict[str, list[redis.Redis]], watermark_ms: int, retention: Rete
     removed = 0
     for key, held_by in nodes.items():
         for node in held_by:
-            cut = watermark_ms
+            cut = (watermark_ms, 0)  # entry ids as (ms, sequence)
             if retention.age_s is not None:
-                cut = min(cut, now_ms - int(retention.age_s * 1000))
+                cut = min(cut, (now_ms - int(retention.age_s * 1000), 0))
             else:
                 assert retention.count is not None
                 newest: Any = node.xrevrange(key, "+", "-", count=retention.count)
                 if len(newest) < retention.count:
                     continue
-                nth = int(newest[-1][0].decode().partition("-")[0])
-                cut = min(cut, nth)  # whole ms: may keep a few more than the count
-            if cut > 0:
-                removed += int(node.xtrim(key, minid=str(cut)))
+                ms, _, seq = newest[-1][0].decode().partition("-")
+                cut = min(cut, (int(ms), int(seq)))  # the count's oldest entry stays
+            if cut > (0, 0):
+                removed += int(node.xtrim(key, minid=f"{cut[0]}-{cut[1]}", approximate=False))
     return removed
 
 

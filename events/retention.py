@@ -37,14 +37,15 @@ class Retention:
         return self.age_s is None and self.count is None
 
 
-def parse_retention(text: str | None) -> Retention:
-    """A Retention from the grammar in this module's doc."""
+def parse_retention(text: str | None, name: str = "GMLREC_EVENTS_RETAIN") -> Retention:
+    """A Retention from the grammar in this module's doc; `name` is what the error calls
+    the value's source."""
     text = (text or "").strip()
     if not text:
         return Retention()
     match = GRAMMAR.match(text)
     if match is None or int(match.group(1)) == 0:
-        raise BadRetention(f"GMLREC_EVENTS_RETAIN: {text!r} is neither an age like 30d "
+        raise BadRetention(f"{name}: {text!r} is neither an age like 30d "
                            "(s, m, h, d, w) nor a count like 1000000 (above 0)")
     number, unit = int(match.group(1)), match.group(2)
     return Retention(age_s=float(number * UNITS[unit])) if unit else Retention(count=number)

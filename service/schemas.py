@@ -135,9 +135,24 @@ class RecommendRequest(UserFeatures):
         {"user_id": "196", "n": 5, "filter": {"include": {"genre": ["Comedy"]}}}]})
 
 
+# the largest `at`: unix seconds, so a time in milliseconds (13 digits) is a 422, not a date
+# three centuries ahead
+MAX_AT = 10_000_000_000
+
+
 class InteractionsRequest(Body):
     item_ids: ItemIds
-    model_config = ConfigDict(json_schema_extra={"examples": [{"item_ids": ["50", "172"]}]})
+    at: float | None = Field(None, ge=0, le=MAX_AT, allow_inf_nan=False,
+                             description="when the user interacted, unix seconds: the event "
+                                         "log's time for these items; the server's clock "
+                                         "when absent or later than it (a client's clock "
+                                         "ahead of the server's is taken as the server's)")
+    recommendation_id: Id | None = Field(None, description="the recommendation the user acted "
+                                                           "on, as the client names it; kept "
+                                                           "in the event log")
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"item_ids": ["50", "172"]},
+        {"item_ids": ["50"], "at": 1733539200.5, "recommendation_id": "r-42"}]})
 
 
 MAX_DISPLAY = 32  # display attributes per added item

@@ -120,6 +120,13 @@ class Settings(BaseSettings):
     catalog_poll_s: float = Field(0.25, gt=0, le=0.5)
     catalog_max_added: int = Field(1_000_000, ge=0)
 
+    # the event log (events/, docs/store.md, Events): every acknowledged interactions batch is
+    # appended in the same atomic step that moves the user's state, to a per-user stream on
+    # Redis, or without Redis to append-only segments under events_dir (a path relative to the
+    # working directory, created at the first append); false: no log (nothing to retrain on)
+    events_log: bool = True
+    events_dir: Path = Path("event-log")
+
     # read from their files while the settings are checked, once
     _keys: KeyRing = PrivateAttr(KeyRing())
     _redis_password: SecretStr | None = PrivateAttr(None)

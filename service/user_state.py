@@ -45,6 +45,7 @@ import numpy as np
 
 from bundle.history import latest_first_once
 from bundle.incremental import PairSums
+from events.record import Stamp
 from service import metrics, state_blob
 from service.errors import StoreDown, UnknownItems, UnknownUser
 from service.profiles import FeatureMap
@@ -170,10 +171,11 @@ class Users:
         return ignored
 
     async def record(self, model: ServedModel, catalog: UnionCatalog, user_id: str,
-                     item_ids: Sequence[str]) -> None:
+                     item_ids: Sequence[str], stamp: Stamp) -> None:
         """Add interactions of a known user, oldest first (an id given twice counts once, at
-        its last place), and move a history model's state with them; items `catalog` does
-        not serve (unknown or retired) are a 404 naming them. An added item is recorded,
+        its last place), and move a history model's state with them, the batch going to the
+        event log with `stamp` in the same step; items `catalog` does not serve (unknown or
+        retired) are a 404 naming them. An added item is recorded,
         and moves no state: the history field's vocabulary lacks it (docs/math.md, Added
         items), as HistoryField.window and IncrementalState.update both skip it."""
         _, unknown = catalog.positions(item_ids)
@@ -188,14 +190,16 @@ class Users:
                                                history=model.incremental is not None)
                 profile, stored, _ = self._profile(model, user_id, record, False)
                 if model.incremental is None:
-                    await self.store.add_interactions(user_id, items, self.history_cap)
+                    await self.store.add_interactions(user_id, items, self.history_cap,
+                                                      stamp=stamp)
                     return
                 moved, how = self._moved(model, user_id, profile, stored, record, items)
-                if await self.store.add_interactions(user_id, items, self.history_cap, moved):
+                if await self.store.add_interactions(user_id, items, self.history_cap, moved,
+                                                     stamp):
                     metrics.HISTORY_WRITES.labels(how).inc()
                     return
             # other writers kept coming first: keep the items, let the next read build
-            await self.store.add_interactions(user_id, items, self.history_cap)
+            await self.store.add_interactions(user_id, items, self.history_cap, stamp=stamp)
             metrics.HISTORY_WRITES.labels("raced").inc()
         except StoreUnavailable:
             raise StoreDown(f"interactions of {user_id!r} not saved") from None

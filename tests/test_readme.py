@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 CONFIGURATION = (ROOT / "docs/configuration.md").read_text()
 NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
-SOURCES = ("training", "bundle", "service", "docker", "bench", "tests", "docker-compose.yml")
+SOURCES = ("training", "bundle", "events", "service", "docker", "bench", "tests",
+           "docker-compose.yml")
 
 
 def section(title: str) -> str:

@@ -1,4 +1,4 @@
-"""`python -m training fit|evaluate|export|bootstrap`: the training command line.
+"""`python -m training fit|evaluate|export|bootstrap|events export`: the training command line.
 
 docs/training.md says what each command does and writes; docs/configuration.md lists every
 option. Every user error (bad data, bad option) ends as one line on stderr and exit status 2.
@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from bundle import format as fmt
+from events.export import ExportError, ExportSummary, export_events
+from events.retention import BadRetention, parse_retention
 from training.config import FitConfig, all_specs, models_taking, read_toml, resolve
 from training.errors import ConfigError, GmlrecError
 from training.loop.distributed import speaks_for_the_fit
@@ -61,6 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
                       "the default model (or GMLREC_TRAIN_CONFIG); the bundle takes its name")
     boot.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     _add_retrain(commands)
+    events = commands.add_parser("events", help="the service's event log")
+    actions = events.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    export_log = actions.add_parser("export", help="write the event log, and the profiles and "
+                                    "added items it names, as a dataset")
+    export_log.add_argument("--from", dest="source", required=True, metavar="URL_OR_DIR",
+                            help="redis://, rediss://, redis+cluster:// URL of the service's "
+                            "store (its password from GMLREC_REDIS_PASSWORD_FILE), or the "
+                            "file log's directory (GMLREC_EVENTS_DIR)")
+    export_log.add_argument("--out", type=Path, required=True,
+                            help="the dataset's folder (created; its files replaced)")
+    export_log.add_argument("--prefix", help="the store's key prefix (default "
+                            "GMLREC_REDIS_PREFIX, else gmlrec)")
+    export_log.add_argument("--retain", help="trim the log after the export to this age or "
+                            "count (default GMLREC_EVENTS_RETAIN; unset: keep everything)")
+    export_log.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser
 
 
@@ -141,9 +158,13 @@ def main(argv: list[str] | None = None) -> int:
             print(run_bootstrap(args.models_dir, args.runs_dir, args.force, not args.quiet,
                                 args.config))
             return 0
+        elif args.command == "events":
+            print(run_events_export(args.source, args.out, args.prefix, args.retain,
+                                    not args.quiet))
+            return 0
         else:
             metrics = run_evaluate(args.run, args.data)
-    except GmlrecError as err:
+    except (GmlrecError, ExportError, BadRetention) as err:
         if speaks_for_the_fit():
             print(f"error: {err}", file=sys.stderr)
         return 2
@@ -207,3 +228,19 @@ def run_retrain(args: argparse.Namespace) -> int:
     seconds = parse_every(args.every or every_from_env())
     run_every(seconds, max(args.cycles, 0), lambda: retrain(opts))
     return 0
+PROGRESS_EVERY = 100_000  # events read between progress lines
+
+
+def run_events_export(source: str, out: Path, prefix: str | None, retain: str | None,
+                      progress: bool) -> ExportSummary:
+    """Export the event log at `source` into `out` (docs/training.md, Events)."""
+    shown = [0]
+
+    def report(read: int) -> None:
+        if read - shown[0] >= PROGRESS_EVERY:
+            shown[0] = read
+            print(f"read {read} events", file=sys.stderr, flush=True)
+
+    retention = None if retain is None else parse_retention(retain, "--retain")
+    return export_events(source, out, prefix=prefix, retention=retention,
+                         progress=report if progress else None)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from events.record import Stamp
 from service.access import needs
 from service.deps import InteractionsBody, Model, UnionDep, UsersDep, admitted
 from service.error_responses import (
@@ -72,7 +74,13 @@ async def put_profile(user_id: PathId, body: ProfileRequest, model: Model, users
 async def record_interactions(user_id: PathId, body: InteractionsBody, model: Model,
                               catalog: UnionDep, users: UsersDep) -> InteractionsAnswer:
     """Record items the user has seen (the bundle's or added ones): recommendations with
-    exclude_seen leave them out."""
-    await users.record(model, catalog, user_id, body.item_ids)
+    exclude_seen leave them out. The batch goes to the event log, in the same step, with its
+    time (`at`, else the server's clock), the served model's version and the
+    recommendation id if given (docs/store.md, Events). A time later than the server's clock
+    is the server's: the log never holds an event from the future."""
+    now = time.time()
+    stamp = Stamp(now if body.at is None else min(body.at, now), model.version,
+                  body.recommendation_id)
+    await users.record(model, catalog, user_id, body.item_ids, stamp)
     return InteractionsAnswer(model_version=model.version, user_id=user_id,
                               recorded=len(set(body.item_ids)))

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from events.file_log import FileLog
 from service.settings import Settings
 from service.stores.base import CheckedState, Store, StoredUser, StoreUnavailable, UserStore
 from service.stores.catalog import CatalogChange, CatalogFull, CatalogSnapshot
@@ -50,8 +51,11 @@ def open_store(settings: Settings, on_failure: Callable[[], None]) -> GuardedSto
         client = connect(settings.redis_url, settings.redis_timeout_s,
                          settings.redis_pool_timeout_s, settings.redis_max_connections,
                          redis_password(settings.redis_password_file))
-        store: Store = RedisStore(client, settings.redis_prefix, settings.profile_ttl_s)
+        store: Store = RedisStore(client, settings.redis_prefix, settings.profile_ttl_s,
+                                  settings.events_log)
     else:
         store = MemoryStore(settings.redis_prefix, max_users=settings.memory_users,
-                            profile_ttl_s=settings.profile_ttl_s)
+                            profile_ttl_s=settings.profile_ttl_s,
+                            events=FileLog(settings.events_dir) if settings.events_log
+                            else None)
     return GuardedStore(store, settings.redis_cooldown_s, on_failure)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from events.record import Stamp
 from service.stores.catalog import CatalogStore
 
 
@@ -57,11 +58,14 @@ class UserStore(Protocol):
         """Cache a state blob; its TTL restarts with every write."""
 
     async def add_interactions(self, user_id: str, item_ids: Sequence[str], cap: int,
-                               state: CheckedState | None = None) -> bool:
-        """Append item ids, oldest first, to the user's history, keep its last `cap`, and
-        write `state` if given, all at once: concurrent writers to one user lose nothing
-        and no reader sees one without the other. With `state`, all of it only if the
-        state's check holds; False (nothing written) if not."""
+                               state: CheckedState | None = None, stamp: Stamp | None = None
+                               ) -> bool:
+        """Append item ids, oldest first, to the user's history, keep its last `cap`, write
+        `state` if given, and append the batch with `stamp` to the event log where the store
+        keeps one, all at once: concurrent writers to one user lose nothing and no reader
+        sees one without the others (a log that cannot be written leaves nothing written).
+        With `state`, all of it only if the state's check holds; False (nothing written) if
+        not."""
 
     async def reload_generation(self, bump: bool = False) -> int:
         """How many times POST /admin/reload was called on any worker or replica sharing

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+from events.record import Stamp
 from service.stores.base import CheckedState, Store, StoredUser, StoreUnavailable
 from service.stores.catalog import CatalogChange, CatalogSnapshot
 
@@ -49,9 +50,10 @@ class GuardedStore:
         await self._call(lambda: self.store.write_state(user_id, model, blob, ttl_s))
 
     async def add_interactions(self, user_id: str, item_ids: Sequence[str], cap: int,
-                               state: CheckedState | None = None) -> bool:
+                               state: CheckedState | None = None, stamp: Stamp | None = None
+                               ) -> bool:
         return await self._call(lambda: self.store.add_interactions(user_id, item_ids, cap,
-                                                                    state))
+                                                                    state, stamp))
 
     async def reload_generation(self, bump: bool = False) -> int:
         return await self._call(lambda: self.store.reload_generation(bump))

@@ -5,6 +5,8 @@ profile, interactions and states share one Redis Cluster slot and can go in one 
     <prefix>:{user:<id>}:history                  item ids the user interacted with, oldest
                                                   first, capped (also its seen items)
     <prefix>:{user:<id>}:state:<model>:<version>  the user state blob, with a TTL
+    <prefix>:{user:<id>}:events                   stream: the user's event log, one entry
+                                                  per interactions batch (events/)
 
 Profiles and histories have no TTL unless GMLREC_PROFILE_TTL_S sets one (restarted by each
 write). Ids are percent-encoded ('%', '{', '}', ':' and anything outside printable ASCII), so
@@ -27,6 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from events.redis_log import STREAM
+
 SAFE = "-._~!$&'()*+,;=@/[]^`|"  # printable ASCII that needs no escaping inside a key
 
 
@@ -46,6 +50,10 @@ class Keys:
     def state(self, user_id: str, model: str) -> str:
         """`model` is "<name>:<version>": a new model version never reads an old state."""
         return f"{self.user(user_id)}:state:{model}"
+
+    def events(self, user_id: str) -> str:
+        """The user's event stream (events/redis_log.py reads it by this very name)."""
+        return f"{self.user(user_id)}:{STREAM}"
 
     def reload(self) -> str:
         """The count of POST /admin/reload calls, shared by every worker and replica."""

@@ -8,14 +8,22 @@ It is bounded: it holds at most `max_users` users (GMLREC_MEMORY_USERS), and wri
 drops the least recently used user whole (profile, history and states), as a cache would; a
 dropped user of the training data is served from the bundle again, one only PUT had created
 is a 404. Redis, where users must last, is bounded by its own memory policy instead.
+
+With a FileLog (GMLREC_EVENTS_DIR), interactions batches, profile PUTs and catalog changes
+are appended to it before the change is applied, with no await between: an append that
+fails (StoreUnavailable) applies nothing, and one acknowledged is in the log. The log
+outlives the process; the users held here do not.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
 
+from events.file_log import FileLog
+from events.record import Stamp, interactions_line, profile_line
 from service.stores.base import CheckedState, StoredUser
 from service.stores.keys import Keys
 from service.stores.memory_catalog import MemoryCatalog
@@ -28,8 +36,8 @@ class MemoryStore(MemoryCatalog):
     """Users here, the catalog overlay in MemoryCatalog (which no user eviction touches)."""
 
     def __init__(self, prefix: str = "gmlrec", clock=time.monotonic, max_users: int = 100_000,
-                 profile_ttl_s: int = NO_TTL):
-        super().__init__()
+                 profile_ttl_s: int = NO_TTL, events: FileLog | None = None):
+        super().__init__(events)
         self.keys = Keys(prefix)
         self.max_users, self.profile_ttl_s = max_users, profile_ttl_s
         self._clock = clock
@@ -56,6 +64,8 @@ class MemoryStore(MemoryCatalog):
 
     async def write_profile(self, user_id: str, profile: bytes,
                             state: tuple[str, bytes] | None, ttl_s: int) -> None:
+        if self.events is not None:
+            self._append_event(profile_line(user_id, json.loads(profile), time.time()))
         self._set(user_id, self.keys.profile(user_id), profile, self.profile_ttl_s)
         if state is not None:
             self._set(user_id, self.keys.state(user_id, state[0]), state[1], ttl_s)
@@ -64,7 +74,8 @@ class MemoryStore(MemoryCatalog):
         self._set(user_id, self.keys.state(user_id, model), blob, ttl_s)
 
     async def add_interactions(self, user_id: str, item_ids: Sequence[str], cap: int,
-                               state: CheckedState | None = None) -> bool:
+                               state: CheckedState | None = None, stamp: Stamp | None = None
+                               ) -> bool:
         # no await in here: one event loop runs it whole, as Redis runs its script
         if state is not None:
             key = self.keys.state(user_id, state.model)
@@ -72,6 +83,9 @@ class MemoryStore(MemoryCatalog):
             if (current is not None) if not state.expect else \
                     (current is None or not current.startswith(state.expect)):
                 return False
+        if stamp is not None:  # first: a log that fails leaves the state where it was
+            self._append_event(interactions_line(user_id, list(item_ids), stamp))
+        if state is not None:
             self._set(user_id, key, state.blob, state.ttl_s)
         key = self.keys.history(user_id)
         history = self._live_list(key) + list(item_ids)
@@ -87,7 +101,8 @@ class MemoryStore(MemoryCatalog):
         return None
 
     async def close(self) -> None:
-        return None
+        if self.events is not None:
+            self.events.close()
 
     def ttl(self, key: str) -> float:
         """Seconds left on a key; as Redis' TTL, -1 for a key without one, -2 for none."""

@@ -1,15 +1,22 @@
 """The in-process store's catalog: the overlay's records, retired ids and change log in memory.
 
 The same semantics as Redis' (service/stores/catalog.py), for one process: each method runs
-whole without an await, as Redis runs a script whole.
+whole without an await, as Redis runs a script whole. With an event log (events/file_log.py),
+each change is appended to it first (item records and retirements), so that an export from
+the log's directory knows the added items as one from Redis does.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import secrets
+import time
 from collections import deque
 
+from events.file_log import FileLog
+from events.record import item_line, retire_line
+from service.stores.base import StoreUnavailable
 from service.stores.catalog import (
     CHANGES_PER_READ,
     LOG_CAP,
@@ -22,7 +29,8 @@ from service.stores.catalog import (
 class MemoryCatalog:
     """The CatalogStore interface in process."""
 
-    def __init__(self, log_cap: int = LOG_CAP) -> None:
+    def __init__(self, events: FileLog | None = None, log_cap: int = LOG_CAP) -> None:
+        self.events = events  # the event log: catalog changes go there too (module doc)
         self._epoch = secrets.token_hex(8)
         self._version = 0
         self._records: dict[str, bytes] = {}  # in the order ids were first added
@@ -32,6 +40,8 @@ class MemoryCatalog:
     async def put_item(self, item_id: str, record: bytes, max_added: int) -> int:
         if item_id not in self._records and len(self._records) >= max_added:
             raise CatalogFull(item_id)
+        if self.events is not None:  # a record is what service/overlay_feed.py writes
+            self._append_event(item_line(item_id, json.loads(record)["features"], time.time()))
         self._records[item_id] = record
         self._retired.discard(item_id)
         return self._logged(item_id, record)
@@ -41,6 +51,7 @@ class MemoryCatalog:
             return None
         if item_id in self._retired:
             return self._version
+        self._append_event(retire_line(item_id, time.time()))
         self._retired.add(item_id)
         return self._logged(item_id, None)
 
@@ -56,6 +67,16 @@ class MemoryCatalog:
             return None
         start = since + 1 - first
         return list(itertools.islice(self._log, start, start + CHANGES_PER_READ))
+
+    def _append_event(self, line: bytes) -> None:
+        """Append to the event log, if one is kept, before the change it records is applied:
+        a failed append is StoreUnavailable, and the change is not made."""
+        if self.events is None:
+            return
+        try:
+            self.events.append(line)
+        except OSError as err:
+            raise StoreUnavailable(f"event log: {type(err).__name__}: {err}") from None
 
     def _logged(self, item_id: str, record: bytes | None) -> int:
         self._version += 1

@@ -28,6 +28,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
 
+from events.record import Stamp
 from service.stores.base import CheckedState, StoredUser, StoreUnavailable
 from service.stores.keys import Keys
 from service.stores.redis_catalog import RedisCatalog
@@ -38,19 +39,30 @@ CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 # and lose nothing. With a state (a history model's, moved by these items: bundle/
 # incremental.py) the script first checks that the state held still begins with the tag the
 # writer moved it from ('' for none) and writes nothing, returning 0, if not; otherwise the
-# state too. The keys share the user's hash tag, so the script runs on the one node of a
-# cluster that holds them. KEYS: history, and the state key (or none); ARGV: cap, the
-# history's TTL (0: none), then with a state its expected tag, blob and TTL, then the items.
+# state too. With an event, the batch is appended to the user's event stream (events/
+# redis_log.py) as the script's first write, so a refused XADD (out of memory) leaves nothing
+# written and an acknowledged batch is in the log. The keys share the user's hash tag, so the
+# script runs on the one node of a cluster that holds them. KEYS: history, the state key (if
+# ARGV[3] is '1'), the event stream (if ARGV[4] is '1'); ARGV: cap, the history's TTL (0:
+# none), the two flags, then with a state its expected tag, blob and TTL, then with an event
+# its field count and fields, then the items.
 ADD_INTERACTIONS = """
-local first = 3
-if #KEYS == 2 then
+local first, stream = 5, 2
+if ARGV[3] == '1' then
   local current = redis.call('GET', KEYS[2])
-  if string.sub(current or '', 1, string.len(ARGV[3])) ~= ARGV[3]
-      or (ARGV[3] == '' and current) then
+  if string.sub(current or '', 1, string.len(ARGV[5])) ~= ARGV[5]
+      or (ARGV[5] == '' and current) then
     return 0
   end
-  redis.call('SET', KEYS[2], ARGV[4], 'EX', tonumber(ARGV[5]))
-  first = 6
+  first, stream = 8, 3
+end
+if ARGV[4] == '1' then
+  local n = tonumber(ARGV[first])
+  redis.call('XADD', KEYS[stream], '*', unpack(ARGV, first + 1, first + 2 * n))
+  first = first + 1 + 2 * n
+end
+if ARGV[3] == '1' then
+  redis.call('SET', KEYS[2], ARGV[6], 'EX', tonumber(ARGV[7]))
 end
 for i = first, #ARGV do
   redis.call('RPUSH', KEYS[1], ARGV[i])
@@ -113,8 +125,9 @@ class RedisStore(RedisCatalog):
     """Users here, the catalog overlay in RedisCatalog: one client, one failure path."""
 
     def __init__(self, client: aioredis.Redis | RedisCluster, prefix: str = "gmlrec",
-                 profile_ttl_s: int = 0):
+                 profile_ttl_s: int = 0, events: bool = True):
         self.client, self.keys = client, Keys(prefix)
+        self.events = events  # append interactions to the users' event streams
         self.profile_ttl_s = profile_ttl_s  # 0: profiles and histories last
         self._slot_map_stale = False
         # one reload at a time: the requests a failover fails all find the map stale at
@@ -147,16 +160,21 @@ class RedisStore(RedisCatalog):
         await self._call(self.client.set(self.keys.state(user_id, model), blob, ex=ttl_s))
 
     async def add_interactions(self, user_id: str, item_ids: Sequence[str], cap: int,
-                               state: CheckedState | None = None) -> bool:
-        history = self.keys.history(user_id)
-        if state is None:
-            command = self.client.eval(ADD_INTERACTIONS, 1, history, cap, self.profile_ttl_s,
-                                       *item_ids)
-        else:
-            command = self.client.eval(ADD_INTERACTIONS, 2, history,
-                                       self.keys.state(user_id, state.model), cap,
-                                       self.profile_ttl_s, state.expect, state.blob,
-                                       state.ttl_s, *item_ids)
+                               state: CheckedState | None = None, stamp: Stamp | None = None
+                               ) -> bool:
+        keys: list[str] = [self.keys.history(user_id)]
+        logged = stamp is not None and self.events
+        args: list[str | bytes | int] = [cap, self.profile_ttl_s, int(state is not None),
+                                         int(bool(logged))]
+        if state is not None:
+            keys.append(self.keys.state(user_id, state.model))
+            args += [state.expect, state.blob, state.ttl_s]
+        if logged:
+            assert stamp is not None
+            keys.append(self.keys.events(user_id))
+            fields = stamp.fields(list(item_ids))
+            args += [len(fields), *(x for pair in fields.items() for x in pair)]
+        command = self.client.eval(ADD_INTERACTIONS, len(keys), *keys, *args, *item_ids)
         return bool(await self._call(command))
 
     async def reload_generation(self, bump: bool = False) -> int:

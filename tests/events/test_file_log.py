@@ -85,7 +85,7 @@ def test_export_is_the_replay_and_twice_gives_the_same_bytes(tmp_path, seed):
     assert first == second.__class__(**{**second.__dict__, "out": first.out})
     write_dataset(replay(lines), tmp_path / "naive")
     assert files(tmp_path / "a") == files(tmp_path / "naive")
-    rows = list(csv.reader(open(tmp_path / "a" / "interactions.csv", newline="")))
+    rows = list(csv.reader((tmp_path / "a" / "interactions.csv").read_text().splitlines()))
     assert tuple(rows[0]) == HEADER
     keys = [(float(r[2]), r[0], r[1]) for r in rows[1:]]
     assert keys == sorted(keys) and len(keys) == first.events
@@ -99,7 +99,7 @@ def test_times_travel_losslessly(tmp_path):
     log = FileLog(tmp_path / "log")
     log.append(interactions_line("u", ["i"], Stamp(at, "v")))
     export_events(str(tmp_path / "log"), tmp_path / "out", retention=Retention())
-    row = list(csv.DictReader(open(tmp_path / "out" / "interactions.csv", newline="")))[0]
+    row = list(csv.DictReader((tmp_path / "out" / "interactions.csv").read_text().splitlines()))[0]
     assert float(row["at"]) == at and row["recommendation_id"] == ""
 
 

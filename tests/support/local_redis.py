@@ -45,17 +45,21 @@ def launch(args: list[str], port: int, log: Path) -> subprocess.Popen:
 
 
 class RedisServer:
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, args: tuple[str, ...] = ()):
+        """`args`: more redis-server options, after (so over) the defaults: e.g. AOF in a
+        folder, which a restart on the same folder reads back."""
         if shutil.which("redis-server") is None:
             raise NoRedisServer("redis-server is not installed")
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.args = args
         self.process: subprocess.Popen | None = None
         self.log = Path(tempfile.gettempdir()) / f"gmlrec-redis-{self.port}.log"
 
     def start(self) -> RedisServer:
         # DEBUG SLEEP plays a slow Redis
-        self.process = launch(["--enable-debug-command", "local"], self.port, self.log)
+        self.process = launch(["--enable-debug-command", "local", *self.args], self.port,
+                              self.log)
         return self
 
     def stop(self) -> None:
