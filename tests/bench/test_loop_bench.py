@@ -23,7 +23,8 @@ def test_the_quick_run_writes_the_section_and_the_report_rebuilds_it(tmp_path):
     assert len(cases) == 1 and cases.pop() > 0  # the three models judged on the same cases
     if record["retrain"]["verdict"] == "published":
         assert record["retrain"]["served_after_s"] is not None
-    again = tmp_path / "AGAIN.md"
+    again = tmp_path / "again" / "RESULTS.md"
+    again.parent.mkdir()
     loop.main(["--report", "--results", str(again), "--out", str(out)])
     rebuilt = again.read_text()
     assert rebuilt[rebuilt.index("## loop"):rebuilt.index("_Measured")] == \
