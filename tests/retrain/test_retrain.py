@@ -87,7 +87,7 @@ def test_a_better_candidate_is_served_within_seconds_with_no_5xx(tmp_path, timel
     old = versions(models)
     port = free_port()
     env = {**os.environ, "GMLREC_MODELS_DIR": str(models), "GMLREC_PORT": str(port),
-           "GMLREC_RELOAD_INTERVAL_S": "0.5"}
+           "GMLREC_RELOAD_INTERVAL_S": "0.5", "GMLREC_EVENTS_DIR": str(tmp_path / "log")}
     for name in ("GMLREC_REDIS_URL", "GMLREC_API_KEYS", "GMLREC_API_KEYS_FILE"):
         env.pop(name, None)
     base = f"http://127.0.0.1:{port}"
@@ -129,3 +129,14 @@ def test_a_better_candidate_is_served_within_seconds_with_no_5xx(tmp_path, timel
     again = retrain(options(models, events, tmp_path))
     assert again["verdict"] == "nothing new" and again["new_events"] == 0
     assert versions(models) == sorted([*old, new])
+
+
+def test_a_failed_fit_leaves_the_served_model_untouched(tmp_path, timeline):
+    cut, events = timeline
+    models = served(tmp_path, cut, POOR)
+    before = versions(models)
+    record = retrain(options(models, events, tmp_path, data="movielens-1m:" +
+                             str(tmp_path / "no-such-folder")))
+    assert record["verdict"] == "failed" and "fit failed" in record["reason"]
+    assert versions(models) == before and record["published"] is None
+    assert not [p for p in (models / "rec").iterdir() if p.name.startswith(".")]
