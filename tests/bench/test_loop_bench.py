@@ -19,6 +19,8 @@ def test_the_quick_run_writes_the_section_and_the_report_rebuilds_it(tmp_path):
     record = json.loads((out / "records.jsonl").read_text().splitlines()[0])
     assert record["replay"]["events"] > 0 and record["retrain"]["verdict"] in (
         "published", "refused")
+    # the service's own log, exported, is what retrain fitted on; `at` went with each event
+    assert record["replay"]["log"] == "the service's event log" and record["replay"]["at_sent"]
     cases = {m["cases"] for m in record["models"].values()}
     assert len(cases) == 1 and cases.pop() > 0  # the three models judged on the same cases
     if record["retrain"]["verdict"] == "published":
