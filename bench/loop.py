@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report", action="store_true",
                         help="write the section from OUT/records.jsonl, fitting nothing")
     parser.add_argument("--lr", type=float, default=MODEL["lr"])
+    parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -85,13 +86,16 @@ def main(argv: list[str] | None = None) -> None:
                    .splitlines()]
         args.seeds = [r["seed"] for r in records]
         args.epochs, args.lr = records[0]["epochs"], records[0]["lr"]
+        args.batch_size = records[0].get("batch_size", 256)
         args.quick = records[0].get("quick", False)
         write_section(SECTION, report(records, args), args.results)
         return
     records = []
     args.out.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
-        record = run_seed(args.data, seed, args.epochs, args.lr, args.out / f"seed{seed}")
+        record = run_seed(args.data, seed, {"epochs": args.epochs, "lr": args.lr,
+                                            "batch_size": args.batch_size},
+                          args.out / f"seed{seed}")
         record["quick"] = args.quick
         records.append(record)
         print(json.dumps(record), flush=True)
@@ -100,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     write_section(SECTION, report(records, args), args.results)
 
 
-def run_seed(spec: str, seed: int, epochs: int, lr: float, out: Path) -> dict[str, Any]:
+def run_seed(spec: str, seed: int, recipe: dict[str, Any], out: Path) -> dict[str, Any]:
     """Steps 1 to 4 of the module doc for one seed; its record."""
     import shutil
 
@@ -112,13 +116,13 @@ def run_seed(spec: str, seed: int, epochs: int, lr: float, out: Path) -> dict[st
     cut70, cut90 = (int(times[int(c * len(times))]) for c in CUTS)
     models = out / "models"
     stale = training_api.fit_and_export(
-        {**MODEL, "data": spec, "data_until": cut70, "seed": seed, "epochs": epochs, "lr": lr},
+        {**MODEL, "data": spec, "data_until": cut70, "seed": seed, **recipe},
         out / "stale-run", models, NAME)
     replay = [k for k in order if cut70 <= data.times[k] < cut90]
     profiles = user_profiles(data)
     base_users = set(data.users[data.times < cut70].tolist())
     record: dict[str, Any] = {"seed": seed, "data": spec, "cuts": [cut70, cut90],
-                              "stale": stale.name, "epochs": epochs, "lr": lr}
+                              "stale": stale.name, **recipe}
     with serving(models, out / "events-log", out / "api.log") as base:
         schemas = httpx.get(f"{base}/openapi.json").json()["components"]["schemas"]
         at_taken = "at" in schemas.get("InteractionsRequest", {}).get("properties", {})
@@ -298,13 +302,15 @@ def paired(a: Any, b: Any) -> dict[str, dict[str, float]]:
 def report(records: list[dict[str, Any]], args: argparse.Namespace) -> str:
     """The section: per seed and mean ± std, the three models, the steps' wins and timings."""
     names = ("stale", "stale+online", "retrained")
-    command = "python -m bench.loop" + (" --quick" if args.quick else
-                                        f" --seeds {' '.join(map(str, args.seeds))}")
+    command = "python -m bench.loop" + (
+        " --quick" if args.quick else f" --seeds {' '.join(map(str, args.seeds))} --epochs "
+        f"{args.epochs} --lr {args.lr:g} --batch-size {args.batch_size}")
     lines = [f"## loop: {records[0]['data']} by time: fit on the first 70%, replay the next "
              "20% over HTTP, retrain, test on the last 10%", "", f"Command: `{command}`", "",
              f"Model: FM, k = 64, a history window of the last 10 (weight 1/m), lr {args.lr:g}, "
-             f"at most {args.epochs} epochs with patience 3 (a fast stand-in for the default "
-             "model; the loop is what is measured). Test: each user's next interaction after "
+             f"batch {args.batch_size}, at most {args.epochs} epochs with patience 3 (a fast "
+             "stand-in for the default model; the loop is what is measured). Test: each "
+             "user's next interaction after "
              "the 90% cut, ranked among 100 sampled never-interacted items (HR@10, NDCG@10) "
              "and over the whole catalog less the user's earlier items (recall@10), all three "
              "models through the same bundle scoring as retrain's judge. `stale`: the 70% "
