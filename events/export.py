@@ -45,6 +45,9 @@ def export_events(source: str, out: Path, *, prefix: str | None = None,
         raise ExportError(str(err)) from None
     except BadRecord as err:
         raise ExportError(f"{source}: {err}") from None
+    except (KeyError, TypeError, ValueError) as err:  # a line or entry of another writer
+        raise ExportError(f"{source}: not a record the service writes: "
+                          f"{type(err).__name__}: {err}") from None
     except OSError as err:
         raise ExportError(f"{type(err).__name__}: {err}") from None
 

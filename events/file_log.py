@@ -10,11 +10,12 @@
 
 Durability (docs/operations.md, Events): each append is one write() of one whole line to a
 file opened O_APPEND, so once acknowledged it is in the kernel and survives the process's
-kill -9; it reaches the disk at the next fsync, which runs on the first append at least
-`fsync_s` after the last one (1 s by default; 0: every append) and when a segment is closed.
-So a crash of the machine may lose the appends of about the last second, and the last line
-of a segment may be torn: readers skip a last line without its newline, and a writer never
-appends to a segment it did not create, so a torn line is only ever last.
+kill -9; it reaches the disk at the next fsync, which a thread of the writer's runs every
+`fsync_s` (1 s by default) while there are unsynced appends, and which runs as a segment
+closes (`fsync_s` 0: within every append). So a crash of the machine may lose the appends of
+about the last second, and the last line of a segment may be torn: readers skip a last line
+without its newline, and a writer never appends to a segment it did not create, so a torn
+line is only ever last.
 
 Trimming (trim()) drops whole segments below the watermark that the retention lets go, after
 folding their profile and item lines into base.jsonl, so an export after it finds the same
@@ -23,10 +24,12 @@ profiles and items.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -55,16 +58,19 @@ def segments(directory: Path) -> list[tuple[int, Path]]:
 
 
 class FileLog:
-    """The writer. Not thread-safe: the in-process store calls it from its one event loop,
-    with no await between the append and the state it goes with."""
+    """The writer. Its appends are not thread-safe: the in-process store calls it from its one
+    event loop, with no await between the append and the state it goes with. With `fsync_s`
+    above 0, a thread of its own fsyncs the segment every `fsync_s` while appends are
+    unsynced, so no request waits on the disk; 0 fsyncs within each append."""
 
     def __init__(self, directory: Path, fsync_s: float = 1.0,
-                 segment_bytes: int = SEGMENT_BYTES, clock: Callable[[], float] = time.monotonic):
+                 segment_bytes: int = SEGMENT_BYTES):
         self.directory, self.fsync_s, self.segment_bytes = directory, fsync_s, segment_bytes
-        self._clock = clock
         self._fd: int | None = None
         self._size = 0
-        self._synced = clock()
+        self._dirty = threading.Event()  # appended since the syncer's last fsync
+        self._stop = threading.Event()
+        self._syncer: threading.Thread | None = None
 
     def append(self, line: bytes) -> None:
         """Write one line (ending in a newline); OSError if it could not be written whole,
@@ -81,12 +87,18 @@ class FileLog:
         self._size += written
         if self._size >= self.segment_bytes:
             self._close()
-        elif self._clock() - self._synced >= self.fsync_s:
+        elif self.fsync_s <= 0:
             os.fsync(fd)
-            self._synced = self._clock()
+        else:
+            self._dirty.set()
 
     def close(self) -> None:
-        """Fsync and close the segment being written (the next append opens another)."""
+        """Fsync and close the segment being written, and stop the syncer (the next append
+        opens another segment and starts it again)."""
+        self._stop.set()
+        if self._syncer is not None:
+            self._syncer.join()
+            self._syncer = None
         self._close()
 
     def _open(self) -> int:
@@ -99,8 +111,25 @@ class FileLog:
                 break
             except FileExistsError:
                 number += 1
-        self._fd, self._size, self._synced = fd, 0, self._clock()
+        self._fd, self._size = fd, 0
+        if self.fsync_s > 0 and self._syncer is None:
+            self._stop.clear()
+            self._syncer = threading.Thread(target=self._sync_loop, daemon=True,
+                                            name="event-log-fsync")
+            self._syncer.start()
         return fd
+
+    def _sync_loop(self) -> None:
+        while not self._stop.wait(self.fsync_s):
+            if not self._dirty.is_set():
+                continue
+            self._dirty.clear()
+            fd = self._fd
+            if fd is not None:
+                # the segment may close meanwhile (it is fsynced as it closes), and its
+                # number go to another file: an fsync of that is harmless, a failure moot
+                with contextlib.suppress(OSError):
+                    os.fsync(fd)
 
     def _close(self) -> None:
         if self._fd is None:

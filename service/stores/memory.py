@@ -37,7 +37,7 @@ class MemoryStore(MemoryCatalog):
 
     def __init__(self, prefix: str = "gmlrec", clock=time.monotonic, max_users: int = 100_000,
                  profile_ttl_s: int = NO_TTL, events: FileLog | None = None):
-        super().__init__(events)
+        super().__init__(events=events)
         self.keys = Keys(prefix)
         self.max_users, self.profile_ttl_s = max_users, profile_ttl_s
         self._clock = clock

@@ -29,7 +29,7 @@ from service.stores.catalog import (
 class MemoryCatalog:
     """The CatalogStore interface in process."""
 
-    def __init__(self, events: FileLog | None = None, log_cap: int = LOG_CAP) -> None:
+    def __init__(self, log_cap: int = LOG_CAP, events: FileLog | None = None) -> None:
         self.events = events  # the event log: catalog changes go there too (module doc)
         self._epoch = secrets.token_hex(8)
         self._version = 0

@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import random
+import time
 
 import pytest
 
@@ -176,3 +177,28 @@ def test_retention_outside_the_grammar_is_refused(text):
 def test_an_unreadable_source_is_one_error(tmp_path):
     with pytest.raises(ExportError, match="neither a redis:// URL nor a directory"):
         export_events(str(tmp_path / "absent"), tmp_path / "out")
+
+
+@pytest.mark.parametrize("line", [b'{"kind": "interactions", "user_id": "u"}\n', b"not json\n",
+                                  b'{"kind": "mystery"}\n', b'{"kind": "profile"}\n'])
+def test_a_line_no_service_wrote_is_one_error(tmp_path, line):
+    (tmp_path / "log").mkdir()
+    (tmp_path / "log" / file_log.segment_name(1)).write_bytes(line)
+    with pytest.raises(ExportError, match="log"):
+        export_events(str(tmp_path / "log"), tmp_path / "out", retention=Retention())
+
+
+def test_the_syncer_catches_up_without_more_appends_and_stops_at_close(tmp_path):
+    log = FileLog(tmp_path / "log", fsync_s=0.01)
+    log.append(interactions_line("u", ["a"], Stamp(1.0, "v")))
+    deadline = time.monotonic() + 30
+    while log._dirty.is_set():  # its own thread fsyncs: no append needed
+        assert time.monotonic() < deadline, "the syncer never ran"
+        time.sleep(0.01)
+    syncer = log._syncer
+    log.close()
+    assert syncer is not None and not syncer.is_alive() and log._syncer is None
+    log.append(interactions_line("u", ["b"], Stamp(2.0, "v")))  # reopens, syncer again
+    assert log._syncer is not None and log._syncer.is_alive()
+    log.close()
+    assert [e.item_id for e in read_log(tmp_path / "log").collected.events] == ["a", "b"]
