@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> None:
             records = [r if "moved" in r else judge_seed(data, _found(r, args.out),
                                                          args.out / f"seed{r['seed']}")
                        for r in records]
+            (args.out / "records.jsonl").write_text(
+                "".join(json.dumps(r) + "\n" for r in records))
         args.seeds = [r["seed"] for r in records]
         args.epochs, args.lr = records[0]["epochs"], records[0]["lr"]
         args.batch_size = records[0].get("batch_size", 256)
@@ -409,11 +411,12 @@ def verdicts(records: list[dict[str, Any]]) -> list[str]:
         out.append(
             "- Why online state wins little here: only the cases the replay moved can differ "
             "(the rest score alike with either window), and on those this recipe's FM moves "
-            "within a standard error when its window fills: a fast stand-in fitted for "
-            f"{records[0]['epochs']} epochs at batch {records[0]['batch_size']} leans on each "
-            "user's own id vector, not on the history field. The default model's history "
-            "field (GML-FM-dnn + GEM, section history) is the one measured to carry the "
-            "state; this machine's load left no time to fit it six times here.")
+            "by less than a standard error when its window fills. Not measured here, but "
+            "likely: a fast stand-in fitted for "
+            f"{records[0]['epochs']} epochs at batch {records[0]['batch_size']} learns little "
+            "from its history field next to each user's own id vector; the field is measured "
+            "to carry the state for the default model (GML-FM-dnn + GEM, section history), "
+            "which this machine's load left no time to fit six times here.")
     return out
 
 
