@@ -100,6 +100,7 @@ class ComposeService:
         self.argv = [sys.executable if arg == "python" else here(arg)
                      for arg in service.get("command", command)]
         self.env = {**os.environ, **{k: here(v) for k, v in env.items()}}
+        self.env["PYTHONPATH"] = str(ROOT)  # this checkout's code, as the image copies it
         if "GMLREC_REDIS_URL" in self.env:
             self.env["GMLREC_REDIS_PREFIX"] = redis_prefix
         if self.env.get("GMLREC_HOST") == "0.0.0.0":
@@ -215,7 +216,6 @@ def test_one_retrain_cycle_against_redis(tmp_path, redis_prefix):
     (tmp_path / "small-fit.toml").write_text(SMALL_FIT)
     train = ComposeService("train", volumes, redis_prefix)
     train.env["GMLREC_TRAIN_CONFIG"] = str(tmp_path / "small-fit.toml")
-    train.env["PYTHONPATH"] = str(ROOT)  # this checkout's code, whatever is installed
     done = subprocess.run(train.argv, env=train.env, capture_output=True, text=True,
                           timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -229,7 +229,7 @@ def test_one_retrain_cycle_against_redis(tmp_path, redis_prefix):
                             Stamp(now + user * 2 + k, served.name).fields([str(user * 3 + k)]))
         retrain = ComposeService("retrain", volumes, redis_prefix, port)
         assert retrain.argv[-1] == "--every" and "GMLREC_RETRAIN_EVERY" in retrain.env
-        retrain.env.update(GMLREC_REDIS_PREFIX=redis_prefix, PYTHONPATH=str(ROOT))
+        retrain.env["GMLREC_REDIS_PREFIX"] = redis_prefix
         cycle = subprocess.run([*retrain.argv, "--cycles", "1"], env=retrain.env,
                                capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert cycle.returncode == 0, cycle.stderr
