@@ -93,11 +93,14 @@ class ComposeService:
         def here(value: str) -> str:
             for target, folder in mounts.items():
                 value = folder if value == target else value
+                if value.startswith(target + "/"):  # a path inside a volume
+                    value = folder + value[len(target):]
             return value.replace("//redis:6379", f"//127.0.0.1:{redis_port}")
 
         self.argv = [sys.executable if arg == "python" else here(arg)
                      for arg in service.get("command", command)]
         self.env = {**os.environ, **{k: here(v) for k, v in env.items()}}
+        self.env["PYTHONPATH"] = str(ROOT)  # this checkout's code, as the image copies it
         if "GMLREC_REDIS_URL" in self.env:
             self.env["GMLREC_REDIS_PREFIX"] = redis_prefix
         if self.env.get("GMLREC_HOST") == "0.0.0.0":
@@ -207,3 +210,42 @@ def run_compose_commands(tmp_path: Path, redis_prefix: str, redis_port: int, pas
     finally:
         process.terminate()
         process.wait(30)
+
+
+def test_one_retrain_cycle_against_redis(tmp_path, redis_prefix):
+    """The compose file's `retrain` service, its command with `--cycles 1`: the events in a
+    real Redis (written as the service's log writes them), one cycle, its record on stdout."""
+    from events.record import Stamp
+    from events.redis_log import stream_key
+
+    subprocess.run(documented_secrets_command(), shell=True, cwd=tmp_path, check=True)
+    password = (tmp_path / "secrets/redis_password").read_text().strip()
+    volumes = {"root": tmp_path}
+    (tmp_path / "small-fit.toml").write_text(SMALL_FIT)
+    train = ComposeService("train", volumes, redis_prefix)
+    train.env["GMLREC_TRAIN_CONFIG"] = str(tmp_path / "small-fit.toml")
+    done = subprocess.run(train.argv, env=train.env, capture_output=True, text=True,
+                          timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    served = Path(done.stdout.strip())
+    with redis_with_password(password) as port:
+        client = redis.Redis(port=port, password=password)
+        now = time.time()
+        for user in range(60):  # two new interactions of each user, a second apart
+            for k in range(2):
+                client.xadd(stream_key(redis_prefix, str(user)),
+                            Stamp(now + user * 2 + k, served.name).fields([str(user * 3 + k)]))
+        retrain = ComposeService("retrain", volumes, redis_prefix, port)
+        assert retrain.argv[-1] == "--every" and "GMLREC_RETRAIN_EVERY" in retrain.env
+        retrain.env["GMLREC_REDIS_PREFIX"] = redis_prefix
+        cycle = subprocess.run([*retrain.argv, "--cycles", "1"], env=retrain.env,
+                               capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert cycle.returncode == 0, cycle.stderr
+    lines = cycle.stdout.strip().splitlines()
+    assert len(lines) == 1, cycle.stdout
+    record = json.loads(lines[0])
+    assert record["round"] == 1 and record["events"]["events"] == 120
+    assert record["verdict"] in ("published", "refused"), record
+    assert record["served"]["version"] == served.name
+    assert (volumes["runs"] / "retrain" / record["cycle"] / "verdict.json").is_file()
+    assert password not in cycle.stdout + cycle.stderr

@@ -54,6 +54,12 @@ def test_compose_file_is_accepted_and_wired():
     assert api["environment"]["GMLREC_API_KEYS_FILE"] == "/run/secrets/api_keys"
     assert services["proxy"]["ports"][0].startswith("127.0.0.1:")
     assert services["train"]["restart"] == "no"
+    retrain = services["retrain"]
+    assert retrain["command"][:4] == ["python", "-m", "training", "retrain"]
+    assert retrain["command"][-1] == "--every" and retrain["restart"] == "unless-stopped"
+    assert retrain["environment"]["GMLREC_RETRAIN_EVERY"] == "1d"
+    assert retrain["depends_on"]["train"]["condition"] == "service_completed_successfully"
+    assert retrain["volumes"][0] in ("models:/models", "models:/models:rw")  # it publishes
 
 
 def test_monitoring_profile_is_accepted_and_wired():

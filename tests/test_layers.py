@@ -18,11 +18,14 @@ ROOT = Path(__file__).resolve().parents[1]
 # package -> the project packages and modules it must never import
 FORBIDDEN = {
     "training/data": ("training.models", "training.loop", "training.config", "training.runs",
-                      "training.pipeline", "training.cli", "training.export"),
+                      "training.pipeline", "training.cli", "training.export",
+                      "training.retrain"),
     "training/models": ("training.loop", "training.config", "training.runs",
-                        "training.pipeline", "training.cli", "training.export"),
+                        "training.pipeline", "training.cli", "training.export",
+                        "training.retrain"),
     "training/loop": ("training.config", "training.runs", "training.pipeline", "training.cli",
-                      "training.export"),
+                      "training.export", "training.retrain"),
+    "training/export": ("training.retrain", "training.cli"),
     "training": ("service",),
     "bundle": ("torch", "training", "service"),
     "events": ("torch", "training", "service"),

@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument("--config", type=Path, help="TOML file of fit options to use instead of "
                       "the default model (or GMLREC_TRAIN_CONFIG); the bundle takes its name")
     boot.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
+    _add_retrain(commands)
     events = commands.add_parser("events", help="the service's event log")
     actions = events.add_subparsers(dest="action", required=True, parser_class=_Parser)
     export_log = actions.add_parser("export", help="write the event log, and the profiles and "
@@ -78,6 +79,40 @@ def build_parser() -> argparse.ArgumentParser:
                             "count (default GMLREC_EVENTS_RETAIN; unset: keep everything)")
     export_log.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser
+
+
+def _add_retrain(commands: Any) -> None:
+    """`retrain`: its own flags, then every fit option as an override of the bundle's."""
+    retrain = commands.add_parser("retrain", help="fit on the recorded events and publish the "
+                                  "candidate only if the gate passes it")
+    retrain.add_argument("--from", dest="source", required=True,
+                         help="the events: a Redis URL or events folder (exported first), or "
+                         "a folder python -m training events export wrote")
+    retrain.add_argument("--models-dir", type=Path, default=Path("models"),
+                         help="the served bundles (default models)")
+    retrain.add_argument("--name", help="the served bundle's name (default: the only one)")
+    retrain.add_argument("--work-dir", type=Path, default=Path("runs/retrain"),
+                         help="each cycle's events, run, candidate and verdict (default "
+                         "runs/retrain)")
+    retrain.add_argument("--negatives", type=int, default=100,
+                         help="sampled negatives each judged case ranks against (default 100)")
+    retrain.add_argument("--z", type=float, default=1.96, help="the gate refuses a candidate "
+                         "worse by more than z standard errors (default 1.96)")
+    retrain.add_argument("--min-cases", type=int, default=20,
+                         help="fewer judged cases than this: refused (default 20)")
+    retrain.add_argument("--keep-cycles", type=int, default=3,
+                         help="cycle folders kept in --work-dir (default 3; 0: all)")
+    retrain.add_argument("--keep-versions", type=int, default=3,
+                         help="bundle versions kept after a publish (default 3; 0: all)")
+    retrain.add_argument("--every", nargs="?", const="", metavar="DURATION",
+                         help="cycle for ever, one every DURATION (90s, 30m, 6h, 1d; bare: "
+                         "GMLREC_RETRAIN_EVERY, else 1d)")
+    retrain.add_argument("--cycles", type=int, default=0,
+                         help="with --every: stop after this many cycles (default 0: never)")
+    retrain.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
+    for spec in all_specs():
+        if spec.name != "out":
+            _add_option(retrain, spec)
 
 
 def _add_option(parser: argparse.ArgumentParser, spec: Spec) -> None:
@@ -117,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "export":
             print(run_export(args.run, args.models_dir, args.name, args.pair_form))
             return 0
+        elif args.command == "retrain":
+            return run_retrain(args)
         elif args.command == "bootstrap":
             print(run_bootstrap(args.models_dir, args.runs_dir, args.force, not args.quiet,
                                 args.config))
@@ -166,6 +203,31 @@ def run_evaluate(run: Path, data: str | None) -> dict[str, Any]:
     return evaluate_run(run, data)
 
 
+RETRAIN_FLAGS = ("command", "source", "models_dir", "name", "work_dir", "negatives", "z",
+                 "min_cases", "keep_cycles", "keep_versions", "every", "cycles", "quiet")
+
+
+def run_retrain(args: argparse.Namespace) -> int:
+    """One cycle (its record printed as JSON; exit 1 if its fit failed), or with --every a
+    cycle every DURATION, none fatal."""
+    from training.retrain.command import RetrainOptions, retrain
+    from training.retrain.schedule import every_from_env, parse_every, run_every
+
+    overrides = {k: v for k, v in vars(args).items()
+                 if k not in RETRAIN_FLAGS and v is not None}
+    for flag, value in (("--negatives", args.negatives), ("--min-cases", args.min_cases)):
+        if value < 1:
+            raise ConfigError(f"invalid value for {flag}: {value} (expects ≥ 1)")
+    opts = RetrainOptions(args.source, args.models_dir, args.name, args.work_dir, overrides,
+                          args.negatives, args.z, args.min_cases, max(args.keep_cycles, 0),
+                          max(args.keep_versions, 0), not args.quiet)
+    if args.every is None:
+        record = retrain(opts)
+        print(json.dumps(record, indent=2))
+        return 1 if record["verdict"] == "failed" else 0
+    seconds = parse_every(args.every or every_from_env())
+    run_every(seconds, max(args.cycles, 0), lambda: retrain(opts))
+    return 0
 PROGRESS_EVERY = 100_000  # events read between progress lines
 
 

@@ -36,6 +36,12 @@ class RunOptions(Options):
         "topn", "topn (leave-one-out ranking) or rating (±1 regression)")
     model: str = option("fm", "model name: " + ", ".join(MODELS))
     out: str = option("runs/latest", "run folder for metrics.json, weights, config and plots")
+    events: str = option(
+        "", "a folder of exported events (python -m training events export) fitted after "
+        "--data's interactions: new users, items and interactions join the base data")
+    data_until: int = option(
+        0, "only --data's interactions before this Unix time (seconds; 0: all); users and items "
+        "stay known", Bounds(0))
     group_size: int = option(100, "libFM top-n: lines per test group, the positive first",
                              Bounds(2))
     libfm_fields: str = option(
@@ -56,6 +62,9 @@ class RunOptions(Options):
         model_entry(self.model)
         if self.history and self.data.strip().startswith("libfm:"):
             raise ConfigError(NO_ORDER)
+        if (self.events or self.data_until) and self.data.strip().startswith("libfm:"):
+            raise ConfigError("--events, --data-until: need interaction data (MovieLens, "
+                              "synthetic), which has users, items and times; not libfm:PATH")
         if parse_field_names(self.libfm_fields) and not self.data.strip().startswith("libfm:"):
             raise ConfigError(f"--libfm-fields: names the columns of libFM files; --data "
                               f"{self.data} is not libfm:PATH")

@@ -12,7 +12,8 @@ from typing import Any
 
 import torch
 
-from training.config import NO_ORDER, FitConfig
+from training.config import NO_ORDER, FitConfig, RunOptions
+from training.data.events import before, read_events, with_events
 from training.data.graph import build_adjacency, node_fields
 from training.data.history import with_history_field
 from training.data.instances import Interactions, LibfmData
@@ -42,12 +43,22 @@ log = logging.getLogger(__name__)
 def prepare(config: FitConfig) -> tuple[Interactions | LibfmData, Split]:
     """The run's data (with the history field when --history asks for it) and its split."""
     run = config.run
-    data = load_data(run.data, libfm_fields=run.libfm_fields)
+    data = base_data(run)
     if run.history:
         if isinstance(data, LibfmData):
             raise ConfigError(NO_ORDER)
         data = with_history_field(data, run.history, run.history_weight)
     return data, make_split(data, run.task, run.seed, run.group_size)
+
+
+def base_data(run: RunOptions) -> Interactions | LibfmData:
+    """The run's data before the history field: --data, cut at --data-until, plus --events."""
+    data = load_data(run.data, libfm_fields=run.libfm_fields)
+    if isinstance(data, Interactions) and run.data_until:
+        data = before(data, run.data_until)
+    if isinstance(data, Interactions) and run.events:
+        data = with_events(data, read_events(Path(run.events)))
+    return data
 
 
 def fit_and_save(config: FitConfig, progress: bool = True, overwrite: bool = False
@@ -117,6 +128,8 @@ def _run_metrics(config: FitConfig, data: Interactions | LibfmData, split: Split
         "notes": [*split.notes, *([f"GEM: history {graph['history']}"] if "history" in graph
                                   else [])],
         "world_size": world.size, "valid": result.history[result.best_epoch - 1].valid,
+        **({"events": read_events(Path(config.run.events)).summary()} if config.run.events
+           else {}),
     }
 
 

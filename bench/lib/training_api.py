@@ -262,10 +262,34 @@ def held_out_items(spec: str) -> dict[str, tuple[str | None, str]]:
     return held
 
 
-def fit_and_export(options: dict[str, Any], run: Path, models_dir: Path, name: str) -> Path:
+def fit_and_export_in_worker(options: dict[str, Any], run: Path, models_dir: Path, name: str) -> Path:
     """`fit_in_worker` then the pipeline's export of that run as model `name`; the bundle's
     version folder."""
     from training.export import export_run
 
     fit_in_worker(options, run)
     return export_run(run, models_dir, name)
+
+
+def fit_and_export(options: dict[str, Any], out: Path, models_dir: Path, name: str) -> Path:
+    """A fit, then its bundle exported into models_dir/name; the version folder."""
+    from training.export import export_run
+
+    fit(options, out)
+    return export_run(out, models_dir, name)
+
+
+def retrain_once(source: Path, models_dir: Path, work_dir: Path,
+                 min_cases: int = 20) -> dict[str, Any]:
+    """One `python -m training retrain` cycle over an export folder; its record."""
+    from training.retrain.command import RetrainOptions, retrain
+
+    return retrain(RetrainOptions(str(source), models_dir, None, work_dir, {},
+                                  min_cases=min_cases))
+
+
+def judge_cases(bundle_dir: Path, cases: dict[str, Any]) -> Any:
+    """retrain's judge of one bundle over cases given as Cases' fields (bench/loop.py's)."""
+    from training.retrain.judge import Cases, judge
+
+    return judge(bundle_dir, Cases(**cases))

@@ -164,7 +164,8 @@ def build_manifest(name: str, version: str, created: datetime, extracted: Extrac
                    "training_interactions": int(len(serving.seen_users)),
                    "user_features": len(sides.user_features),
                    "item_features": len(sides.item_features)},
-        "data": {"spec": provenance.data, "fingerprint": provenance.fingerprint},
+        "data": {"spec": provenance.data, "fingerprint": provenance.fingerprint,
+                 **({"events": metrics["events"]} if "events" in metrics else {})},
         "run": {"path": provenance.run,
                 **{k: metrics[k] for k in ("task", "epochs", "best_epoch", "train_seconds")
                    if k in metrics}},
