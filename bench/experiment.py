@@ -120,8 +120,9 @@ def fitted(options_by_label: dict[str, dict], out: Path, refit: bool
                for label, options in options_by_label.items()}
     todo = [label for label, bundle in bundles.items() if bundle is None]
     with ProcessPoolExecutor(max(1, len(todo))) as pool:
-        futures = {label: pool.submit(training_api.fit_and_export_in_worker, options_by_label[label],
-                                      out / f"run-{label}", out / "models", label)
+        futures = {label: pool.submit(training_api.fit_and_export_in_worker,
+                                      options_by_label[label], out / f"run-{label}",
+                                      out / "models", label)
                    for label in todo}
         for label, future in futures.items():
             bundles[label] = future.result()

@@ -262,7 +262,8 @@ def held_out_items(spec: str) -> dict[str, tuple[str | None, str]]:
     return held
 
 
-def fit_and_export_in_worker(options: dict[str, Any], run: Path, models_dir: Path, name: str) -> Path:
+def fit_and_export_in_worker(options: dict[str, Any], run: Path, models_dir: Path,
+                             name: str) -> Path:
     """`fit_in_worker` then the pipeline's export of that run as model `name`; the bundle's
     version folder."""
     from training.export import export_run
