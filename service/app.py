@@ -51,7 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
         store = open_store(settings, metrics.STORE_ERRORS.inc)
         model_host = ModelHost(settings.models_dir, settings.model,
                                settings.intra_op_threads(), settings.ort_cache_dir,
-                               settings.two_phase_items)
+                               settings.two_phase_items, settings.prune)
         app.state.settings, app.state.store = settings, store
         app.state.model_host = model_host
         app.state.users = Users(store, settings.cache_ttl_s, settings.history_cap,
