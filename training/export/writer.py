@@ -23,8 +23,8 @@ import numpy as np
 import onnx
 import torch
 
-from bundle import format as fmt
 from bundle import blocks, two_phase
+from bundle import format as fmt
 from bundle.layout import MAX_EXACT_INDEX
 from bundle.reader import sha256_of
 from training.data.schema import FeatureSchema
