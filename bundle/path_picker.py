@@ -20,7 +20,7 @@ import numpy as np
 SHAPES = (10, 100)  # a top n is measured as the smallest of these at least n
 LARGER = "n>100"  # its label for larger n: the full pass
 PAYS = 0.8  # the block search must take at most this share of the full pass's time
-PROBES, TURNS = 8, 2  # states measured, and how many times each path ranks each
+PROBES, TURNS = 8, 1  # states measured (each ranked by both paths in turn), and rounds
 PRUNED, TWO_PHASE, FLOAT32 = "pruned", "two_phase", "float32"
 
 Ranks = Callable[[np.ndarray, int], object]  # (state (1, D), n) -> an answer (None: gave up)
