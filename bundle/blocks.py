@@ -89,15 +89,16 @@ def partition(x: np.ndarray, size: int, seed: int = 0) -> tuple[np.ndarray, np.n
             done.append((start, stop))
             continue
         members = order[start:stop]
-        rows = np.asarray(x[members], np.float64)
+        rows = x[members]  # float32: a split needs no more (the bounds are taken apart)
         pick = rows[rng.choice(len(rows), min(len(rows), SPLIT_SAMPLE), replace=False)]
+        pick = pick.astype(np.float64)
         mean = pick.mean(0)
         centred = pick - mean
         direction = rng.standard_normal(x.shape[1])
         for _ in range(POWER_STEPS):
             direction = centred.T @ (centred @ direction)
             direction /= max(float(np.linalg.norm(direction)), 1e-300)
-        projection = rows @ direction
+        projection = rows @ np.asarray(direction, np.float32)
         half = size * (-(-(stop - start) // size) // 2)  # whole blocks on the left
         split = np.argpartition(projection, half)
         order[start:stop] = members[split]
