@@ -66,6 +66,13 @@ BOUND = "bound"  # (1, P) float32: λ, the bound's coefficients
 SHORTLIST = "shortlist"  # (1,) int64: K, the items rescored in float32
 CERTIFIED = "certified"  # (1,) bool: the answer is provably the float32 path's
 
+# blocks.onnx (bundle/blocks.py, bundle/block_ranker.py): the items at given catalog positions
+# scored as model.onnx scores them, for one user a call; blocks/*.npy hold the catalog's blocks
+# and their bounds' summaries. Both optional: a bundle without them serves by the full pass.
+BLOCKS_MODEL = "blocks.onnx"
+POSITIONS = "positions"  # (1, K) int64: catalog positions to score
+ITEM_SCORES = "item_scores"  # (1, K) float32: their scores before the user's own part
+
 # files of the catalog and the known users
 ITEM_IDS = "items/ids.npy"  # (N,) str
 ITEM_IDX = "items/idx.npy"  # (N, W_i) int32 item-side feature indices
@@ -87,6 +94,11 @@ def table_file(name: str) -> str:
 def item_table_file(name: str) -> str:
     """A per-item or per-item-feature table, e.g. `matrix` -> items/matrix.npy."""
     return f"items/{name}.npy"
+
+
+def block_file(name: str) -> str:
+    """A per-block array, e.g. `order` -> blocks/order.npy."""
+    return f"blocks/{name}.npy"
 
 
 def feature_tables(scoring: Mapping[str, Any]) -> tuple[str, ...]:

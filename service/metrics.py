@@ -51,6 +51,14 @@ TWO_PHASE = Counter("gmlrec_two_phase_total",
                     "One-user top n calls over a bundle's two_phase.onnx, by the path that "
                     "answered: certified (the int8 first pass, provably the float32 answer) or "
                     "float32 (no certificate: model.onnx answered).", ["path"])
+PRUNED = Counter("gmlrec_pruned_total",
+                 "One-user top n calls given to the block search (bundle/block_ranker.py), by "
+                 "how they ended: answered (exact, having read part of the catalog) or "
+                 "fell_back (it gave up; the full pass answered).", ["result"])
+RANKING_PATH = Gauge("gmlrec_ranking_path",
+                     "1 for the path a lone user's top n of each shape takes in the served "
+                     "bundle: pruned (block search), two_phase or float32 (a full pass).",
+                     ["shape", "path"], multiprocess_mode="livemax")
 MODEL_INFO = Gauge("gmlrec_model_info", "1 for the model version a worker serves.",
                    ["name", "version"], multiprocess_mode="liveall")
 CATALOG_VERSION = Gauge("gmlrec_catalog_version",
@@ -94,6 +102,22 @@ SHADOW_SKIPPED = Counter("gmlrec_shadow_skipped_total",
 EXPERIMENT_WRITES_LOST = Counter("gmlrec_experiment_writes_lost_total",
                                  "Answers or interactions the experiment could not record (the "
                                  "store was down); the request itself was served.", ["what"])
+
+
+def ranked(path: str) -> None:
+    """Count a one-user top n by the path that answered (OnnxScorer's `observe`)."""
+    if path in ("pruned", "pruned_fallback"):
+        PRUNED.labels("answered" if path == "pruned" else "fell_back").inc()
+    else:
+        TWO_PHASE.labels(path).inc()
+
+
+def ranking_paths(paths: dict[str, str]) -> None:
+    """Set gmlrec_ranking_path: 1 for each shape's path, 0 for the others (bounded labels:
+    three shapes, three paths)."""
+    for shape, chosen in paths.items():
+        for path in ("pruned", "two_phase", "float32"):
+            RANKING_PATH.labels(shape, path).set(1 if path == chosen else 0)
 
 
 def model_served(name: str, version: str, previous: tuple[str, str] | None) -> None:

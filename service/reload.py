@@ -71,9 +71,10 @@ class ModelHost:
     """Holds the served model and replaces it (see the module doc)."""
 
     def __init__(self, models_dir: Path, name: str | None, threads: int,
-                 ort_cache_dir: Path | None, two_phase_items: int):
+                 ort_cache_dir: Path | None, two_phase_items: int, prune: str = "off"):
         self.models_dir, self.name, self.threads = Path(models_dir), name, threads
         self.ort_cache_dir, self.two_phase_items = ort_cache_dir, two_phase_items
+        self.prune = prune
         self.current: ServedModel | None = None
         self.last_error: str | None = None  # why the newest bundle is not the one served
         self._refused: dict[Path, Refusal] = {}
@@ -119,7 +120,7 @@ class ModelHost:
 
     def _build(self, path: Path) -> ServedModel:
         model = ServedModel(path, self.threads, self.ort_cache_dir,
-                            two_phase_items=self.two_phase_items)
+                            two_phase_items=self.two_phase_items, prune=self.prune)
         self_check(model)
         return model
 

@@ -31,12 +31,13 @@ class ServedModel:
     """One bundle version, ready to score (see the module doc)."""
 
     def __init__(self, path: Path, threads: int, ort_cache_dir: Path | None = None, *,
-                 two_phase_items: int):
+                 two_phase_items: int, prune: str = "off"):
         self.bundle = load_bundle(path)  # for its parts, tools and tests; requests use those
         self.path = self.bundle.path
         self.scorer = OnnxScorer(self.bundle, threads, spinning=False, cache_dir=ort_cache_dir,
                                  two_phase_from=two_phase_items,
-                                 observe=lambda answered: metrics.TWO_PHASE.labels(answered).inc())
+                                 observe=metrics.ranked, prune=prune)
+        metrics.ranking_paths(self.scorer.paths)
         self.profiles = ProfileEncoder(self.bundle)
         self.catalog = Catalog(self.bundle)
         # items added since the export are scored from their features where the bundle holds

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     # two_phase.onnx where it has one (int8 first pass, the float32 answer to the bit;
     # bundle/two_phase.py); 0: every catalog; above the catalog's size: model.onnx alone
     two_phase_items: int = Field(TWO_PHASE_FROM_ITEMS, ge=0)
+    # when a lone user is ranked by the bundle's block search (bundle/block_ranker.py):
+    # auto where measuring it at load found that it pays, per top-n shape; on: always; off
+    prune: Literal["auto", "on", "off"] = "auto"
     graceful_timeout_s: float = Field(10.0, ge=0)  # in-flight requests get this long at stop
 
     # request limits: anything beyond is a 413 or a 422 naming the limit

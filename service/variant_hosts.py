@@ -30,7 +30,8 @@ class VariantHosts:
             where = (Path(variant.models_dir or settings.models_dir), variant.model)
             if where not in shared:
                 shared[where] = ModelHost(where[0], where[1], settings.intra_op_threads(),
-                                          settings.ort_cache_dir, settings.two_phase_items)
+                                          settings.ort_cache_dir, settings.two_phase_items,
+                                          settings.prune)
             self.by_name[variant.name] = shared[where]
         self.hosts = list(shared.values())
         self.control = self.by_name[settings.split.control.name]

@@ -23,12 +23,13 @@ import numpy as np
 import onnx
 import torch
 
+from bundle import blocks, two_phase
 from bundle import format as fmt
-from bundle import two_phase
 from bundle.layout import MAX_EXACT_INDEX
 from bundle.reader import sha256_of
 from training.data.schema import FeatureSchema
 from training.errors import ConfigError
+from training.export.block_graph import build_block_graph
 from training.export.catalog import ServingData, SideIndex, item_id_field
 from training.export.onnx_graphs import build_graph
 from training.export.tables import Extracted, extract
@@ -75,6 +76,7 @@ def write_bundle(model: torch.nn.Module, schema: FeatureSchema, slot_field: np.n
         graphs = {fmt.ONNX_MODEL: build_graph}
         if two_phase.eligible(extracted.scoring):
             graphs[fmt.TWO_PHASE_MODEL] = build_two_phase_graph
+            graphs[fmt.BLOCKS_MODEL] = build_block_graph
         for file, build in graphs.items():
             onnx.save(build(tmp, extracted.scoring), tmp / file)
             onnx.checker.check_model(str(tmp / file))
@@ -123,13 +125,16 @@ def bundle_arrays(extracted: Extracted, serving: ServingData,
                for name, t in extracted.tables.items()}
     arrays |= {fmt.item_table_file(name): np.ascontiguousarray(t, np.float32)
                for name, t in extracted.item_tables.items()}
-    if two_phase.eligible(extracted.scoring):  # int8 codes and the bound's basis
+    if two_phase.eligible(extracted.scoring):  # int8 codes, the bound's basis, the blocks
         served = {name: arrays[fmt.item_table_file(name)] for name in extracted.item_tables}
         quantised = two_phase.item_arrays(extracted.scoring, served,
                                           arrays[fmt.ITEM_IDX], arrays[fmt.ITEM_VAL],
                                           arrays[fmt.ITEM_CONST])
         arrays |= {fmt.item_table_file(name): np.ascontiguousarray(t)
                    for name, t in quantised.items()}
+        blocked = blocks.item_arrays(extracted.scoring, served, arrays[fmt.ITEM_IDX],
+                                     arrays[fmt.ITEM_VAL], arrays[fmt.ITEM_CONST])
+        arrays |= {fmt.block_file(name): np.ascontiguousarray(t) for name, t in blocked.items()}
     return arrays
 
 

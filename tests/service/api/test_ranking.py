@@ -59,13 +59,15 @@ async def test_the_two_phase_graph_answers_as_model_onnx(gmlfm, with_history):
     known and cold users, with and without exclusions, with a history; /metrics counts the
     calls by the path that answered."""
     for trained in (gmlfm, with_history):
-        alone = settings_for(trained.models_dir, ranking="inline", two_phase_items=10**9)
+        alone = settings_for(trained.models_dir, ranking="inline", two_phase_items=10**9,
+                             prune="off")
         async with serving(alone) as client:
             before = (await client.get("/metrics")).text
             want = await answers(client)
             after = (await client.get("/metrics")).text  # (counters are the process's)
             assert counted(after, "certified") == counted(before, "certified")
-        two_phase = settings_for(trained.models_dir, ranking="inline", two_phase_items=0)
+        two_phase = settings_for(trained.models_dir, ranking="inline", two_phase_items=0,
+                                 prune="off")
         async with serving(two_phase) as client:
             before = (await client.get("/metrics")).text
             assert await answers(client) == want
@@ -74,3 +76,34 @@ async def test_the_two_phase_graph_answers_as_model_onnx(gmlfm, with_history):
                            for p in ("certified", "float32"))
             assert answered == len(requests())
             assert counted(after, "certified") - counted(before, "certified") > 0
+
+
+def metric(metrics_text: str, prefix: str) -> float:
+    """The sum of the /metrics lines starting with `prefix` (0 when absent)."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics_text.splitlines()
+               if line.startswith(prefix))
+
+
+async def test_the_block_search_answers_as_model_onnx_and_says_so(gmlfm, with_history):
+    """GMLREC_PRUNE=on ranks every lone user by the block search: the same items and scores,
+    to the bit, as model.onnx alone, known and cold users, with and without exclusions;
+    /metrics counts the calls and names the path of each shape."""
+    for trained in (gmlfm, with_history):
+        alone = settings_for(trained.models_dir, ranking="inline", two_phase_items=10**9,
+                             prune="off")
+        async with serving(alone) as client:
+            want = await answers(client)
+            text = (await client.get("/metrics")).text
+            assert metric(text, 'gmlrec_ranking_path{path="float32",shape="n<=10"}') == 1
+        pruned = settings_for(trained.models_dir, ranking="inline", two_phase_items=10**9,
+                              prune="on")
+        async with serving(pruned) as client:
+            before = (await client.get("/metrics")).text
+            assert await answers(client) == want
+            after = (await client.get("/metrics")).text
+            calls = sum(metric(after, f'gmlrec_pruned_total{{result="{r}"}}')
+                        - metric(before, f'gmlrec_pruned_total{{result="{r}"}}')
+                        for r in ("answered", "fell_back"))
+            assert calls == len(requests())
+            for shape in ("n<=10", "n<=100", "n>100"):
+                assert metric(after, f'gmlrec_ranking_path{{path="pruned",shape="{shape}"}}') == 1

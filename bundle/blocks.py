@@ -1,0 +1,239 @@
+"""Blocks of similar items with one upper bound each: what lets a top n read less than the catalog.
+
+At export the catalog is cut into blocks of similar items (`partition`), and each block keeps
+a few numbers (`summaries`) from which, for any user state, one upper bound U_b on the score
+model.onnx computes for every item of the block follows in O(W R k) (`bounds`). A search then
+scores blocks exactly in descending bound and stops once the next bound is below the n-th
+best exact score (bundle/block_ranker.py). Families: those the two-phase path covers
+(two_phase.eligible), with its rounding allowance γ.
+
+Both families' scores are sums of dot products between the user's rows and an item's, so a
+centre c and a radius r ≥ max ‖z − c‖ of each item-side vector z over a block bound them:
+    u·z = u·c + u·(z − c) ≤ u·c + ‖u‖ r                                   (Cauchy–Schwarz)
+
+Linear family (score = const_i + query·m_i): per block the largest const, the centre c and
+radius r of the rows m_i, so every item's real score is at most
+    max const + query·c + ‖query‖ r.
+
+Feature pairs (GML-FM with its weight, squared distances; bundle/two_phase.py): an item's
+real score is const_i + Σ_w val_w g_{l_w} with
+    g_l = s_l (a·v_l) + b·v_l − 2 Σ_j x_j (hv_j·v_l)(t_j·t_l).
+Per item column w write p = val_w v_l, q = val_w s_l v_l and t = t_l (l = the item's feature
+in that column). Then val_w g_l = a·q + b·p − 2 pᵀ C t with the user's C = Σ_j x_j hv_j t_jᵀ.
+Per block and column: the centres c_p, c_q, c_t and radii r_p, r_q, r_t over the block's
+items. For the bilinear part, with p = c_p + d, t = c_t + e (‖d‖ ≤ r_p, ‖e‖ ≤ r_t):
+    pᵀCt = c_pᵀ C c_t + dᵀ C c_t + c_pᵀ C e + dᵀ C e
+         ≥ c_pᵀ C c_t − r_p ‖C c_t‖ − r_t ‖Cᵀ c_p‖ − r_p r_t ‖C‖_F         (‖C‖₂ ≤ ‖C‖_F)
+so every item's real score is at most
+    max const + Σ_w [a·c_q + b·c_p − 2 c_pᵀ C c_t
+                     + ‖a‖ r_q + ‖b‖ r_p + 2 (r_p ‖C c_t‖ + r_t ‖Cᵀ c_p‖ + r_p r_t ‖C‖_F)].
+C is never formed per block: c_pᵀ C c_t = Σ_j x_j (hv_j·c_p)(t_j·c_t), C c_t = Σ_j x_j
+(t_j·c_t) hv_j, Cᵀ c_p = Σ_j x_j (hv_j·c_p) t_j, so a block costs O(W R k).
+
+Rounding. model.onnx computes in float32; bundle/two_phase.py shows its score differs from
+the real one by at most γ Mag_i with the same γ (two_phase.gamma, already twice the textbook
+γ_n and then some) and Mag_i = |const_i| + ‖query‖ ν_i (linear) or |const_i| + Σ_w |val_w|
+(s_l ‖a‖ ν_l + ‖b‖ ν_l + 2 S ν_l ν'_l), S = Σ_j |x_j| ‖hv_j‖ ‖t_j‖ (feature pairs; ν, ν' the
+norms of v_l, t_l). Per block the maxima over its items of |const|, Σ_w |val| s ν, Σ_w |val| ν
+and Σ_w |val| ν ν' (or ν) are stored, so γ times their combination is at least γ Mag_i for
+every item. The bound itself is evaluated in float64 from float32 inputs: each of its sums is
+off by at most d 2^-53 times the sum of its terms' absolute values, and `Abs` (the same
+expression with every term replaced by an upper bound on its absolute value, through ‖·‖
+and S ≥ ‖C‖₂) bounds those, so adding η Abs, η = 2^-30, covers it; the stored radii and
+maxima were computed in float64 and pushed up by the same η (relative, and relative to the
+largest ‖z‖ of the block). So
+
+    U_b = max const + centre terms + radius terms + γ Mag_b + η Abs_b
+        ≥ every score model.onnx computes for an item of block b.
+
+A state with a non-finite value gives non-finite bounds; the search then answers nothing and
+the caller takes the full pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from bundle import format as fmt
+from bundle.layout import StateLayout
+from bundle.two_phase import gamma
+
+SLACK = 2.0 ** -30  # η of the module doc
+POWER_STEPS = 6  # power iterations for a split direction
+SPLIT_SAMPLE = 4096  # items a split direction is estimated from
+
+
+def block_items(n_items: int) -> int:
+    """Items per block: about √N / 2 (2,000 blocks of 500 at a million items, 84 of 20 at
+    MovieLens' 1,682), between 8 and 512. Smaller blocks bound tighter but cost a bound each
+    per request and one gather each when read."""
+    return int(np.clip(round(np.sqrt(max(n_items, 1)) / 2), 8, 512))
+
+
+# ---- export: the partition --------------------------------------------------------------
+def partition(x: np.ndarray, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Cut the rows of x (N, d) into blocks of at most `size` similar rows: a tree of splits,
+    each at the median of the rows' projection on their principal direction (what 2-means
+    does along one axis, at O(N d) a level). Returns the positions block by block, ascending
+    within each block (order, (N,) int64), and where each block starts (offsets, (B + 1,))."""
+    rng = np.random.default_rng(seed)
+    n = len(x)
+    order = np.arange(n, dtype=np.int64)
+    pending, done = [(0, n)], []
+    while pending:
+        start, stop = pending.pop()
+        if stop - start <= size:
+            done.append((start, stop))
+            continue
+        members = order[start:stop]
+        rows = x[members]  # float32: a split needs no more (the bounds are taken apart)
+        pick = rows[rng.choice(len(rows), min(len(rows), SPLIT_SAMPLE), replace=False)]
+        pick = pick.astype(np.float64)
+        mean = pick.mean(0)
+        centred = pick - mean
+        direction = rng.standard_normal(x.shape[1])
+        for _ in range(POWER_STEPS):
+            direction = centred.T @ (centred @ direction)
+            direction /= max(float(np.linalg.norm(direction)), 1e-300)
+        projection = rows @ np.asarray(direction, np.float32)
+        half = size * (-(-(stop - start) // size) // 2)  # whole blocks on the left
+        split = np.argpartition(projection, half)
+        order[start:stop] = members[split]
+        pending += [(start, start + half), (start + half, stop)]
+    done.sort()
+    for start, stop in done:
+        order[start:stop] = np.sort(order[start:stop])
+    offsets = np.array([0, *(stop for _, stop in done)], np.int64)
+    return order, offsets
+
+
+def item_vectors(scoring: Mapping[str, Any], tables: Mapping[str, np.ndarray],
+                 idx: np.ndarray, val: np.ndarray, const: np.ndarray) -> np.ndarray:
+    """What items are partitioned by (float32, (N, d)): the vectors the bound reads,
+    concatenated (const, then m; or const, then p, q, t of each column)."""
+    if scoring["family"] == fmt.LINEAR:
+        return np.concatenate([const[:, None], tables["matrix"]], 1).astype(np.float32)
+    parts = [const[:, None].astype(np.float32)]
+    for w in range(idx.shape[1]):
+        parts += [a.astype(np.float32) for a in _column(tables, idx[:, w], val[:, w])]
+    return np.concatenate(parts, 1)
+
+
+def _column(tables: Mapping[str, np.ndarray], idx: np.ndarray, val: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """p = val v_l, q = val s_l v_l, t = t_l of one item column (float64; p exact)."""
+    v = np.asarray(tables["feature_v"], np.float64)[idx]
+    value = np.asarray(val, np.float64)[:, None]
+    s = np.asarray(tables["feature_s"], np.float64)[idx][:, None]
+    return value * v, value * s * v, np.asarray(tables["feature_t"], np.float64)[idx]
+
+
+# ---- export: the summaries --------------------------------------------------------------
+def item_arrays(scoring: Mapping[str, Any], tables: Mapping[str, np.ndarray],
+                idx: np.ndarray, val: np.ndarray, const: np.ndarray,
+                size: int | None = None) -> dict[str, np.ndarray]:
+    """The blocks of an eligible bundle's catalog, by name (blocks/<name>.npy): `order` and
+    `offsets` (partition), then what `bounds` reads (module doc)."""
+    n = len(const)
+    order, offsets = partition(item_vectors(scoring, tables, idx, val, const),
+                               size or block_items(n))
+    return {"order": order, "offsets": offsets, **summaries(scoring, tables, idx, val, const,
+                                                            order, offsets)}
+
+
+def summaries(scoring: Mapping[str, Any], tables: Mapping[str, np.ndarray], idx: np.ndarray,
+              val: np.ndarray, const: np.ndarray, order: np.ndarray,
+              offsets: np.ndarray) -> dict[str, np.ndarray]:
+    """Per block (float64): the largest const, centres, radii, the centres' norms and the
+    rounding maxima of the module doc."""
+    starts = offsets[:-1]
+    c = np.asarray(const, np.float64)[order]
+    out = {"const_max": np.maximum.reduceat(c, starts)}
+    if scoring["family"] == fmt.LINEAR:
+        m = np.asarray(tables["matrix"], np.float64)[order]
+        centre, radius, reach = _ball(m, starts, offsets)
+        nu = np.linalg.norm(m, axis=1)
+        out |= {"centre": centre, "radius": radius[:, None], "centre_norm": reach[:, None],
+                "mag": np.stack([np.maximum.reduceat(np.abs(c), starts),
+                                 np.maximum.reduceat(nu, starts)], 1)}
+        return {k: _up(v) if k in ("radius", "mag") else v for k, v in out.items()}
+    v_norm = np.linalg.norm(np.asarray(tables["feature_v"], np.float64), axis=1)
+    t_norm = np.linalg.norm(np.asarray(tables["feature_t"], np.float64), axis=1)
+    s = np.asarray(tables["feature_s"], np.float64)
+    weight, cols = np.abs(np.asarray(val, np.float64)[order]), np.asarray(idx)[order]
+    centres: dict[str, list[np.ndarray]] = {"p": [], "q": [], "t": []}
+    radii, norms = [], []
+    for w in range(cols.shape[1]):
+        p, q, t = _column(tables, cols[:, w], np.asarray(val)[order][:, w])
+        balls = [_ball(z, starts, offsets) for z in (p, q, t)]
+        for name, ball in zip("pqt", balls):
+            centres[name].append(ball[0])
+        radii.append(np.stack([ball[1] for ball in balls], 1))
+        norms.append(np.stack([ball[2] for ball in balls], 1))
+    per_item = [np.abs(c),
+                (weight * (s * v_norm)[cols]).sum(1),
+                (weight * v_norm[cols]).sum(1),
+                (weight * (v_norm * t_norm)[cols]).sum(1)]
+    out |= {f"centre_{name}": np.stack(rows, 1) for name, rows in centres.items()}
+    out |= {"radius": _up(np.stack(radii, 1)), "centre_norm": np.stack(norms, 1),
+            "mag": _up(np.stack([np.maximum.reduceat(a, starts) for a in per_item], 1))}
+    return out
+
+
+def _ball(z: np.ndarray, starts: np.ndarray, offsets: np.ndarray
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per block of the rows z (in block order): the mean as centre, a radius pushed up past
+    float64's error (relative, and relative to the block's largest row), the centre's norm."""
+    sizes = np.diff(offsets)
+    centre = np.add.reduceat(z, starts, axis=0) / sizes[:, None]
+    block = np.repeat(np.arange(len(sizes)), sizes)
+    distance = np.linalg.norm(z - centre[block], axis=1)
+    largest = np.maximum.reduceat(np.linalg.norm(z, axis=1), starts)
+    radius = np.maximum.reduceat(distance, starts)
+    return centre, radius * (1 + SLACK) + SLACK * largest, np.linalg.norm(centre, axis=1)
+
+
+def _up(values: np.ndarray) -> np.ndarray:
+    return values * (1 + SLACK)
+
+
+# ---- request: the bounds ----------------------------------------------------------------
+def bounds(scoring: Mapping[str, Any], blocks: Mapping[str, np.ndarray],
+           state: np.ndarray) -> np.ndarray:
+    """U_b (B,) float64 for one state (D,): at least every score (before the user's own part)
+    model.onnx computes for an item of block b (module doc)."""
+    layout, g = StateLayout.of(scoring), gamma(scoring)
+    s = np.asarray(state, np.float64)[None]
+    const_max = blocks["const_max"]
+    radius, reach, mag = blocks["radius"], blocks["centre_norm"], blocks["mag"]
+    if scoring["family"] == fmt.LINEAR:
+        query = layout.view(s, "query", -1)[0]
+        size = float(np.linalg.norm(query))
+        centre = blocks["centre"] @ query
+        spread = size * radius[:, 0]
+        rounding = g * (mag[:, 0] + size * mag[:, 1])
+        total = np.abs(const_max) + size * (reach[:, 0] + radius[:, 0]) + rounding
+        return const_max + centre + spread + rounding + SLACK * total
+    width = scoring["user_width"]
+    a, b = layout.view(s, "a", -1)[0], layout.view(s, "b", -1)[0]
+    hv, t = layout.view(s, "hv", width, -1)[0], layout.view(s, "t", width, -1)[0]
+    x = layout.view(s, "x", width)[0]
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    big_s = float(np.abs(x) @ (np.linalg.norm(hv, axis=1) * np.linalg.norm(t, axis=1)))
+    frobenius = float(np.linalg.norm((x[:, None] * hv).T @ t))
+    c_p, c_q, c_t = blocks["centre_p"], blocks["centre_q"], blocks["centre_t"]  # (B, W, k)
+    alpha, beta = c_p @ hv.T, c_t @ t.T  # (B, W, R)
+    centre = c_q @ a + c_p @ b - 2 * (alpha * beta) @ x  # (B, W)
+    c_ct = np.linalg.norm((beta * x) @ hv, axis=2)  # ‖C c_t‖
+    ct_cp = np.linalg.norm((alpha * x) @ t, axis=2)  # ‖Cᵀ c_p‖
+    r_p, r_q, r_t = radius[..., 0], radius[..., 1], radius[..., 2]
+    spread = na * r_q + nb * r_p + 2 * (r_p * c_ct + r_t * ct_cp + r_p * r_t * frobenius)
+    rounding = g * (mag[:, 0] + na * mag[:, 1] + nb * mag[:, 2] + 2 * big_s * mag[:, 3])
+    n_p, n_q, n_t = reach[..., 0], reach[..., 1], reach[..., 2]
+    total = np.abs(const_max) + rounding + (
+        na * (n_q + r_q) + nb * (n_p + r_p) + 2 * big_s * (n_p + r_p) * (n_t + r_t)
+        + 2 * (r_p * c_ct + r_t * ct_cp + r_p * r_t * frobenius)).sum(1)
+    return const_max + (centre + spread).sum(1) + rounding + SLACK * total
