@@ -60,9 +60,13 @@ class Terms:
                 + self.item_pairs + self.cross.sum((1, 2)))
 
 
-def _float64(tables: SideTables) -> SideTables:
-    return SideTables(**{name: np.asarray(getattr(tables, name), np.float64)
-                         for name in ("bias", "v", "t", "a")})
+def _rows(tables: SideTables, idx: np.ndarray) -> tuple[SideTables, np.ndarray]:
+    """The rows of `tables` that idx uses, as float64, and idx renumbered into them: the
+    terms are computed in float64 without copying a whole (mapped, float32) table."""
+    used, local = np.unique(idx, return_inverse=True)
+    gathered = {name: np.asarray(table[used], np.float64) if table.size else table
+                for name in ("bias", "v", "t", "a") for table in [getattr(tables, name)]}
+    return SideTables(**gathered), local.reshape(idx.shape)
 
 
 class Explainer:
@@ -71,12 +75,14 @@ class Explainer:
     def __init__(self, bundle: Bundle):
         scoring = bundle.scoring
         self.why_not: str | None = NOT_A_SUM.get(scoring["family"])
+        if self.why_not is None and not bundle.item_features_supported:
+            self.why_not = ("this bundle was exported before the item features' tables were "
+                            "(re-export it)")
         if self.why_not is not None:
             return
-        bundle.require_item_features()
         names = fmt.feature_tables(scoring)
-        self.user = _float64(SideTables.load(bundle.table, "user_", names))
-        self.item = _float64(SideTables.load(bundle.item_table, "feature_", names))
+        self.user = SideTables.load(bundle.table, "user_", names)
+        self.item = SideTables.load(bundle.item_table, "feature_", names)
         self.w0 = float(bundle.table("w0")[0])
         self.kind, self.dist = scoring["kind"], scoring.get("distance", "")
         weighted = self.kind == "gmlfm" and scoring.get("weighted", False)
@@ -93,21 +99,22 @@ class Explainer:
               item_val: np.ndarray) -> Terms:
         """One user row (R,) and item rows (A, W_i) -> their terms."""
         assert self.why_not is None, self.why_not
-        u_idx, u_x = np.asarray(user_idx, np.int64), np.asarray(user_val, np.float64)
-        i_idx, i_x = np.asarray(item_idx, np.int64), np.asarray(item_val, np.float64)
-        user, item = self.user, self.item
+        user, u_idx = _rows(self.user, np.asarray(user_idx, np.int64))
+        item, i_idx = _rows(self.item, np.asarray(item_idx, np.int64))
+        u_x, i_x = np.asarray(user_val, np.float64), np.asarray(item_val, np.float64)
         own = within_pairs(u_x[None], self.pair(user, u_idx[None], user, u_idx[None]))[0]
         item_pairs = within_pairs(i_x, self.pair(item, i_idx, item, i_idx))
-        phi, weight, dist = self._cross_pairs(u_idx, i_idx)
+        phi, weight, dist = self._cross_pairs(user, u_idx, item, i_idx)
         cross = u_x[None, :, None] * i_x[:, None, :] * phi
         return Terms(self.w0, float((user.bias[u_idx] * u_x).sum()), float(own),
                      item.bias[i_idx] * i_x, item_pairs, cross, weight, dist)
 
-    def _cross_pairs(self, u_idx: np.ndarray, i_idx: np.ndarray
+    def _cross_pairs(self, user: SideTables, u_idx: np.ndarray, item: SideTables,
+                     i_idx: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """φ(j, l) (A, R, W_i) of each user column j with each item column l; GML-FM's
         weight (None without one) and distance beside it."""
-        user, item, a = self.user, self.item, len(i_idx)
+        a = len(i_idx)
         users = np.broadcast_to(u_idx, (a, len(u_idx)))
         if self.kind == "transfm":  # |a_j − v_l|² for j before l, |a_l − v_j|² after
             before = self.pair(user, users, item, i_idx)

@@ -12,8 +12,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StrictInt,
+    model_serializer,
+    model_validator,
+)
 
+from service.explanation_schema import Explanation
 from service.limits import Limit
 
 MAX_FIELDS = 64  # fields per feature map
@@ -116,9 +126,14 @@ ItemIds = Annotated[list[Id], Field(min_length=1,
                                     json_schema_extra=Limit.MAX_SCORE_ITEMS.mark())]
 
 
+EXPLAIN = ("add each item's `explanation`: its score as the exact sum of its terms, grouped "
+           "by user-side field, and its largest contributions in words")
+
+
 class ScoreRequest(UserFeatures):
     item_ids: ItemIds
     details: bool = Field(False, description="add each item's display attributes")
+    explain: bool = Field(False, description=EXPLAIN)
     model_config = ConfigDict(json_schema_extra={**USER_ID_OR_USER, "examples": [
         {"user_id": "196", "item_ids": ["242", "302"]},
         {"user": {"gender": "F", "age": "25", "occupation": "writer"},
@@ -129,6 +144,7 @@ class RecommendRequest(UserFeatures):
     n: Integer = Field(10, ge=1, json_schema_extra=Limit.MAX_N.mark())
     exclude_seen: bool = Field(True, description="leave out the known user's interactions")
     details: bool = False
+    explain: bool = Field(False, description=EXPLAIN)
     filter: ItemFilter | None = Field(None, description="answer only items that pass")
     model_config = ConfigDict(json_schema_extra={**USER_ID_OR_USER, "examples": [
         {"user": {"gender": "M", "age": "35", "occupation": "engineer"}, "n": 5},
@@ -144,7 +160,8 @@ MAX_DISPLAY = 32  # display attributes per added item
 MAX_DISPLAY_TEXT = 4096  # characters per display attribute
 # answers' own keys, which an item's display attributes stand beside (GET /items/{id}, each
 # item of /score and /recommend)
-ITEM_KEYS = ("model_version", "item_id", "features", "source", "ignored", "score")
+ITEM_KEYS = ("model_version", "item_id", "features", "source", "ignored", "score",
+             "explanation")
 DisplayText = Annotated[str, Field(max_length=MAX_DISPLAY_TEXT, pattern=r"^[^\x00-\x1f\x7f]*$")]
 Display = Annotated[dict[Id, DisplayText], Field(max_length=MAX_DISPLAY, json_schema_extra={
     "propertyNames": {"minLength": 1, "maxLength": MAX_ID, "pattern": PRINTABLE,
@@ -170,6 +187,15 @@ class ItemScore(BaseModel):
     model_config = ConfigDict(extra="allow")
     item_id: str
     score: float
+    explanation: Explanation | None = Field(None, description="with explain=true only")
+
+    @model_serializer(mode="wrap")
+    def _explained_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """An answer without explain=true has no `explanation` key at all: unchanged."""
+        data = handler(self)
+        if data.get("explanation", True) is None:
+            del data["explanation"]
+        return data
 
 
 class Answer(BaseModel):

@@ -21,6 +21,7 @@ from bundle import AddedItems, EncodedUser, OnnxScorer, load_bundle
 from bundle.incremental import SUMS_SIZE, IncrementalState
 from service import metrics
 from service.catalog import Catalog
+from service.explanations import Explanations
 from service.model_description import ModelDescription
 from service.profiles import ProfileEncoder
 from service.training_users import TrainingUsers
@@ -54,6 +55,7 @@ class ServedModel:
             if self.profiles.history else None
         self.sums_size = SUMS_SIZE if self.incremental else 0
         self.description = ModelDescription(self.bundle, self.profiles)
+        self.explanations = Explanations(self.bundle, self.profiles.id_field)  # explain=true
 
     def states(self, rows: Sequence[EncodedUser]) -> np.ndarray:
         """(B, D) float32 states of encoded users."""

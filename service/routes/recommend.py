@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
 
 from service import filters, union_top
@@ -11,7 +13,7 @@ from service.deps import Model, RankerDep, RecommendBody, TopN, UnionDep, UsersD
 from service.error_responses import INVALID, MODEL_OR_STORE, NO_KEY, NO_USER, TOO_LARGE
 from service.keys import Scope
 from service.routes.common import PathId, answer, scored_items, who
-from service.schemas import RecommendAnswer, as_text
+from service.schemas import EXPLAIN, RecommendAnswer, as_text
 from service.user_state import ResolvedUser
 
 router = APIRouter(tags=["scoring"], responses=NO_KEY | INVALID | MODEL_OR_STORE,
@@ -21,10 +23,13 @@ router = APIRouter(tags=["scoring"], responses=NO_KEY | INVALID | MODEL_OR_STORE
 @router.get("/recommend/{user_id}", response_model=RecommendAnswer, responses=NO_USER)
 async def recommend_for_user(user_id: PathId, model: Model, catalog: UnionDep, users: UsersDep,
                              ranker: RankerDep, n: TopN, exclude_seen: bool = True,
-                             details: bool = False) -> Response:
+                             details: bool = False,
+                             explain: Annotated[bool, Query(description=EXPLAIN)] = False
+                             ) -> Response:
     """The n best items of the whole catalog for a user, best first."""
-    user = await users.resolve(model, user_id, seen_in=catalog if exclude_seen else None)
-    return await _recommend(model, catalog, ranker, user_id, user, n, details)
+    user = await users.resolve(model, user_id, seen_in=catalog if exclude_seen else None,
+                               with_row=explain)
+    return await _recommend(model, catalog, ranker, user_id, user, n, details, explain)
 
 
 @router.post("/recommend", response_model=RecommendAnswer, responses=NO_USER | TOO_LARGE)
@@ -32,23 +37,24 @@ async def recommend(body: RecommendBody, model: Model, catalog: UnionDep, users:
                     ranker: RankerDep) -> Response:
     """The same for a user given by features (a user the service has never seen), or for
     a known user with this request's context or overrides."""
-    user = await who(users, model, body, catalog if body.exclude_seen else None)
+    user = await who(users, model, body, catalog if body.exclude_seen else None, body.explain)
     allowed = None
     if body.filter is not None:
         spec = body.filter
         allowed = filters.passing(catalog, as_text(spec.include), as_text(spec.exclude),
                                   spec.item_ids, spec.exclude_item_ids)
     return await _recommend(model, catalog, ranker, body.user_id, user, body.n, body.details,
-                            allowed)
+                            body.explain, allowed)
 
 
 async def _recommend(model: Model, catalog: UnionDep, ranker: RankerDep, user_id: str | None,
-                     user: ResolvedUser, n: int, details: bool,
+                     user: ResolvedUser, n: int, details: bool, explain: bool,
                      allowed: filters.Passing | None = None) -> Response:
     positions, scores = await union_top.top(ranker, model, catalog, user.state, n, user.seen,
                                             None if allowed is None else allowed.mask)
     ignored = user.ignored if allowed is None else {**user.ignored, **allowed.ignored}
     return answer(RecommendAnswer(model_version=model.version, user_id=user_id,
                                   user_source=user.source,
-                                  items=scored_items(catalog, positions, scores, details),
+                                  items=scored_items(catalog, positions, scores, details,
+                                                     (model, user) if explain else None),
                                   ignored=ignored), user.degraded)

@@ -17,13 +17,13 @@ from bundle.history import HistoryField
 from bundle.incremental import IncrementalState
 from tests.bundle.test_added_items import random_item
 from tests.export.helpers import GEM, export, random_model
+from tests.export.test_export_cli import _libfm_folder as libfm_folder
 from tests.factories import tiny_interactions
 from training.data.history import with_history_field
 from training.data.protocols import make_split
-from training.data.synthetic import load_synthetic
+from training.data.specs import load_data
 from training.models.gmlfm import DISTANCES
 
-CONTEXT = "users=30,items=160,interactions=600,categories=4,segments=2,context_low=3"
 DECOMPOSABLE = [
     ("fm", {}), ("transfm", {}),
     *[("gmlfm", {"distance": d, "weight": w, "layers": 2}) for d in DISTANCES
@@ -34,7 +34,8 @@ HISTORY = [("fm", {}), ("transfm", {}), ("gmlfm", {"distance": "dnn"}),
            ("gmlfm", {"distance": "cosine", "weight": False}),
            ("gmlfm", {"distance": "chebyshev"})]
 CASES = ([(*v, "plain") for v in DECOMPOSABLE] + [(*v, "history") for v in HISTORY]
-         + [("fm", {}, "context"), ("gmlfm", {"distance": "mahalanobis"}, "context")])
+         + [(m, o, "context") for m, o in [("fm", {}), ("transfm", {}),
+                                           ("gmlfm", {"distance": "mahalanobis"})]])
 NOT_DECOMPOSABLE = ["nfm", "deepfm", "xdeepfm", "afm"]
 RELATIVE = 1e-5
 
@@ -53,9 +54,14 @@ def fitted(tmp_path_factory):
         key = _id(case)
         if key not in cache:
             model, options, kind = case
-            data = load_synthetic(CONTEXT) if kind == "context" else tiny_interactions()
-            data = with_history_field(data, 4, "sqrt") if kind == "history" else data
-            split = make_split(data, "topn", seed=0)
+            if kind == "context":  # libFM lines of (user, item, context): the context
+                data = load_data(f"libfm:{libfm_folder(tmp_path_factory.mktemp('d'))}",
+                                 libfm_fields="field0:user,field1:item,field2")
+                split = make_split(data, "rating", seed=0)  # joins the served user row
+            else:
+                data = tiny_interactions()
+                data = with_history_field(data, 4, "sqrt") if kind == "history" else data
+                split = make_split(data, "topn", seed=0)
             net = random_model(data, split, model, **dict(options))
             cache[key] = load_bundle(export(net, data, split, tmp_path_factory.mktemp("m")))
         return cache[key]
@@ -104,10 +110,10 @@ def test_terms_add_up_to_the_served_scores(fitted, case):
     item_idx, item_val = bundle.array(fmt.ITEM_IDX), bundle.array(fmt.ITEM_VAL)
     for _ in range(4):
         idx, val, state = served_state(bundle, scorer, rng, *random_row(bundle, rng))
-        top, top_scores = onnx.top_n(state, 10)
+        top, top_scores = onnx.top_n(state, min(10, len(bundle.catalog)))
         terms = explainer.terms(idx, val, item_idx[top[0]], item_val[top[0]])
         assert_sums(terms, top_scores[0].astype(np.float64))
-        some = rng.choice(len(bundle.catalog), 20, replace=False)
+        some = rng.choice(len(bundle.catalog), min(20, len(bundle.catalog)), replace=False)
         terms = explainer.terms(idx, val, item_idx[some], item_val[some])
         assert_sums(terms, scorer.score(state, some[None])[0].astype(np.float64))
         assert_sums(terms, onnx.score(state, some[None])[0].astype(np.float64))
