@@ -22,7 +22,7 @@ from service.gate import Gate
 from service.limits import Limit
 from service.ranking import Ranker
 from service.reload import ModelHost
-from service.schemas import InteractionsRequest, RecommendRequest, ScoreRequest
+from service.schemas import InteractionsRequest, RecommendRequest, ScoreRequest, SimilarRequest
 from service.served_model import ServedModel
 from service.settings import Settings
 from service.stores import GuardedStore
@@ -97,6 +97,11 @@ async def _recommend_request(body: RecommendRequest, settings: SettingsDep) -> R
     return body
 
 
+async def _similar_request(body: SimilarRequest, settings: SettingsDep) -> SimilarRequest:
+    Limit.MAX_N.hold(settings, body.n, ("body", "n"))
+    return body
+
+
 async def _interactions_request(body: InteractionsRequest, settings: SettingsDep
                                 ) -> InteractionsRequest:
     Limit.MAX_SCORE_ITEMS.hold(settings, len(body.item_ids), ("body", "item_ids"))
@@ -112,5 +117,6 @@ async def _top_n(settings: SettingsDep,
 
 ScoreBody = Annotated[ScoreRequest, Depends(_score_request)]
 RecommendBody = Annotated[RecommendRequest, Depends(_recommend_request)]
+SimilarBody = Annotated[SimilarRequest, Depends(_similar_request)]
 InteractionsBody = Annotated[InteractionsRequest, Depends(_interactions_request)]
 TopN = Annotated[int, Depends(_top_n)]  # the query's `n`

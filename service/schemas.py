@@ -151,6 +151,14 @@ class RecommendRequest(UserFeatures):
         {"user_id": "196", "n": 5, "filter": {"include": {"genre": ["Comedy"]}}}]})
 
 
+class SimilarRequest(Body):
+    n: Integer = Field(10, ge=1, json_schema_extra=Limit.MAX_N.mark())
+    details: bool = False
+    filter: ItemFilter | None = Field(None, description="answer only items that pass")
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"n": 5, "filter": {"include": {"genre": ["Comedy"]}}}]})
+
+
 class InteractionsRequest(Body):
     item_ids: ItemIds
     model_config = ConfigDict(json_schema_extra={"examples": [{"item_ids": ["50", "172"]}]})
@@ -228,6 +236,18 @@ class RecommendAnswer(Answer):
     items: list[ItemScore] = Field(description="best first, ranked over the whole catalog: "
                                                "the bundle's items and the added ones, less "
                                                "the retired")
+    ignored: Ignored
+
+
+class SimilarAnswer(Answer):
+    item_id: str = Field(description="the item the others are similar to")
+    measure: Literal["history", "pairs"] = Field(description=(
+        "`history`: each item's score for an empty profile whose history window holds this "
+        "one item (a model with a history field that knows the item); `pairs`: the model's "
+        "pair term between the two items' features"))
+    items: list[ItemScore] = Field(description="most similar first, over the whole catalog "
+                                               "less the item itself and the retired; `score` "
+                                               "is the measure's")
     ignored: Ignored
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from bundle import AddedItems, EncodedUser, OnnxScorer, load_bundle
 from bundle.incremental import SUMS_SIZE, IncrementalState
+from bundle.item_similarity import ItemSimilarity
 from service import metrics
 from service.catalog import Catalog
 from service.explanations import Explanations
@@ -43,6 +44,9 @@ class ServedModel:
         # items added since the export are scored from their features where the bundle holds
         # the item features' tables (None: exported before them, it serves its own catalog)
         self.added_items = AddedItems(self.bundle, self.scorer.reference) \
+            if self.bundle.item_features_supported else None
+        # item-to-item similarity (similar items, diversity) reads the same tables
+        self.similarity = ItemSimilarity(self.scorer.reference) \
             if self.bundle.item_features_supported else None
         self.union = UnionViews(self.catalog, self.added_items)
         self.training = TrainingUsers(self.bundle, self.profiles.history)
