@@ -41,42 +41,59 @@ class Describer:
         self.verb = "watched" if dataset.lower().startswith("movielens") else "chose"
         self.titled = "title" in self.catalog.display_names
 
-    def describe(self, terms: Terms, a: int, user_idx: np.ndarray, user_val: np.ndarray,
-                 item_idx: np.ndarray, item_val: np.ndarray) -> dict[str, Any]:
-        """Item a of `terms`, whose rows are user_idx/user_val (R,) and item_idx/item_val
-        (W_i,), as the explanation an answer carries (docs/contract.md, Reasons)."""
-        item_features = [(c, self._label(self.item_columns[c], int(i)))
-                         for c, (i, x) in enumerate(zip(item_idx.tolist(), item_val.tolist()))
-                         if x != 0]
-        groups: dict[str, dict[str, Any]] = {}
-        for j, (i, x) in enumerate(zip(user_idx.tolist(), user_val.tolist())):
-            if x == 0:
-                continue
-            name = self.user_columns[j]
-            field = self.fields.named(name)
-            assert field is not None
-            value = self._value(field, int(i))
-            term = {"feature": f"{name}={value}", "text": self._phrase(field, value),
-                    "x": float(x), "value": float(terms.cross[a, j].sum()),
-                    "pairs": [self._pair(terms, a, j, c, label) for c, label in item_features]}
-            group = groups.setdefault(name, {"field": name, "side": self._side(field),
-                                             "value": 0.0, "terms": []})
-            group["value"] += term["value"]
-            group["terms"].append(term)
-        for group in groups.values():
-            group["terms"].sort(key=lambda t: -abs(t["value"]))
-        item_linear = float(terms.item_linear[a].sum())
-        item_value = item_linear + float(terms.item_pairs[a])
-        item = {"value": item_value, "linear": item_linear,
-                "pairs": float(terms.item_pairs[a]),
-                "features": [{"feature": label, "value": float(terms.item_linear[a, c])}
-                             for c, label in item_features]}
-        return {"available": True, "score": float(terms.total[a]), "global_bias": terms.global_,
-                "user": {"value": terms.user_linear + terms.user_pairs,
-                         "linear": terms.user_linear, "pairs": terms.user_pairs},
-                "item": item,
-                "fields": sorted(groups.values(), key=lambda g: -abs(g["value"])),
-                "reasons": self._reasons(groups.values(), item_value)}
+    def describe(self, terms: Terms, user_idx: np.ndarray, user_val: np.ndarray,
+                 item_idx: np.ndarray, item_val: np.ndarray) -> list[dict[str, Any]]:
+        """Each item of `terms`, whose rows are user_idx/user_val (R,) and item_idx/item_val
+        (A, W_i), as the explanation an answer carries (docs/contract.md, Reasons). The user
+        row's labels are made once for all the items."""
+        user = [(j, *self._user_label(self.user_columns[j], i), x)
+                for j, (i, x) in enumerate(zip(user_idx.tolist(), user_val.tolist())) if x]
+        cross = terms.cross.tolist()
+        weight = None if terms.weight is None else terms.weight.tolist()
+        distance = None if terms.distance is None else terms.distance.tolist()
+        values = terms.cross.sum(2).tolist()  # (A, R)
+        totals, item_pairs = terms.total.tolist(), terms.item_pairs.tolist()
+        item_linear = terms.item_linear.tolist()
+        own = {"value": terms.user_linear + terms.user_pairs, "linear": terms.user_linear,
+               "pairs": terms.user_pairs}
+        answers = []
+        for a, (idx, val) in enumerate(zip(item_idx.tolist(), item_val.tolist())):
+            features = [(c, self._label(self.item_columns[c], i))
+                        for c, (i, x) in enumerate(zip(idx, val)) if x]
+            groups: dict[str, dict[str, Any]] = {}
+            for j, name, feature, text, side, x in user:
+                pairs = []
+                for c, label in features:
+                    pair: dict[str, Any] = {"item_feature": label, "value": cross[a][j][c]}
+                    if weight is not None:
+                        pair["weight"] = weight[a][j][c]
+                    if distance is not None:
+                        pair["distance"] = distance[a][j][c]
+                    pairs.append(pair)
+                term = {"feature": feature, "text": text, "x": x, "value": values[a][j],
+                        "pairs": pairs}
+                group = groups.setdefault(name, {"field": name, "side": side, "value": 0.0,
+                                                 "terms": []})
+                group["value"] += term["value"]
+                group["terms"].append(term)
+            for group in groups.values():
+                group["terms"].sort(key=lambda t: -abs(t["value"]))
+            linear = sum(item_linear[a])
+            item = {"value": linear + item_pairs[a], "linear": linear, "pairs": item_pairs[a],
+                    "features": [{"feature": label, "value": item_linear[a][c]}
+                                 for c, label in features]}
+            answers.append({"available": True, "score": totals[a],
+                            "global_bias": terms.global_, "user": own, "item": item,
+                            "fields": sorted(groups.values(), key=lambda g: -abs(g["value"])),
+                            "reasons": self._reasons(groups.values(), item["value"])})
+        return answers
+
+    def _user_label(self, name: str, index: int) -> tuple[str, str, str, str]:
+        """A user column's field name, `field=value`, words and side."""
+        field = self.fields.named(name)
+        assert field is not None
+        value = self._value(field, index)
+        return name, f"{name}={value}", self._phrase(field, value), self._side(field)
 
     def _reasons(self, groups: Any, item_value: float) -> list[str]:
         """The REASONS largest positive contributions that differ between items, in words."""
@@ -84,15 +101,6 @@ class Describer:
         said.append((item_value, "popular overall"))
         return [text for value, text in sorted(said, key=lambda p: -p[0])[:REASONS]
                 if value > 0]
-
-    @staticmethod
-    def _pair(terms: Terms, a: int, j: int, c: int, label: str) -> dict[str, Any]:
-        pair: dict[str, Any] = {"item_feature": label, "value": float(terms.cross[a, j, c])}
-        if terms.weight is not None:
-            pair["weight"] = float(terms.weight[a, j, c])
-        if terms.distance is not None:
-            pair["distance"] = float(terms.distance[a, j, c])
-        return pair
 
     def _side(self, field: FieldInfo) -> str:
         return HISTORY if field.name == self.history_field else field.side

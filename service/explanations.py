@@ -36,9 +36,8 @@ class Explanations:
             return []
         idx, val = self._rows(catalog, positions)
         terms = self.explainer.terms(user.idx, user.val, idx, val)
-        return [Explanation.model_validate(
-            self.describer.describe(terms, a, user.idx, user.val, idx[a], val[a]))
-            for a in range(len(positions))]
+        return [Explanation.model_validate(e)
+                for e in self.describer.describe(terms, user.idx, user.val, idx, val)]
 
     def _rows(self, catalog: UnionCatalog, positions: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
