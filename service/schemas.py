@@ -197,8 +197,10 @@ class ItemScore(BaseModel):
     score: float
     explanation: Explanation | None = Field(None, description="with explain=true only")
 
+    # no return annotation: pydantic would publish it as the item's serialization schema
+    # (`dict[str, Any]` hides every property) instead of the model's own
     @model_serializer(mode="wrap")
-    def _explained_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+    def _explained_only(self, handler: SerializerFunctionWrapHandler):
         """An answer without explain=true has no `explanation` key at all: unchanged."""
         data = handler(self)
         if data.get("explanation", True) is None:
