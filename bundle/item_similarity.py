@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bundle.layout import SQUARED
 from bundle.pairs import PairValue
 from bundle.reference import ReferenceScorer
 
@@ -44,17 +45,47 @@ class ItemSimilarity:
 
     def phi(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         """φ(l, m) (A, C) float64 of item-side features `first` (A,), each before each of
-        `second` (C,), in steps that keep the temporaries under PAIR_CELLS."""
+        `second` (C,): as matrix products where the pair value has that form (inner
+        products, squared distances expanded as s_l + s_m − 2 t_l · t_m, the weight
+        (h ⊙ v_l) · v_m), else pair by pair in steps that keep the temporaries under
+        PAIR_CELLS (Manhattan, Chebyshev)."""
         first, second = np.asarray(first, np.int64), np.asarray(second, np.int64)
         out = np.zeros((len(first), len(second)))
         if not len(first) or not len(second):
             return out
+        products = self._products(first, second)
+        if products is not None:
+            return products
         step = max(1, PAIR_CELLS // (len(first) * max(self._width, 1)))
         for start in range(0, len(second), step):
             chunk = second[start:start + step]
             out[:, start:start + len(chunk)] = self.pair(self.side, first[None], self.side,
                                                          chunk[None])[0]
         return out
+
+    def _products(self, first: np.ndarray, second: np.ndarray) -> np.ndarray | None:
+        """φ (A, C) through matrix products, or None for a distance without that form."""
+        side, pair = self.side, self.pair
+
+        def rows(table: np.ndarray, features: np.ndarray) -> np.ndarray:
+            return np.asarray(table[features], np.float64)
+
+        if pair.kind == "fm":
+            return rows(side.v, first) @ rows(side.v, second).T
+        if pair.kind == "transfm":  # ‖a_l − v_m‖²
+            a, v = rows(side.a, first), rows(side.v, second)
+            return np.square(a).sum(1)[:, None] + np.square(v).sum(1)[None] - 2 * a @ v.T
+        t_l, t_m = rows(side.t, first), rows(side.t, second)
+        if pair.distance in SQUARED:
+            d = np.square(t_l).sum(1)[:, None] + np.square(t_m).sum(1)[None] - 2 * t_l @ t_m.T
+        elif pair.distance == "cosine":  # t holds unit vectors
+            d = t_l @ t_m.T
+        else:
+            return None
+        if pair.h is None:
+            return d
+        h = np.asarray(pair.h, np.float64)
+        return d * ((rows(side.v, first) * h) @ rows(side.v, second).T)
 
     def gains(self, idx: np.ndarray, val: np.ndarray) -> np.ndarray:
         """g (M,) float64 of one query row idx, val (W,): g_m = Σ_l x_l φ(l, m) for every

@@ -140,12 +140,19 @@ class ScoreRequest(UserFeatures):
          "item_ids": ["50", "181"], "details": True}]})
 
 
+DIVERSITY = ("λ of maximal marginal relevance, 0 to 1: re-rank the exact top K (K = 3n, at "
+             "least 50, at most 300, never below n) trading each item's score against its "
+             "similarity to those above it; 0 (the default) is the plain top n")
+Diversity = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, description=DIVERSITY)]
+
+
 class RecommendRequest(UserFeatures):
     n: Integer = Field(10, ge=1, json_schema_extra=Limit.MAX_N.mark())
     exclude_seen: bool = Field(True, description="leave out the known user's interactions")
     details: bool = False
     explain: bool = Field(False, description=EXPLAIN)
     filter: ItemFilter | None = Field(None, description="answer only items that pass")
+    diversity: Diversity = 0.0
     model_config = ConfigDict(json_schema_extra={**USER_ID_OR_USER, "examples": [
         {"user": {"gender": "M", "age": "35", "occupation": "engineer"}, "n": 5},
         {"user_id": "196", "n": 5, "filter": {"include": {"genre": ["Comedy"]}}}]})
@@ -232,6 +239,12 @@ class ScoreAnswer(Answer):
     ignored: Ignored
 
 
+ILS = ("the mean similarity of the answer's items over their pairs, under the model's "
+       "item-to-item pair measure (the one diversity uses; in the model's own units, so compare "
+       "it within one model); null for fewer than two items, or a bundle exported before "
+       "added items")
+
+
 class RecommendAnswer(Answer):
     user_id: str | None
     user_source: SourceOfUser
@@ -239,6 +252,7 @@ class RecommendAnswer(Answer):
                                                "the bundle's items and the added ones, less "
                                                "the retired")
     ignored: Ignored
+    intra_list_similarity: float | None = Field(description=ILS)
 
 
 class SimilarAnswer(Answer):

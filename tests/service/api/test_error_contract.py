@@ -102,6 +102,8 @@ PROVOKED: dict[tuple[str, str], dict[int, list[dict[str, Any]]]] = {
 NO_SIMILARITY: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/items/{item_id}/similar"): {"url": "/items/1/similar"},
     ("POST", "/items/{item_id}/similar"): {"url": "/items/1/similar", "json": {}},
+    ("GET", "/recommend/{user_id}"): {"url": "/recommend/0", "params": {"diversity": 0.5}},
+    ("POST", "/recommend"): {"json": {"user_id": "0", "diversity": 0.5}},
 }
 # valid requests for users only the store could hold, and catalog writes: 503s while it does
 # not answer
