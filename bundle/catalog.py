@@ -48,6 +48,10 @@ class Catalog:
         unknown = [i for i, p in zip(item_ids, positions.tolist()) if p < 0]
         return positions[positions >= 0], unknown
 
+    def rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every item's feature row: indices (N, W_i) int32 and values (N, W_i) float32."""
+        return self._array(fmt.ITEM_IDX), self._array(fmt.ITEM_VAL)
+
     def display(self, position: int, names: Sequence[str] | None = None) -> dict[str, str]:
         """An item's display attributes: `names` of them, or every one."""
         names = self.display_names if names is None else names

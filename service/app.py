@@ -29,7 +29,7 @@ from service.overlay_feed import OverlayFeed
 from service.ranking import Ranker
 from service.request_context import RequestContext
 from service.route_audit import undeclared
-from service.routes import explorer, items, model, ops, recommend, score, users
+from service.routes import explorer, items, model, ops, recommend, score, similar, users
 from service.safe_json import SafeJSONResponse
 from service.settings import Settings, settings_or_exit
 from service.stores import StoreUnavailable, open_store
@@ -83,8 +83,8 @@ def create_app(settings: Settings) -> FastAPI:
                   redirect_slashes=False)  # /recommend/ is no way to say POST /recommend
     app.state.keys = settings.keys
     openapi.publish(app, settings)
-    routers = [score.router, recommend.router, users.router, items.router, model.router,
-               ops.router, explorer.router]
+    routers = [score.router, recommend.router, similar.router, users.router, items.router,
+               model.router, ops.router, explorer.router]
     for router in routers:
         app.include_router(router)
     explorer.mount_files(app)

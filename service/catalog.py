@@ -39,6 +39,10 @@ class Catalog:
         """Catalog positions of the ids, in order, and the ids the catalog lacks."""
         return self._items.positions(list(item_ids))
 
+    def rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every item's feature row (N, W_i): indices and values, as the bundle holds them."""
+        return self._items.rows()
+
     def display(self, position: int, every: bool = False) -> dict[str, str]:
         """What an answer shows of an item beside its id: its title where the catalog has
         titles (a list of bare ids tells a person nothing); with `every`, each display

@@ -28,6 +28,7 @@ from service.schemas import (
     InteractionsRequest,
     RecommendRequest,
     ScoreRequest,
+    SimilarRequest,
 )
 from service.served_model import ServedModel
 from service.settings import Settings
@@ -115,6 +116,11 @@ async def _recommend_request(body: RecommendRequest, settings: SettingsDep) -> R
     return body
 
 
+async def _similar_request(body: SimilarRequest, settings: SettingsDep) -> SimilarRequest:
+    Limit.MAX_N.hold(settings, body.n, ("body", "n"))
+    return body
+
+
 async def _interactions_request(body: InteractionsRequest, settings: SettingsDep
                                 ) -> InteractionsRequest:
     Limit.MAX_SCORE_ITEMS.hold(settings, len(body.item_ids), ("body", "item_ids"))
@@ -136,6 +142,7 @@ async def _impressions_request(body: ImpressionsRequest, settings: SettingsDep
 
 ScoreBody = Annotated[ScoreRequest, Depends(_score_request)]
 RecommendBody = Annotated[RecommendRequest, Depends(_recommend_request)]
+SimilarBody = Annotated[SimilarRequest, Depends(_similar_request)]
 InteractionsBody = Annotated[InteractionsRequest, Depends(_interactions_request)]
 ImpressionsBody = Annotated[ImpressionsRequest, Depends(_impressions_request)]
 TopN = Annotated[int, Depends(_top_n)]  # the query's `n`

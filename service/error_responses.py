@@ -97,6 +97,13 @@ ITEM_NOT_SAVED = _documented(503, Problem, "no model loaded yet, or the store is
                                            "was changed (the overlay read last serves on)",
                              {"detail": "item 'i-1' not saved: the store is unavailable; "
                                         "retry shortly"}, RETRY_AFTER)
+NO_SIMILARITY = _documented(409, Problem, "the served bundle was exported before added items: "
+                                          "it lacks the item features' tables that "
+                                          "item-to-item similarity reads (re-export it)",
+                            {"detail": "the served bundle (20261203T142907Z-2d7f2e6c) was "
+                                       "exported before added items and lacks the item "
+                                       "features' tables that item-to-item similarity reads: "
+                                       "re-export it (python -m training export)"})
 NO_USER_OR_ITEMS = _documented(404, UnknownUserProblem | UnknownItemsProblem,
                                "an unknown user, or item ids the catalog lacks (all named)",
                                UNKNOWN_ITEMS)

@@ -10,7 +10,9 @@
     ├── NoModel            503    no bundle is loaded (the models folder is empty or broken)
     ├── ReloadRefused      409    POST /admin/reload found a bundle it would not serve
     ├── NoAddedItems       409    PUT /items/{item_id} on a bundle exported before added items
-    └── CatalogFull        409    PUT /items/{item_id} of a new id beyond GMLREC_CATALOG_MAX_ADDED
+    ├── CatalogFull        409    PUT /items/{item_id} of a new id beyond GMLREC_CATALOG_MAX_ADDED
+    └── NoItemSimilarity   409    similar items or diversity on a bundle exported before added
+                                  items (it lacks the item features' tables)
 
 Each body is one of service/problems.py's models, which /openapi.json publishes;
 service/error_handlers.py answers with it.
@@ -145,6 +147,15 @@ class CatalogFull(ServiceError):
     def __init__(self, most: int):
         super().__init__(f"the catalog holds {most} item records already "
                          "(GMLREC_CATALOG_MAX_ADDED): a new id is refused")
+
+
+class NoItemSimilarity(ServiceError):
+    status = 409
+
+    def __init__(self, version: str):
+        super().__init__(f"the served bundle ({version}) was exported before added items and "
+                         "lacks the item features' tables that item-to-item similarity reads: "
+                         "re-export it (python -m training export)")
 
 
 class Carried(StarletteHTTPException):

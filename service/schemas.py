@@ -12,8 +12,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StrictInt,
+    model_serializer,
+    model_validator,
+)
 
+from service.explanation_schema import Explanation
 from service.limits import Limit
 
 MAX_FIELDS = 64  # fields per feature map
@@ -116,20 +126,33 @@ ItemIds = Annotated[list[Id], Field(min_length=1,
                                     json_schema_extra=Limit.MAX_SCORE_ITEMS.mark())]
 
 
+EXPLAIN = ("add each item's `explanation`: its score as the exact sum of its terms, grouped "
+           "by user-side field, and its largest contributions in words")
+
+
 class ScoreRequest(UserFeatures):
     item_ids: ItemIds
     details: bool = Field(False, description="add each item's display attributes")
+    explain: bool = Field(False, description=EXPLAIN)
     model_config = ConfigDict(json_schema_extra={**USER_ID_OR_USER, "examples": [
         {"user_id": "196", "item_ids": ["242", "302"]},
         {"user": {"gender": "F", "age": "25", "occupation": "writer"},
          "item_ids": ["50", "181"], "details": True}]})
 
 
+DIVERSITY = ("λ of maximal marginal relevance, 0 to 1: re-rank the exact top K (K = 3n, at "
+             "least 50, at most 300, never below n) trading each item's score against its "
+             "similarity to those above it; 0 (the default) is the plain top n")
+Diversity = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, description=DIVERSITY)]
+
+
 class RecommendRequest(UserFeatures):
     n: Integer = Field(10, ge=1, json_schema_extra=Limit.MAX_N.mark())
     exclude_seen: bool = Field(True, description="leave out the known user's interactions")
     details: bool = False
+    explain: bool = Field(False, description=EXPLAIN)
     filter: ItemFilter | None = Field(None, description="answer only items that pass")
+    diversity: Diversity = 0.0
     model_config = ConfigDict(json_schema_extra={**USER_ID_OR_USER, "examples": [
         {"user": {"gender": "M", "age": "35", "occupation": "engineer"}, "n": 5},
         {"user_id": "196", "n": 5, "filter": {"include": {"genre": ["Comedy"]}}}]})
@@ -143,6 +166,14 @@ RecommendationId = Annotated[str, Field(pattern=RECOMMENDATION_ID, min_length=32
                                         description="the `recommendation_id` of a /recommend "
                                                     "answer to this user",
                                         examples=["3f2b8c1e9d4a4f6b8e0c7a5d1b2e3f40"])]
+
+
+class SimilarRequest(Body):
+    n: Integer = Field(10, ge=1, json_schema_extra=Limit.MAX_N.mark())
+    details: bool = False
+    filter: ItemFilter | None = Field(None, description="answer only items that pass")
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"n": 5, "filter": {"include": {"genre": ["Comedy"]}}}]})
 
 
 class InteractionsRequest(Body):
@@ -175,7 +206,8 @@ MAX_DISPLAY = 32  # display attributes per added item
 MAX_DISPLAY_TEXT = 4096  # characters per display attribute
 # answers' own keys, which an item's display attributes stand beside (GET /items/{id}, each
 # item of /score and /recommend)
-ITEM_KEYS = ("model_version", "item_id", "features", "source", "ignored", "score")
+ITEM_KEYS = ("model_version", "item_id", "features", "source", "ignored", "score",
+             "explanation")
 DisplayText = Annotated[str, Field(max_length=MAX_DISPLAY_TEXT, pattern=r"^[^\x00-\x1f\x7f]*$")]
 Display = Annotated[dict[Id, DisplayText], Field(max_length=MAX_DISPLAY, json_schema_extra={
     "propertyNames": {"minLength": 1, "maxLength": MAX_ID, "pattern": PRINTABLE,
@@ -201,6 +233,17 @@ class ItemScore(BaseModel):
     model_config = ConfigDict(extra="allow")
     item_id: str
     score: float
+    explanation: Explanation | None = Field(None, description="with explain=true only")
+
+    # no return annotation: pydantic would publish it as the item's serialization schema
+    # (`dict[str, Any]` hides every property) instead of the model's own
+    @model_serializer(mode="wrap")
+    def _explained_only(self, handler: SerializerFunctionWrapHandler):
+        """An answer without explain=true has no `explanation` key at all: unchanged."""
+        data = handler(self)
+        if data.get("explanation", True) is None:
+            del data["explanation"]
+        return data
 
 
 class Answer(BaseModel):
@@ -227,6 +270,12 @@ class ScoreAnswer(Answer):
     ignored: Ignored
 
 
+ILS = ("the mean similarity of the answer's items over their pairs, under the model's "
+       "item-to-item pair measure (the one diversity uses; in the model's own units, so compare "
+       "it within one model); null for fewer than two items, or a bundle exported before "
+       "added items")
+
+
 class RecommendAnswer(Answer):
     user_id: str | None
     user_source: SourceOfUser
@@ -239,6 +288,19 @@ class RecommendAnswer(Answer):
                                                "impressions and interactions it leads to")
     variant: str = Field(description="the experiment's variant that made the answer "
                                      "(GMLREC_VARIANTS; `default` without one)")
+    intra_list_similarity: float | None = Field(description=ILS)
+
+
+class SimilarAnswer(Answer):
+    item_id: str = Field(description="the item the others are similar to")
+    measure: Literal["history", "pairs"] = Field(description=(
+        "`history`: each item's score for an empty profile whose history window holds this "
+        "one item (a model with a history field that knows the item); `pairs`: the model's "
+        "pair term between the two items' features"))
+    items: list[ItemScore] = Field(description="most similar first, over the whole catalog "
+                                               "less the item itself and the retired; `score` "
+                                               "is the measure's")
+    ignored: Ignored
 
 
 class ProfileAnswer(Answer):

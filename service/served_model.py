@@ -19,8 +19,10 @@ import numpy as np
 
 from bundle import AddedItems, EncodedUser, OnnxScorer, load_bundle
 from bundle.incremental import SUMS_SIZE, IncrementalState
+from bundle.item_similarity import ItemSimilarity
 from service import metrics
 from service.catalog import Catalog
+from service.explanations import Explanations
 from service.model_description import ModelDescription
 from service.profiles import ProfileEncoder
 from service.training_users import TrainingUsers
@@ -44,6 +46,9 @@ class ServedModel:
         # the item features' tables (None: exported before them, it serves its own catalog)
         self.added_items = AddedItems(self.bundle, self.scorer.reference) \
             if self.bundle.item_features_supported else None
+        # item-to-item similarity (similar items, diversity) reads the same tables
+        self.similarity = ItemSimilarity(self.scorer.reference) \
+            if self.bundle.item_features_supported else None
         self.union = UnionViews(self.catalog, self.added_items)
         self.training = TrainingUsers(self.bundle, self.profiles.history)
         self.name, self.version = self.bundle.name, self.bundle.version
@@ -55,6 +60,7 @@ class ServedModel:
             if self.profiles.history else None
         self.sums_size = SUMS_SIZE if self.incremental else 0
         self.description = ModelDescription(self.bundle, self.profiles)
+        self.explanations = Explanations(self.bundle, self.profiles.id_field)  # explain=true
 
     def states(self, rows: Sequence[EncodedUser]) -> np.ndarray:
         """(B, D) float32 states of encoded users."""

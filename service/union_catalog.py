@@ -47,6 +47,7 @@ class UnionCatalog:
         self.bundle_size = catalog.size
         retired = catalog.index_of(sorted(overlay.retired))
         self.retired = np.unique(retired[retired >= 0])  # bundle positions, sorted
+        self.retired_ids = overlay.retired  # every retired id, the bundle's and added ones
         served = self._served(catalog, overlay) if added is not None else []
         self.items: tuple[AddedItem, ...] = tuple(served)
         self.ids = np.asarray([item.item_id for item in served], dtype=str)
@@ -177,6 +178,21 @@ class UnionCatalog:
                     index.setdefault(str(value), []).append(a)
             self._by_value[field] = index
         return self._by_value[field]
+
+    def rows(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The feature rows (C, W_i) of union positions: indices int32 and values float32,
+        the bundle's as exported, the added items' as encoded for this model version."""
+        positions = np.asarray(positions, np.int64)
+        idx, val = self.catalog.rows()
+        if not len(positions) or positions.max() < self.bundle_size:
+            return np.asarray(idx[positions]), np.asarray(val[positions])
+        added = positions >= self.bundle_size
+        out_idx = np.zeros((len(positions), idx.shape[1]), np.int32)
+        out_val = np.zeros((len(positions), idx.shape[1]), np.float32)
+        out_idx[~added], out_val[~added] = idx[positions[~added]], val[positions[~added]]
+        rows = positions[added] - self.bundle_size
+        out_idx[added], out_val[added] = self.idx[rows], self.val[rows]
+        return out_idx, out_val
 
     def added_scores(self, state: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """One user's state (D,) -> the scores (A,) of the added items `rows` (indices among

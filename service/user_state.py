@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from bundle import EncodedUser
 from bundle.history import latest_first_once
 from bundle.incremental import PairSums
 from events.record import Stamp
@@ -68,6 +69,7 @@ class ResolvedUser:
     seen: np.ndarray  # union positions the user has interacted with (if asked for), sorted
     degraded: bool  # answered without the store
     source: UserSource  # where its profile came from
+    row: EncodedUser | None = None  # its feature row, where asked for (explain=true)
 
 
 class Users:
@@ -79,11 +81,12 @@ class Users:
         self.cold_unknown = cold_unknown
 
     async def resolve(self, model: ServedModel, user_id: str, overrides: FeatureMap | None = None,
-                      context: FeatureMap | None = None, seen_in: UnionCatalog | None = None
-                      ) -> ResolvedUser:
+                      context: FeatureMap | None = None, seen_in: UnionCatalog | None = None,
+                      with_row: bool = False) -> ResolvedUser:
         """The state of a user by its id (store, bundle, or an empty profile where unknown
         users are answered), with the request's overrides and context on top of its profile;
-        with `seen_in`, its seen items as positions of that catalog."""
+        with `seen_in`, its seen items as positions of that catalog; with `with_row`, the
+        feature row the state stands for (its window included)."""
         history = model.profiles.history is not None
         record, degraded = await self._read(model, user_id, seen_in is not None, history)
         profile, stored, source = self._profile(model, user_id, record, degraded,
@@ -96,18 +99,20 @@ class Users:
             row = model.profiles.encode(user_id, profile, overrides, context, window)
             metrics.STATE_CACHE.labels("bypass").inc()
             return ResolvedUser(model.states([row])[0], row.ignored, seen_positions, degraded,
-                                source)
+                                source, row)
+        explained = model.profiles.encode(user_id, profile, window=window) if with_row \
+            else None
         tag = state_blob.profile_tag(stored, window)
         cached = state_blob.unpack(record.state, tag, model.state_size, model.sums_size)
         if cached is not None:
             metrics.STATE_CACHE.labels("hit").inc()
-            return ResolvedUser(cached[0], {}, seen_positions, degraded, source)
+            return ResolvedUser(cached[0], {}, seen_positions, degraded, source, explained)
         state, sums = self._build(model, user_id, profile, window)
         kept = not degraded and source != "unknown"
         metrics.STATE_CACHE.labels("miss" if kept else "bypass").inc()
         if kept:
             await self._write_state(model, user_id, state_blob.pack(tag, state, sums))
-        return ResolvedUser(state, {}, seen_positions, degraded, source)
+        return ResolvedUser(state, {}, seen_positions, degraded, source, explained)
 
     @staticmethod
     def _build(model: ServedModel, user_id: str, profile: dict[str, Any],
@@ -152,7 +157,8 @@ class Users:
         """A user the service has never seen: features from the request only."""
         row = model.profiles.encode(None, {}, user, context)
         metrics.STATE_CACHE.labels("bypass").inc()
-        return ResolvedUser(model.states([row])[0], row.ignored, NO_ITEMS, False, "anonymous")
+        return ResolvedUser(model.states([row])[0], row.ignored, NO_ITEMS, False, "anonymous",
+                            row)
 
     async def put_profile(self, model: ServedModel, user_id: str, features: FeatureMap
                           ) -> dict[str, list[str]]:

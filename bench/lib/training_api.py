@@ -294,3 +294,23 @@ def judge_cases(bundle_dir: Path, cases: dict[str, Any]) -> Any:
     from training.retrain.judge import Cases, judge
 
     return judge(bundle_dir, Cases(**cases))
+
+
+def protocol_groups(run: Path) -> tuple[Any, Any]:
+    """A finished run's test protocol, scored by its own model: the candidates' item ids
+    (G, C) str, the positive first in each group, and their scores (G, C) float64 (the
+    forward that metrics.json's test hr@10 and ndcg@10 rank)."""
+    import numpy as np
+
+    from training.export.rebuild import rebuild_model
+    from training.loop.batches import predict
+    from training.pipeline import prepare
+
+    rebuilt = rebuild_model(run)
+    data, split = prepare(rebuilt.config)
+    groups = split.test
+    instances = groups.instances
+    scores = predict(rebuilt.model, instances).astype(np.float64)
+    items = np.asarray(data.item_ids, dtype=str)[instances.rows[1]]
+    shape = (groups.n_groups, groups.group_size)
+    return items.reshape(shape), scores.reshape(shape)

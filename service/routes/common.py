@@ -9,6 +9,7 @@ from fastapi import Path
 from pydantic import BaseModel
 from starlette.responses import Response
 
+from service.explanation_schema import Explanation
 from service.schemas import MAX_ID, PRINTABLE, ItemScore, UserFeatures, as_text
 from service.served_model import ServedModel
 from service.union_catalog import UnionCatalog
@@ -21,22 +22,30 @@ PathId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=PRINTABLE,
 
 
 async def who(users: Users, model: ServedModel, body: UserFeatures,
-              seen_in: UnionCatalog | None) -> ResolvedUser:
+              seen_in: UnionCatalog | None, with_row: bool = False) -> ResolvedUser:
     """The user a body names: one by its id (with its overrides and context), or an
     anonymous one given by features; with its seen items as positions of `seen_in`."""
     user, context = as_text(body.user), as_text(body.context)
     if body.user_id is None:
         return users.anonymous(model, user or {}, context)
-    return await users.resolve(model, body.user_id, user, context, seen_in)
+    return await users.resolve(model, body.user_id, user, context, seen_in, with_row)
 
 
 def scored_items(catalog: UnionCatalog, positions: np.ndarray, scores: np.ndarray,
-                 details: bool) -> list[ItemScore]:
+                 details: bool, explain_for: tuple[ServedModel, ResolvedUser] | None = None
+                 ) -> list[ItemScore]:
     """Items (union positions) with their scores, in the given order, each shown as
-    UnionCatalog.display shows it (its title; with details, every display attribute)."""
-    return [ItemScore(item_id=catalog.item_id(p), score=float(s),
+    UnionCatalog.display shows it (its title; with details, every display attribute); with
+    `explain_for` (explain=true: the model, and the user resolved with its row), each
+    item's explanation."""
+    explained: list[Explanation | None] = [None] * len(positions)
+    if explain_for is not None:
+        model, user = explain_for
+        assert user.row is not None, "resolve the user with_row to explain"
+        explained = list(model.explanations.of(catalog, user.row, positions))
+    return [ItemScore(item_id=catalog.item_id(p), score=float(s), explanation=e,
                       **catalog.display(p, every=details))
-            for p, s in zip(positions.tolist(), scores.tolist())]
+            for p, s, e in zip(positions.tolist(), scores.tolist(), explained)]
 
 
 DEGRADED = "X-Degraded"  # on answers computed without the user store (its value says so)

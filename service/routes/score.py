@@ -25,9 +25,10 @@ async def score(body: ScoreBody, model: Model, catalog: UnionDep, users: UsersDe
     positions, unknown = catalog.positions(body.item_ids)
     if unknown:
         raise UnknownItems(unknown)
-    user = await who(users, model, body, None)
+    user = await who(users, model, body, None, body.explain)
     scores = union_top.score(model, catalog, user.state, positions)
     return answer(ScoreAnswer(model_version=model.version, user_id=body.user_id,
                               user_source=user.source,
-                              scores=scored_items(catalog, positions, scores, body.details),
+                              scores=scored_items(catalog, positions, scores, body.details,
+                                                  (model, user) if body.explain else None),
                               ignored=user.ignored), user.degraded)

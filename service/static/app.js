@@ -127,7 +127,7 @@ function titleOf(item) {
 function metaOf(item) {
   const parts = [`item ${item.item_id}`];
   for (const [key, value] of Object.entries(item)) {
-    if (["item_id", "score", "title"].includes(key) || value === "") continue;
+    if (["item_id", "score", "title", "explanation"].includes(key) || value === "") continue;
     parts.push(String(value).split("|").join(", "));
   }
   if (isAdded(item) && state.added.values.length) parts.push(state.added.values.join(", "));
@@ -353,8 +353,8 @@ async function refresh() {
   const filter = only ? { include: { [state.filterField]: [only] } } : undefined;
   const who = state.user === null ? { user: profileFeatures() } : { user_id: state.user };
   const answer = state.user === null || filter
-    ? await api("POST", "/recommend", { ...who, n, details: true, filter })
-    : await api("GET", `/recommend/${enc(state.user)}?n=${n}&details=true`);
+    ? await api("POST", "/recommend", { ...who, n, details: true, explain: true, filter })
+    : await api("GET", `/recommend/${enc(state.user)}?n=${n}&details=true&explain=true`);
   const among = only ? `${pretty(state.filterField)} ${only}` : "the whole catalog";
   state.asked = { who, filter, among, whom: state.user === null
     ? "a new user with these features" : `user ${state.user}` };
@@ -400,6 +400,8 @@ function renderItems(items) {
     row.dataset.itemId = item.item_id;
     const what = el("div", "what");
     what.append(el("span", "title", titleOf(item)), el("span", "meta", metaOf(item)));
+    const why = reasonsOf(item.explanation);
+    if (why) what.append(why);
     const score = el("div", "score");
     const bar = el("span", "bar");
     bar.style.width = `${Math.round(15 + 85 * (1 - (top - item.score) / span))}%`;
@@ -411,6 +413,8 @@ function renderItems(items) {
       actions.append(rowButton("seen", "Seen it",
         `Record that user ${state.user} has seen ${titleOf(item)}`, () => recordSeen(item)));
     }
+    actions.append(rowButton("similar", "Similar",
+      `Show the items most like ${titleOf(item)}`, () => showSimilar(item)));
     actions.append(rowButton("retire", "Retire",
       `Retire ${titleOf(item)} from the catalog, for every user`, () => retire(item)));
     row.append(el("span", "rank", String(rank + 1)), what,
@@ -419,6 +423,49 @@ function renderItems(items) {
   });
   if (!items.length) list.append(el("li", "empty", "No items left to recommend."));
   state.shown = items.map((i) => i.item_id);
+}
+
+// Why an item is listed: the answer's reasons in words under it, and on hover the exact
+// terms its score adds up to, largest first (explain=true; docs/contract.md, Reasons).
+function reasonsOf(explanation) {
+  if (!explanation) return null;
+  if (!explanation.available) {
+    const none = el("span", "reasons none", "No reasons: this model's score is not a sum of " +
+      "terms");
+    none.title = explanation.why;
+    return none;
+  }
+  if (!explanation.reasons.length) return null;
+  const line = el("span", "reasons", explanation.reasons.join(" · "));
+  const terms = explanation.fields.flatMap((group) => group.terms)
+    .sort((a, b) => Math.abs(b.value) - Math.abs(a.value)).slice(0, 6)
+    .map((t) => `${t.value >= 0 ? "+" : "−"}${Math.abs(t.value).toFixed(3)}  ${t.text}`);
+  line.title = [`score ${explanation.score.toFixed(3)} =`,
+    `  ${explanation.item.value.toFixed(3)}  the item itself (the same for every user)`,
+    ...terms.map((t) => `  ${t}`),
+    "  … and the user's own terms, the same for every item"].join("\n");
+  return line;
+}
+
+// An item's page: the items most like it under the model (GET /items/{id}/similar).
+async function showSimilar(item) {
+  const answer = await api("GET", `/items/${enc(item.item_id)}/similar?n=5&details=true`);
+  $("similar").hidden = false;
+  $("similar-title").textContent = `More like “${titleOf(item)}”`;
+  $("similar-note").textContent = answer.measure === "history"
+    ? "What people who engaged with it engage with next, as the model ranks it."
+    : "The items whose features the model pairs best with this one's.";
+  const list = $("similar-items");
+  list.replaceChildren();
+  for (const other of answer.items) {
+    const row = el("li", "item");
+    row.dataset.itemId = other.item_id;
+    const what = el("div", "what");
+    what.append(el("span", "title", titleOf(other)), el("span", "meta", metaOf(other)));
+    row.append(what, el("span", "value", other.score.toFixed(3)));
+    list.append(row);
+  }
+  if (!answer.items.length) list.append(el("li", "empty", "No other items."));
 }
 
 // A small button of a listed item; disabled while its action runs.

@@ -94,7 +94,8 @@ def test_every_request_body_has_an_example(gmlfm):
     components = schema["components"]["schemas"]
     bodies = [op["requestBody"] for ops in schema["paths"].values() for op in ops.values()
               if "requestBody" in op]
-    assert len(bodies) == 6  # score, recommend, a profile, interactions, impressions, an item
+    assert len(bodies) == 7  # score, recommend, similar items, a profile, interactions,
+    # impressions, an item
     for body in bodies:
         ref = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
         assert components[ref].get("examples"), ref

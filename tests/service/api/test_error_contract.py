@@ -17,6 +17,8 @@ there fails.
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,6 +26,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from bundle import format as fmt
 from service.app import create_app
 from service.keys import Scope
 from tests.service.api.conftest import serving, settings_for
@@ -92,7 +95,22 @@ PROVOKED: dict[tuple[str, str], dict[int, list[dict[str, Any]]]] = {
     ("DELETE", "/items/{item_id}"): {
         404: [{"url": "/items/no-such-item"}],
         422: [{"url": "/items/" + "x" * 257}]},
+    ("GET", "/items/{item_id}/similar"): {
+        404: [{"url": "/items/no-such-item/similar"}],
+        422: [{"url": "/items/1/similar", "params": {"n": 0}}]},
+    ("POST", "/items/{item_id}/similar"): {
+        404: [{"url": "/items/no-such-item/similar", "json": {}}],
+        413: [{"url": "/items/1/similar", **spec} for spec in TOO_LARGE],
+        422: [{"url": "/items/1/similar", "json": {"n": 0}},
+              {"url": "/items/1/similar", "json": {"filter": {"include": {"segment": ["1"]}}}}]},
     ("GET", "/model"): {422: [{"params": {"values": -1}}]},
+}
+# what a bundle exported before added items refuses: item-to-item similarity (409)
+NO_SIMILARITY: dict[tuple[str, str], dict[str, Any]] = {
+    ("GET", "/items/{item_id}/similar"): {"url": "/items/1/similar"},
+    ("POST", "/items/{item_id}/similar"): {"url": "/items/1/similar", "json": {}},
+    ("GET", "/recommend/{user_id}"): {"url": "/recommend/0", "params": {"diversity": 0.5}},
+    ("POST", "/recommend"): {"json": {"user_id": "0", "diversity": 0.5}},
 }
 # valid requests for users only the store could hold, and catalog writes: 503s while it does
 # not answer
@@ -220,6 +238,18 @@ async def test_every_documented_error_is_answered_in_its_published_shape(gmlfm, 
         for (method, path), spec in STORE_ONLY.items():
             answer = await send(client, method, path, spec, admin)
             assert answer.status_code == 503, (method, path, answer.text)
+            contract.check(schema, method, path, answer)
+
+    old = tmp_path / "old" / gmlfm.bundle.parent.name / gmlfm.bundle.name
+    shutil.copytree(gmlfm.bundle, old)  # as exported before added items: no id field
+    manifest = json.loads((old / fmt.MANIFEST).read_text())
+    del manifest[fmt.ITEM_ID_FIELD]
+    (old / fmt.MANIFEST).write_text(json.dumps(manifest))
+    async with serving(settings_for(old.parents[1], **extra)) as client:
+        schemas.append(schema := await published(client))
+        for (method, path), spec in NO_SIMILARITY.items():
+            answer = await send(client, method, path, spec, admin)
+            assert answer.status_code == 409, (method, path, answer.text)
             contract.check(schema, method, path, answer)
 
     documented = set.union(*map(documented_errors, schemas))

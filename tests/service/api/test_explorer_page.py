@@ -1,7 +1,8 @@
 """The explorer page (GET /) in a real headless Chromium, driven by Selenium, against a real
-uvicorn server on a loopback port: describe a new user, choose a known one, record an
-interaction, edit the profile, add items with a few genres and retire one; what the page
-shows is checked against the API's own answers.
+uvicorn server on a loopback port: describe a new user, choose a known one, read why each item
+is listed, open an item's similar items, record an interaction, edit the profile, add items
+with a few genres and retire one; what the page shows is checked against the API's own
+answers.
 
 The bundle is fit on a tiny made-up movie catalog (tiny_movies.py), so items have titles and
 users have gender, age and occupation, as on MovieLens. The screenshot of the finished flow
@@ -106,6 +107,13 @@ class Page:
             "row => [row.dataset.itemId, row.querySelector('.title').textContent])")
         return [tuple(row) for row in rows]
 
+    def similar(self) -> list[tuple[str, str]]:
+        """(item id, title) of each item the item panel lists as similar, most first."""
+        rows = self.driver.execute_script(
+            "return [...document.querySelectorAll('#similar-items li.item')].map("
+            "row => [row.dataset.itemId, row.querySelector('.title').textContent])")
+        return [tuple(row) for row in rows]
+
     def choose(self, field: str, value: str) -> None:
         self.select(self.driver.find_element(self.by.ID, f"field-{field}")) \
             .select_by_value(value)
@@ -184,7 +192,26 @@ def test_the_explorer_flow(server, browser, movies, tmp_path):
     assert {f: page.chosen(f) for f in described} == {f: profile[f] for f in described}
     assert page.text("answer-version") == movies.version
     assert re.fullmatch(r"\d+\.\d\d ms", page.text("server-time"))
-    assert page.text("last-request") == "GET /recommend/3?n=10&details=true"
+    assert page.text("last-request") == "GET /recommend/3?n=10&details=true&explain=true"
+
+    # each recommendation says why, in the API's words (explain=true), the terms on hover
+    explained = api.get("/recommend/3", params={"details": "true", "explain": "true"})
+    for item in explained.json()["items"]:
+        row = page.css(f"#items li[data-item-id='{item['item_id']}']")[0]
+        reasons = item["explanation"]["reasons"]
+        shown = row.find_elements(page.by.CLASS_NAME, "reasons")
+        assert [r.text for r in shown] == ([" · ".join(reasons)] if reasons else [])
+        if shown:
+            assert shown[0].get_attribute("title").startswith("score ")
+    assert page.css("#items li.item .reasons"), "no reason is shown"
+
+    # an item's page: the items most like it (GET /items/{id}/similar)
+    first_id, first_title = page.items()[0]
+    page.css(f"#items li[data-item-id='{first_id}'] button.similar")[0].click()
+    similar = listed(api.get(f"/items/{first_id}/similar", params={"n": 5, "details": "true"}))
+    page.until(lambda: page.similar() == similar, f"the page never listed the items like "
+                                                  f"{first_id}: {similar}")
+    assert page.text("similar-title") == f"More like “{first_title}”"
 
     # record an interaction: the item leaves the list, and the rest moves with it (the
     # model's history field), beyond closing the gap
