@@ -159,16 +159,23 @@ def test_train_job_then_api_on_redis_answer_a_recommendation(tmp_path, redis_pre
                              secret["prometheus_key"])
 
 
-def run_compose_commands(tmp_path: Path, redis_prefix: str, redis_port: int, password: str,
-                         admin_key: str, prometheus_key: str) -> None:
-    volumes = {"root": tmp_path}
+def train_small_model(tmp_path: Path, volumes: dict[str, Path], redis_prefix: str
+                      ) -> tuple[ComposeService, Path]:
+    """The compose file's one-shot `train` service, on a small fit: the service and the
+    bundle it printed."""
     (tmp_path / "small-fit.toml").write_text(SMALL_FIT)
     train = ComposeService("train", volumes, redis_prefix)
     train.env["GMLREC_TRAIN_CONFIG"] = str(tmp_path / "small-fit.toml")
     done = subprocess.run(train.argv, env=train.env, capture_output=True, text=True,
                           timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    bundle = Path(done.stdout.strip())
+    return train, Path(done.stdout.strip())
+
+
+def run_compose_commands(tmp_path: Path, redis_prefix: str, redis_port: int, password: str,
+                         admin_key: str, prometheus_key: str) -> None:
+    volumes: dict[str, Path] = {"root": tmp_path}
+    train, bundle = train_small_model(tmp_path, volumes, redis_prefix)
     assert bundle.parents[1] == volumes["models"] and (bundle / "manifest.json").is_file()
 
     again = subprocess.run(train.argv, env=train.env, capture_output=True, text=True,
@@ -220,14 +227,8 @@ def test_one_retrain_cycle_against_redis(tmp_path, redis_prefix):
 
     subprocess.run(documented_secrets_command(), shell=True, cwd=tmp_path, check=True)
     password = (tmp_path / "secrets/redis_password").read_text().strip()
-    volumes = {"root": tmp_path}
-    (tmp_path / "small-fit.toml").write_text(SMALL_FIT)
-    train = ComposeService("train", volumes, redis_prefix)
-    train.env["GMLREC_TRAIN_CONFIG"] = str(tmp_path / "small-fit.toml")
-    done = subprocess.run(train.argv, env=train.env, capture_output=True, text=True,
-                          timeout=600, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    served = Path(done.stdout.strip())
+    volumes: dict[str, Path] = {"root": tmp_path}
+    _, served = train_small_model(tmp_path, volumes, redis_prefix)
     with redis_with_password(password) as port:
         client = redis.Redis(port=port, password=password)
         now = time.time()

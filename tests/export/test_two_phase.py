@@ -227,7 +227,7 @@ def test_an_uncertified_answer_is_the_float32_paths(tmp_path, data):
     want = scorer.float32_top_n(state, 10, None)
     np.testing.assert_array_equal(items, want[0])
     np.testing.assert_array_equal(scores, want[1])
-    assert scorer.outcomes == {"certified": 0, "float32": 1}
+    assert scorer.outcomes == {"certified": 0, "float32": 1, "pruned": 0, "pruned_fallback": 0}
 
 
 def test_exports_check_refuses_codes_that_certify_a_wrong_top_n(tmp_path, data):
