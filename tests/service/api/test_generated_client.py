@@ -90,9 +90,18 @@ def every_operation(trip: RoundTrip) -> None:
     assert scored.scores[0].item_id == item
     assert abs(scored.scores[0].score - top.items[0].score) < 1e-4
     cold = trip.call("scoring.scoring_recommend", "RecommendAnswer",
-                     body={"user": {"segment": "1"}, "n": 2})
+                     body={"user": {"segment": "1"}, "n": 2, "diversity": 0.5})
     assert cold.user_id is None and len(cold.items) == 2
+    assert isinstance(cold.intra_list_similarity, float)
+    alike = trip.call("scoring.scoring_similar_items", "SimilarAnswer", item_id=item, n=3)
+    assert alike.item_id == item and alike.measure.value == "pairs" and len(alike.items) == 3
+    first = alike.items[0].item_id
+    assert item not in [i.item_id for i in alike.items]
     models = importlib.import_module(f"{trip.package.__name__}.models")
+    others = trip.call("scoring.scoring_similar_items_filtered", "SimilarAnswer", item_id=item,
+                       body=models.SimilarRequest.from_dict(
+                           {"n": 2, "filter": {"exclude_item_ids": [first]}}))
+    assert [i.item_id for i in others.items] == [i.item_id for i in alike.items[1:]]
     profile = models.ProfileRequest(features=models.ProfileRequestFeatures.from_dict(
         {"segment": "2"}))
     put = trip.call("users.users_put_profile", "ProfileAnswer", user_id="generated",
