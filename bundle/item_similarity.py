@@ -26,6 +26,7 @@ from bundle.pairs import PairValue
 from bundle.reference import ReferenceScorer
 
 PAIR_CELLS = 1 << 22  # φ entries × vector width per step: bounds the distance temporaries
+FEATURE_STEP = 1 << 15  # second-side features per matrix product: bounds their float64 copy
 
 
 class ItemSimilarity:
@@ -42,6 +43,10 @@ class ItemSimilarity:
         self.own_pair_term = scorer.pair is not None
         self.n_features = len(self.side.bias)
         self._width = max(table.shape[-1] for table in (self.side.v, self.side.t, self.side.a))
+        # φ as matrix products: inner products and squared distances (Manhattan and
+        # Chebyshev have no such form)
+        self.by_products = self.pair.kind != "gmlfm" or self.pair.distance in (*SQUARED,
+                                                                              "cosine")
 
     def phi(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         """φ(l, m) (A, C) float64 of item-side features `first` (A,), each before each of
@@ -53,9 +58,11 @@ class ItemSimilarity:
         out = np.zeros((len(first), len(second)))
         if not len(first) or not len(second):
             return out
-        products = self._products(first, second)
-        if products is not None:
-            return products
+        if self.by_products:  # in steps, each a bounded float64 copy of the tables' rows
+            for start in range(0, len(second), FEATURE_STEP):
+                chunk = second[start:start + FEATURE_STEP]
+                out[:, start:start + len(chunk)] = self._products(first, chunk)
+            return out
         step = max(1, PAIR_CELLS // (len(first) * max(self._width, 1)))
         for start in range(0, len(second), step):
             chunk = second[start:start + step]
@@ -63,8 +70,8 @@ class ItemSimilarity:
                                                          chunk[None])[0]
         return out
 
-    def _products(self, first: np.ndarray, second: np.ndarray) -> np.ndarray | None:
-        """φ (A, C) through matrix products, or None for a distance without that form."""
+    def _products(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """φ (A, C) through matrix products (`by_products`)."""
         side, pair = self.side, self.pair
 
         def rows(table: np.ndarray, features: np.ndarray) -> np.ndarray:
@@ -76,12 +83,10 @@ class ItemSimilarity:
             a, v = rows(side.a, first), rows(side.v, second)
             return np.square(a).sum(1)[:, None] + np.square(v).sum(1)[None] - 2 * a @ v.T
         t_l, t_m = rows(side.t, first), rows(side.t, second)
-        if pair.distance in SQUARED:
-            d = np.square(t_l).sum(1)[:, None] + np.square(t_m).sum(1)[None] - 2 * t_l @ t_m.T
-        elif pair.distance == "cosine":  # t holds unit vectors
+        if pair.distance == "cosine":  # t holds unit vectors
             d = t_l @ t_m.T
-        else:
-            return None
+        else:  # a squared distance
+            d = np.square(t_l).sum(1)[:, None] + np.square(t_m).sum(1)[None] - 2 * t_l @ t_m.T
         if pair.h is None:
             return d
         h = np.asarray(pair.h, np.float64)

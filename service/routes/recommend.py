@@ -116,7 +116,7 @@ async def _top(ranker: RankerDep, model: ServedModel, catalog: UnionCatalog,
     """The exact top n; with a diversity λ > 0, the exact top K re-ranked to n by maximal
     marginal relevance (service/similar.py)."""
     if diversity > 0:
-        similar.require(model)  # before any work: a bundle without the measure is a 409
+        similar.require(model)  # before ranking: a bundle without the measure is a 409
     pool = similar.pool_size(n) if diversity > 0 else n
     ranked = await union_top.top(ranker, model, catalog, user.state, pool, user.seen, mask)
     if diversity > 0:
