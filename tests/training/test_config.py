@@ -106,6 +106,7 @@ BAD_VALUES = [(spec.flag, value, model_taking(spec.name))
               for spec in all_specs() for value in bad_values(spec)]
 FREE_STRINGS = [("--data", "imagenet"), ("--data", "libfm:/no/such/folder"),
                 ("--model", "gpt"), ("--device", "tpu"), ("--device", "cuda:x"),
+                ("--events", "/no/such/events-folder"),
                 ("--graph-fields", "colour"), ("--libfm-fields", "user:seller"),
                 ("--libfm-fields", "user,item,user"), ("--libfm-fields", "user,,item")]
 MISPLACED = [(spec.flag, model) for spec in all_specs() if models_taking(spec.name)
