@@ -2,14 +2,14 @@
 
 bundle/blocks.py gives each block an upper bound U_b on every score model.onnx computes for
 its items. The search scores blocks exactly (blocks.onnx: model.onnx's operators over the
-gathered rows, the same bits) in descending U_b, a few at a time, and stops when the next
-block's bound is below the n-th best exact score τ found so far. Every item left unread is
-then in a block with U_b < τ, so it scores below τ and cannot enter the top n, nor tie with
-it; the top n of the items read, ties to the lower catalog position as TopK breaks them, is
-model.onnx's.
+blocks' slabs, the same bits) in descending U_b, a few at a time, each round up to GROWTH
+times the items read so far, and stops when the next block's bound is below the n-th best
+exact score τ found so far. Every item left unread is then in a block with U_b < τ, so it
+scores below τ and can neither enter the top n nor tie with it; the top n of the items
+read, ties to the lower catalog position as TopK breaks them, is model.onnx's.
 
-Excluded positions (seen, retired, filtered out) are dropped from the blocks before they are
-scored; a block left empty costs nothing. Where the search has read `max_share` of the
+Excluded positions (seen, retired, filtered out) are dropped from the scores read; a block
+all of whose items are excluded is never read. Where the search has read `max_share` of the
 catalog without stopping, or meets a non-finite bound or score, it answers None: the caller
 takes the full pass (and counts it).
 """
@@ -30,6 +30,8 @@ from bundle.layout import StateLayout
 
 MAX_SHARE = 0.3  # past this share of the catalog read, the full pass is cheaper: give up
 FIRST_ROUND = 4  # the first round reads the best blocks up to this many times n items
+GROWTH = 3  # each later round reads up to this many times the items read so far
+NO_POSITIONS = np.zeros(0, np.int64)
 
 
 @dataclass
@@ -55,6 +57,11 @@ class BlockRanker:
         self.order = np.asarray(arrays[fmt.block_file("order")])
         self.offsets = np.asarray(arrays[fmt.block_file("offsets")])
         self.sizes = np.diff(self.offsets)
+        self.slots = blocks.slots(self.order, self.offsets)  # (B, S): what each slab holds
+        self.block_of = np.empty(n_items, np.int32)  # each catalog position's block
+        self.block_of[self.order] = np.repeat(np.arange(len(self.sizes), dtype=np.int32),
+                                              self.sizes)
+        self.smallest = int(self.sizes.min()) if len(self.sizes) else 0
         self.part = StateLayout.of(scoring).span("part")
         self.last = Read()  # what the latest search read (benches report it)
 
@@ -71,39 +78,43 @@ class BlockRanker:
         bound = blocks.bounds(self.scoring, self.summaries, state[0])
         if take <= 0 or not np.isfinite(bound).all():
             return None
-        visit = np.argsort(-bound, kind="stable")
-        ranked = bound[visit]
-        cumulative = np.cumsum(self.sizes[visit])
-        left_out = np.unique(np.asarray(exclude[0], np.int64)) if exclude else None
-        best_at, best = np.zeros(0, np.int64), np.zeros(0, np.float32)
+        listed = np.sort(np.asarray(exclude[0], np.int64)) if exclude else NO_POSITIONS
+        if len(listed) >= max(self.smallest, 1):  # enough to empty a block: skip the emptied
+            gone = np.bincount(self.block_of[np.unique(listed)], minlength=self.n_blocks)
+            bound = np.where(gone == self.sizes, -np.inf, bound)
+        visit = np.argsort(-bound)  # the order among equal bounds is immaterial
+        ranked, cumulative = bound[visit], np.cumsum(self.sizes[visit])
+        best_at, best = NO_POSITIONS, np.zeros(0, np.float32)
         feed_state = np.ascontiguousarray(state, np.float32)
         done, budget = 0, self.max_share * self.n_items
-        while done < len(visit):
+        while done < len(visit) and ranked[done] > -np.inf:
             floor = best[take - 1] if len(best) >= take else -np.inf
             if ranked[done] < floor:
                 break
-            # this round: the next blocks whose bound reaches the floor, up to doubling the
-            # items read so far (the floor rises as they are read)
+            # this round: the next blocks whose bound reaches the floor, up to GROWTH times
+            # the items read so far (the floor rises as they are read)
             reach = done + int(np.searchsorted(-ranked[done:], -floor, side="right"))
             want = (cumulative[done - 1] if done else 0) + max(FIRST_ROUND * take,
-                                                               read.items)
+                                                               GROWTH * read.items)
             stop = min(reach, max(done + 1, int(np.searchsorted(cumulative, want)) + 1))
-            positions = np.concatenate([self.order[self.offsets[b]:self.offsets[b + 1]]
-                                        for b in visit[done:stop]])
-            if left_out is not None and len(left_out):
-                positions = positions[~np.isin(positions, left_out, assume_unique=False)]
-            read.blocks += stop - done
-            read.items += len(positions)
+            ids = visit[done:stop]
             done = stop
+            read.blocks += len(ids)
+            read.items += int(self.sizes[ids].sum())
+            read.rounds += 1
             if read.items > budget:
                 return None
-            if not len(positions):
-                continue
-            read.rounds += 1
             scores = self.session.run([fmt.ITEM_SCORES], {
-                fmt.STATE: feed_state, fmt.POSITIONS: positions[None]})[0][0]
+                fmt.STATE: feed_state, fmt.BLOCK_IDS: ids[None]})[0][0]
             if not np.isfinite(scores).all():
                 return None
+            positions = self.slots[ids].ravel()
+            keep = np.flatnonzero((positions >= 0) & (scores >= floor))  # below: out
+            positions, scores = positions[keep], scores[keep]
+            if len(listed):  # np.isin would sort or tabulate both sides every round
+                at = np.minimum(np.searchsorted(listed, positions), len(listed) - 1)
+                kept = listed[at] != positions
+                positions, scores = positions[kept], scores[kept]
             best_at, best = _best(np.concatenate([best_at, positions]),
                                   np.concatenate([best, scores]), take)
         items = best_at[None]

@@ -27,8 +27,8 @@ items. For the bilinear part, with p = c_p + d, t = c_t + e (‖d‖ ≤ r_p, �
 so every item's real score is at most
     max const + Σ_w [a·c_q + b·c_p − 2 c_pᵀ C c_t
                      + ‖a‖ r_q + ‖b‖ r_p + 2 (r_p ‖C c_t‖ + r_t ‖Cᵀ c_p‖ + r_p r_t ‖C‖_F)].
-C is never formed per block: c_pᵀ C c_t = Σ_j x_j (hv_j·c_p)(t_j·c_t), C c_t = Σ_j x_j
-(t_j·c_t) hv_j, Cᵀ c_p = Σ_j x_j (hv_j·c_p) t_j, so a block costs O(W R k).
+C (k × k') is formed once a request, O(R k k'); then C c_t, Cᵀ c_p and c_pᵀ C c_t cost a
+block O(W k k').
 
 Rounding. model.onnx computes in float32; bundle/two_phase.py shows its score differs from
 the real one by at most γ Mag_i with the same γ (two_phase.gamma, already twice the textbook
@@ -52,7 +52,7 @@ the caller takes the full pass.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -64,13 +64,14 @@ from bundle.two_phase import gamma
 SLACK = 2.0 ** -30  # η of the module doc
 POWER_STEPS = 6  # power iterations for a split direction
 SPLIT_SAMPLE = 4096  # items a split direction is estimated from
+SHARED_SHARE = 1 / 16  # a column with at most this share of the catalog's distinct features
 
 
 def block_items(n_items: int) -> int:
     """Items per block: about √N / 2 (2,000 blocks of 500 at a million items, 84 of 20 at
     MovieLens' 1,682), between 8 and 512. Smaller blocks bound tighter but cost a bound each
     per request and one gather each when read."""
-    return int(np.clip(round(np.sqrt(max(n_items, 1)) / 2), 8, 512))
+    return int(np.clip(round(np.sqrt(max(n_items, 1)) / 4), 8, 512))
 
 
 # ---- export: the partition --------------------------------------------------------------
@@ -133,15 +134,76 @@ def _column(tables: Mapping[str, np.ndarray], idx: np.ndarray, val: np.ndarray
 
 # ---- export: the summaries --------------------------------------------------------------
 def item_arrays(scoring: Mapping[str, Any], tables: Mapping[str, np.ndarray],
-                idx: np.ndarray, val: np.ndarray, const: np.ndarray,
+                idx: np.ndarray, val: np.ndarray, const: np.ndarray, reads: Sequence[str],
                 size: int | None = None) -> dict[str, np.ndarray]:
     """The blocks of an eligible bundle's catalog, by name (blocks/<name>.npy): `order` and
-    `offsets` (partition), then what `bounds` reads (module doc)."""
+    `offsets` (partition), what `bounds` reads (module doc), and the slabs of the item
+    tables `reads` that blocks.onnx scores from (`slabs`)."""
     n = len(const)
     order, offsets = partition(item_vectors(scoring, tables, idx, val, const),
                                size or block_items(n))
-    return {"order": order, "offsets": offsets, **summaries(scoring, tables, idx, val, const,
-                                                            order, offsets)}
+    return {"order": order, "offsets": offsets,
+            **summaries(scoring, tables, idx, val, const, order, offsets),
+            **slabs(scoring, tables, idx, val, const, slots(order, offsets), reads)}
+
+
+def slots(order: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """(B, S) the catalog positions of each block's items, in block order, -1 where a block
+    shorter than the longest (S items) is padded."""
+    sizes = np.diff(offsets)
+    out = np.full((len(sizes), int(sizes.max(initial=0))), -1, np.int64)
+    block = np.repeat(np.arange(len(sizes)), sizes)
+    out[block, np.arange(len(order)) - offsets[block]] = order
+    return out
+
+
+def shared_columns(idx: np.ndarray) -> list[int]:
+    """The item columns whose features are few next to the catalog (a category, a genre
+    slot: fewer distinct than SHARED_SHARE of the items): blocks.onnx computes their gains
+    once per distinct feature and gathers them per item, instead of reading rows per item."""
+    return [w for w in range(idx.shape[1])
+            if len(np.unique(idx[:, w])) <= SHARED_SHARE * len(idx)]
+
+
+def slabs(scoring: Mapping[str, Any], tables: Mapping[str, np.ndarray], idx: np.ndarray,
+          val: np.ndarray, const: np.ndarray, at: np.ndarray,
+          reads: Sequence[str]) -> dict[str, np.ndarray]:
+    """What blocks.onnx reads for each block's items, copied in block order: (B, S, ...)
+    per array, the padding slots zero. `slab_const`, `slab_val` (B, S, W); then for the
+    columns of the items' own features, `slab_<table>` for each table read (an item's rows
+    one after another), and for each shared column w (`shared_columns`), `shared_<w>` its
+    distinct features and `slab_index_<w>` (B, S) each item's among them.
+
+    Why a copy: read in place, a block's items are rows scattered over the catalog tables,
+    and onnxruntime's Gather copies one row at a time (at a million items, 100 to 300 ns an
+    item, against 18 to 29 for model.onnx's whole pass: bench.prune). As a slab, a block is
+    one contiguous copy. The values are the tables' own, so the scores keep model.onnx's bits;
+    the cost is the disk and page cache the copies take (about the item tables' size again)."""
+    pad = at < 0
+    take = np.where(pad, 0, at)
+
+    def laid(rows: np.ndarray) -> np.ndarray:
+        out = np.asarray(rows)[take]
+        out[pad] = 0
+        return out
+
+    out = {"slab_const": laid(np.asarray(const, np.float32))}
+    if scoring["family"] == fmt.LINEAR:
+        return out | {f"slab_{name}": laid(np.asarray(tables[name], np.float32))
+                      for name in reads}
+    shared = shared_columns(idx)
+    own = [w for w in range(idx.shape[1]) if w not in shared]
+    out["slab_val"] = laid(np.asarray(val, np.float32))
+    if own:
+        features = laid(idx[:, own])  # (B, S, W_own); padding reads feature 0, weighted by 0
+        for name in reads:
+            rows = np.asarray(tables[name], np.float32)[features]  # (B, S, W_own[, k])
+            out[f"slab_{name}"] = rows.reshape(at.shape[0], -1, *rows.shape[3:])
+    for w in shared:
+        distinct, local = np.unique(idx[:, w], return_inverse=True)
+        out[f"shared_{w}"] = distinct.astype(np.int64)
+        out[f"slab_index_{w}"] = laid(local.astype(np.int64))
+    return out
 
 
 def summaries(scoring: Mapping[str, Any], tables: Mapping[str, np.ndarray], idx: np.ndarray,
@@ -223,12 +285,16 @@ def bounds(scoring: Mapping[str, Any], blocks: Mapping[str, np.ndarray],
     x = layout.view(s, "x", width)[0]
     na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
     big_s = float(np.abs(x) @ (np.linalg.norm(hv, axis=1) * np.linalg.norm(t, axis=1)))
-    frobenius = float(np.linalg.norm((x[:, None] * hv).T @ t))
+    cross = (x[:, None] * hv).T @ t  # the user's C (k, k'), once a request
+    frobenius = float(np.linalg.norm(cross))
     c_p, c_q, c_t = blocks["centre_p"], blocks["centre_q"], blocks["centre_t"]  # (B, W, k)
-    alpha, beta = c_p @ hv.T, c_t @ t.T  # (B, W, R)
-    centre = c_q @ a + c_p @ b - 2 * (alpha * beta) @ x  # (B, W)
-    c_ct = np.linalg.norm((beta * x) @ hv, axis=2)  # ‖C c_t‖
-    ct_cp = np.linalg.norm((alpha * x) @ t, axis=2)  # ‖Cᵀ c_p‖
+    shape, k = c_p.shape[:2], c_p.shape[2]  # flat (B W, k) products: one BLAS call each
+    p_flat = c_p.reshape(-1, k)
+    c_times_t = c_t.reshape(-1, t.shape[1]) @ cross.T  # (B W, k): C c_t per block column
+    centre = (c_q.reshape(-1, k) @ a + p_flat @ b
+              - 2 * np.einsum("ij,ij->i", p_flat, c_times_t)).reshape(shape)
+    c_ct = _norms(c_times_t).reshape(shape)  # ‖C c_t‖
+    ct_cp = _norms(p_flat @ cross).reshape(shape)  # ‖Cᵀ c_p‖
     r_p, r_q, r_t = radius[..., 0], radius[..., 1], radius[..., 2]
     spread = na * r_q + nb * r_p + 2 * (r_p * c_ct + r_t * ct_cp + r_p * r_t * frobenius)
     rounding = g * (mag[:, 0] + na * mag[:, 1] + nb * mag[:, 2] + 2 * big_s * mag[:, 3])
@@ -237,3 +303,8 @@ def bounds(scoring: Mapping[str, Any], blocks: Mapping[str, np.ndarray],
         na * (n_q + r_q) + nb * (n_p + r_p) + 2 * big_s * (n_p + r_p) * (n_t + r_t)
         + 2 * (r_p * c_ct + r_t * ct_cp + r_p * r_t * frobenius)).sum(1)
     return const_max + (centre + spread).sum(1) + rounding + SLACK * total
+
+
+def _norms(rows: np.ndarray) -> np.ndarray:
+    """The Euclidean norm of each row (B, k) -> (B,)."""
+    return np.sqrt(np.einsum("ij,ij->i", rows, rows))

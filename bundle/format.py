@@ -66,12 +66,13 @@ BOUND = "bound"  # (1, P) float32: λ, the bound's coefficients
 SHORTLIST = "shortlist"  # (1,) int64: K, the items rescored in float32
 CERTIFIED = "certified"  # (1,) bool: the answer is provably the float32 path's
 
-# blocks.onnx (bundle/blocks.py, bundle/block_ranker.py): the items at given catalog positions
-# scored as model.onnx scores them, for one user a call; blocks/*.npy hold the catalog's blocks
-# and their bounds' summaries. Both optional: a bundle without them serves by the full pass.
+# blocks.onnx (bundle/blocks.py, bundle/block_ranker.py): whole blocks of the catalog scored
+# as model.onnx scores their items, for one user a call; blocks/*.npy hold the catalog's blocks,
+# their bounds' summaries and their items' rows in block order (slabs). Both optional: a
+# bundle without them serves by the full pass.
 BLOCKS_MODEL = "blocks.onnx"
-POSITIONS = "positions"  # (1, K) int64: catalog positions to score
-ITEM_SCORES = "item_scores"  # (1, K) float32: their scores before the user's own part
+BLOCK_IDS = "blocks"  # (1, K) int64: the blocks to score
+ITEM_SCORES = "item_scores"  # (1, K S) float32: their slots' scores before the user's own part
 
 # files of the catalog and the known users
 ITEM_IDS = "items/ids.npy"  # (N,) str

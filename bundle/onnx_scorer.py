@@ -70,9 +70,13 @@ class OnnxScorer:
         # one-user calls by the path that answered; `observe` hears each (service metrics)
         self.outcomes = {"certified": 0, "float32": 0, "pruned": 0, "pruned_fallback": 0}
         self.observe: Callable[[str], None] | None = None  # the picker's probes are not calls
-        self.blocks = BlockRanker(open_graph(bundle, fmt.BLOCKS_MODEL, options, None)[1],
+        # one thread: a round scores a few thousand items, too little to split across
+        # threads, whose hand-offs cost more than they save (bench.prune)
+        self.blocks = BlockRanker(open_graph(bundle, fmt.BLOCKS_MODEL,
+                                             session_options(1, spinning), None)[1],
                                   bundle.scoring, bundle.arrays, self.n_items) \
-            if prune != "off" and fmt.BLOCKS_MODEL in bundle.manifest["files"] else None
+            if prune != "off" and fmt.block_file("slab_const") in bundle.manifest["files"] \
+            else None  # blocks, and slabs to read them by (bundles from before: full pass)
         self.pruned_shapes = self._pick(bundle, prune)
         full = path_picker.TWO_PHASE if self.two_phase is not None else path_picker.FLOAT32
         self.paths = {shape: path_picker.PRUNED if self.pruned_shapes.get(shape) else full

@@ -108,10 +108,17 @@ def feature_pair_first_pass(b: GraphBuilder, scoring: dict[str, Any]) -> str:
 
 def linear_rescore(b: GraphBuilder, layout: StateLayout, positions: str) -> str:
     """model.onnx's Gemm over the shortlist's rows: (1, K)."""
-    rows = b.reshape(b.op("Gather", b.table(fmt.item_table_file("matrix")), positions), -1,
-                     layout.span("query")[1] - layout.span("query")[0])
-    const = b.reshape(b.op("Gather", b.table(fmt.ITEM_CONST), positions), -1)
-    return rows_gemm(b, b.slice(fmt.STATE, *layout.span("query"), 1), rows, 1, -1, const)
+    return linear_scores(b, layout, b.op("Gather", b.table(fmt.item_table_file("matrix")),
+                                         positions),
+                         b.op("Gather", b.table(fmt.ITEM_CONST), positions))
+
+
+def linear_scores(b: GraphBuilder, layout: StateLayout, rows: str, const: str) -> str:
+    """model.onnx's Gemm over given item rows (any shape ending in the query's width) and
+    their consts: (1, K)."""
+    query = layout.span("query")
+    return rows_gemm(b, b.slice(fmt.STATE, *query, 1),
+                     b.reshape(rows, -1, query[1] - query[0]), 1, -1, b.reshape(const, -1))
 
 
 def feature_pair_rescore(b: GraphBuilder, scoring: dict[str, Any], layout: StateLayout,

@@ -29,7 +29,7 @@ from bundle.layout import MAX_EXACT_INDEX
 from bundle.reader import sha256_of
 from training.data.schema import FeatureSchema
 from training.errors import ConfigError
-from training.export.block_graph import build_block_graph
+from training.export.block_graph import block_reads, build_block_graph
 from training.export.catalog import ServingData, SideIndex, item_id_field
 from training.export.onnx_graphs import build_graph
 from training.export.tables import Extracted, extract
@@ -133,7 +133,8 @@ def bundle_arrays(extracted: Extracted, serving: ServingData,
         arrays |= {fmt.item_table_file(name): np.ascontiguousarray(t)
                    for name, t in quantised.items()}
         blocked = blocks.item_arrays(extracted.scoring, served, arrays[fmt.ITEM_IDX],
-                                     arrays[fmt.ITEM_VAL], arrays[fmt.ITEM_CONST])
+                                     arrays[fmt.ITEM_VAL], arrays[fmt.ITEM_CONST],
+                                     block_reads(extracted.scoring))
         arrays |= {fmt.block_file(name): np.ascontiguousarray(t) for name, t in blocked.items()}
     return arrays
 
