@@ -30,7 +30,8 @@ from bundle.layout import StateLayout
 
 MAX_SHARE = 0.3  # past this share of the catalog read, the full pass is cheaper: give up
 FIRST_ROUND = 4  # the first round reads the best blocks up to this many times n items
-GROWTH = 3  # each later round reads up to this many times the items read so far
+FIRST_SHARE = 1 / 256  # and at least this share of the catalog
+GROWTH = 8  # each later round reads up to this many times the items read so far
 NO_POSITIONS = np.zeros(0, np.int64)
 
 
@@ -52,8 +53,9 @@ class BlockRanker:
         self.max_share = max_share
         names = ("const_max", "radius", "centre_norm", "mag", "centre", "centre_p",
                  "centre_q", "centre_t")
-        self.summaries = {name: np.asarray(arrays[fmt.block_file(name)]) for name in names
-                          if fmt.block_file(name) in arrays}  # a few MB: read once
+        exported = {name: np.asarray(arrays[fmt.block_file(name)]) for name in names
+                    if fmt.block_file(name) in arrays}
+        self.summaries = blocks.for_requests(scoring, exported)  # a few MB, in float32
         self.order = np.asarray(arrays[fmt.block_file("order")])
         self.offsets = np.asarray(arrays[fmt.block_file("offsets")])
         self.sizes = np.diff(self.offsets)
@@ -94,8 +96,8 @@ class BlockRanker:
             # this round: the next blocks whose bound reaches the floor, up to GROWTH times
             # the items read so far (the floor rises as they are read)
             reach = done + int(np.searchsorted(-ranked[done:], -floor, side="right"))
-            want = (cumulative[done - 1] if done else 0) + max(FIRST_ROUND * take,
-                                                               GROWTH * read.items)
+            want = (cumulative[done - 1] if done else 0) + max(
+                FIRST_ROUND * take, FIRST_SHARE * self.n_items, GROWTH * read.items)
             stop = min(reach, max(done + 1, int(np.searchsorted(cumulative, want)) + 1))
             ids = visit[done:stop]
             done = stop

@@ -41,7 +41,13 @@ off by at most d 2^-53 times the sum of its terms' absolute values, and `Abs` (t
 expression with every term replaced by an upper bound on its absolute value, through ‖·‖
 and S ≥ ‖C‖₂) bounds those, so adding η Abs, η = 2^-30, covers it; the stored radii and
 maxima were computed in float64 and pushed up by the same η (relative, and relative to the
-largest ‖z‖ of the block). So
+largest ‖z‖ of the block).
+
+A ranker evaluates it in float32, twice as fast (`for_requests`): each centre is rounded to
+float32 and its radius grown by the distance moved (the ball still holds every item), the
+radii, norms and maxima rounded up, and η becomes η₃₂ = 2 (4k + 4k' + 16 W + 64) 2^-24, at
+least twice float32's γ for the longest chain of operations in the bound, so η₃₂ Abs still
+covers the evaluation's error (and Abs's own). So
 
     U_b = max const + centre terms + radius terms + γ Mag_b + η Abs_b
         ≥ every score model.onnx computes for an item of block b.
@@ -165,14 +171,21 @@ def shared_columns(idx: np.ndarray) -> list[int]:
             if len(np.unique(idx[:, w])) <= SHARED_SHARE * len(idx)]
 
 
+def valued_columns(val: np.ndarray) -> list[int]:
+    """The item columns whose values are not all 1: only their gains are multiplied by a
+    value (x · 1 is x, so a categorical column's product would change no bit)."""
+    return [w for w in range(val.shape[1]) if not np.all(np.asarray(val[:, w]) == 1)]
+
+
 def slabs(scoring: Mapping[str, Any], tables: Mapping[str, np.ndarray], idx: np.ndarray,
           val: np.ndarray, const: np.ndarray, at: np.ndarray,
           reads: Sequence[str]) -> dict[str, np.ndarray]:
     """What blocks.onnx reads for each block's items, copied in block order: (B, S, ...)
-    per array, the padding slots zero. `slab_const`, `slab_val` (B, S, W); then for the
-    columns of the items' own features, `slab_<table>` for each table read (an item's rows
-    one after another), and for each shared column w (`shared_columns`), `shared_<w>` its
-    distinct features and `slab_index_<w>` (B, S) each item's among them.
+    per array, the padding slots zero. `slab_const`, `slab_val` (B, S, the columns of
+    `valued_columns`, where any); for the columns of the items' own features,
+    `slab_<table>` for each table read (an item's rows one after another); and for each
+    shared column w (`shared_columns`), `shared_<w>` its distinct features and
+    `slab_index_<w>` (B, S) each item's among them.
 
     Why a copy: read in place, a block's items are rows scattered over the catalog tables,
     and onnxruntime's Gather copies one row at a time (at a million items, 100 to 300 ns an
@@ -193,7 +206,8 @@ def slabs(scoring: Mapping[str, Any], tables: Mapping[str, np.ndarray], idx: np.
                       for name in reads}
     shared = shared_columns(idx)
     own = [w for w in range(idx.shape[1]) if w not in shared]
-    out["slab_val"] = laid(np.asarray(val, np.float32))
+    if weighted := valued_columns(val):
+        out["slab_val"] = laid(np.asarray(val, np.float32)[:, weighted])  # (B, S, W_valued)
     if own:
         features = laid(idx[:, own])  # (B, S, W_own); padding reads feature 0, weighted by 0
         for name in reads:
@@ -202,7 +216,7 @@ def slabs(scoring: Mapping[str, Any], tables: Mapping[str, np.ndarray], idx: np.
     for w in shared:
         distinct, local = np.unique(idx[:, w], return_inverse=True)
         out[f"shared_{w}"] = distinct.astype(np.int64)
-        out[f"slab_index_{w}"] = laid(local.astype(np.int64))
+        out[f"slab_index_{w}"] = laid(local.astype(np.int32))
     return out
 
 
@@ -262,13 +276,51 @@ def _up(values: np.ndarray) -> np.ndarray:
     return values * (1 + SLACK)
 
 
+def for_requests(scoring: Mapping[str, Any], blocks: Mapping[str, np.ndarray]
+                 ) -> dict[str, np.ndarray]:
+    """The summaries in float32, for `bounds` to evaluate in float32 (module doc): centres
+    rounded, each radius grown by its centre's move, the rest rounded up."""
+    out = {"const_max": _up32(blocks["const_max"]), "mag": _up32(blocks["mag"])}
+    names = ["centre"] if scoring["family"] == fmt.LINEAR else ["centre_p", "centre_q",
+                                                               "centre_t"]
+    radii, norms = [], []
+    for j, name in enumerate(names):
+        centre = np.asarray(blocks[name], np.float64)
+        rounded = centre.astype(np.float32)
+        moved = np.linalg.norm(centre - rounded, axis=-1)
+        radii.append(_up32((blocks["radius"][..., j] + moved) * (1 + SLACK)))
+        norms.append(_up32(np.linalg.norm(rounded.astype(np.float64), axis=-1) * (1 + SLACK)))
+        out[name] = rounded
+    return out | {"radius": np.stack(radii, -1), "centre_norm": np.stack(norms, -1)}
+
+
+def _up32(values: np.ndarray) -> np.ndarray:
+    """float64 -> the nearest float32 at least as large."""
+    values = np.asarray(values, np.float64)
+    rounded = values.astype(np.float32)
+    return np.where(rounded < values, np.nextafter(rounded, np.float32(np.inf)), rounded)
+
+
+def _slack(scoring: Mapping[str, Any], blocks: Mapping[str, np.ndarray]) -> float:
+    """η for the summaries' precision: 2^-30 in float64, η₃₂ in float32 (module doc)."""
+    if blocks["const_max"].dtype != np.float32:
+        return SLACK
+    if scoring["family"] == fmt.LINEAR:
+        chain = 8 * blocks["centre"].shape[-1] + 64
+    else:
+        chain = (4 * blocks["centre_p"].shape[-1] + 4 * blocks["centre_t"].shape[-1]
+                 + 16 * blocks["centre_p"].shape[1] + 64)
+    return 2 * chain * 2.0 ** -24
+
+
 # ---- request: the bounds ----------------------------------------------------------------
 def bounds(scoring: Mapping[str, Any], blocks: Mapping[str, np.ndarray],
            state: np.ndarray) -> np.ndarray:
-    """U_b (B,) float64 for one state (D,): at least every score (before the user's own part)
+    """U_b (B,) for one state (D,), in the summaries' precision (float64 as exported,
+    float32 from `for_requests`): at least every score (before the user's own part)
     model.onnx computes for an item of block b (module doc)."""
-    layout, g = StateLayout.of(scoring), gamma(scoring)
-    s = np.asarray(state, np.float64)[None]
+    layout, g, eta = StateLayout.of(scoring), gamma(scoring), _slack(scoring, blocks)
+    s = np.asarray(state, blocks["const_max"].dtype)[None]
     const_max = blocks["const_max"]
     radius, reach, mag = blocks["radius"], blocks["centre_norm"], blocks["mag"]
     if scoring["family"] == fmt.LINEAR:
@@ -278,7 +330,7 @@ def bounds(scoring: Mapping[str, Any], blocks: Mapping[str, np.ndarray],
         spread = size * radius[:, 0]
         rounding = g * (mag[:, 0] + size * mag[:, 1])
         total = np.abs(const_max) + size * (reach[:, 0] + radius[:, 0]) + rounding
-        return const_max + centre + spread + rounding + SLACK * total
+        return const_max + centre + spread + rounding + eta * total
     width = scoring["user_width"]
     a, b = layout.view(s, "a", -1)[0], layout.view(s, "b", -1)[0]
     hv, t = layout.view(s, "hv", width, -1)[0], layout.view(s, "t", width, -1)[0]
@@ -302,7 +354,7 @@ def bounds(scoring: Mapping[str, Any], blocks: Mapping[str, np.ndarray],
     total = np.abs(const_max) + rounding + (
         na * (n_q + r_q) + nb * (n_p + r_p) + 2 * big_s * (n_p + r_p) * (n_t + r_t)
         + 2 * (r_p * c_ct + r_t * ct_cp + r_p * r_t * frobenius)).sum(1)
-    return const_max + (centre + spread).sum(1) + rounding + SLACK * total
+    return const_max + (centre + spread).sum(1) + rounding + eta * total
 
 
 def _norms(rows: np.ndarray) -> np.ndarray:

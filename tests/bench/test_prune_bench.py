@@ -12,7 +12,7 @@ def test_the_quick_bench_reports_every_catalog_and_path(tmp_path):
           "--results", str(results)])
     text = results.read_text()
     assert "<!-- prune:start -->" in text and "NOT ALL" not in text
-    for catalog in ("(a)", "(b)", "(c)"):
+    for catalog in ("(a)", "(a2)", "(b)", "(c)"):
         for path in ("float32", "two-phase", "auto"):
             assert f"| {path} |" in text and catalog in text
-    assert "GB/s" in text and "rank^-1." in text
+    assert "GB/s" in text and "rank^-1." in text and "by vector norm" in text

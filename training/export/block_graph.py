@@ -71,9 +71,12 @@ def _feature_pair_blocks(b: GraphBuilder, scoring: dict[str, Any], layout: State
         column = b.reshape(feature_gains(b, scoring, layout, rows, -1), 1, -1)  # (1, F)
         gains[w] = b.op("GatherElements", column, b.reshape(slab(f"index_{w}"), 1, -1),
                         axis=1)  # (Gather copies one element at a time: 5× as long)
-    values = b.reshape(slab("val"), 1, -1, width)
-    parts = [b.op("Mul", gains[w], b.reshape(b.slice(values, w, w + 1, 2), 1, -1))
-             for w in range(width)]  # as model.onnx's item_sums, column after column
+    valued = blocks.valued_columns(np.load(bundle_dir / fmt.ITEM_VAL, mmap_mode="r"))
+    if valued:
+        values = b.reshape(slab("val"), 1, -1, len(valued))
+        for i, w in enumerate(valued):
+            gains[w] = b.op("Mul", gains[w], b.reshape(b.slice(values, i, i + 1, 2), 1, -1))
+    parts = [gains[w] for w in range(width)]  # as model.onnx's item_sums, column after column
     return b.op("Add", added(b, parts), b.reshape(slab("const"), 1, -1))
 
 
