@@ -74,9 +74,10 @@ SHARED_SHARE = 1 / 16  # a column with at most this share of the catalog's disti
 
 
 def block_items(n_items: int) -> int:
-    """Items per block: about √N / 2 (2,000 blocks of 500 at a million items, 84 of 20 at
+    """Items per block: about √N / 4 (4,000 blocks of 250 at a million items, 169 of 10 at
     MovieLens' 1,682), between 8 and 512. Smaller blocks bound tighter but cost a bound each
-    per request and one gather each when read."""
+    per request: at a million items, halving or doubling this read 4.08% or 10.43% of
+    catalog (b) instead of 6.83%, for about the same time (bench.prune)."""
     return int(np.clip(round(np.sqrt(max(n_items, 1)) / 4), 8, 512))
 
 
