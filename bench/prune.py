@@ -230,7 +230,7 @@ def over_http(path: Path, redis_url: str, requests: int) -> dict:
         for turn in range(TURNS):  # each path in turn, who goes first rotating
             for name in names[turn % len(names):] + names[:turn % len(names)]:
                 runs[name].append(drive(servers[name], users[turn::TURNS], 1,
-                                        requests // TURNS))
+                                        max(1, requests // TURNS)))
         picked = chosen_paths(servers["auto"])
         memory = {name: process_memory(workers_of(s.process.pid)[0])
                   for name, s in servers.items()}
