@@ -204,3 +204,46 @@ def test_the_partition_covers_the_catalog_once_in_blocks_of_similar_rows():
         members = order[start:stop]
         assert np.all(np.diff(members) > 0)
         assert len(set((members >= 512).tolist())) == 1  # the two clusters never share one
+
+
+class _Recording:
+    """The ranker's onnxruntime session, noting the blocks each call is fed."""
+
+    def __init__(self, session):
+        self.session = session
+        self.fed: list[int] = []
+
+    def run(self, outputs, feed):
+        self.fed += feed[fmt.BLOCK_IDS][0].tolist()
+        return self.session.run(outputs, feed)
+
+
+def test_a_block_whose_items_are_all_excluded_is_never_read(tmp_path, data):  # noqa: F811
+    bundle = bundle_of(tmp_path, data, "gmlfm", {"distance": "dnn"})
+    scorer, ranker = searcher(bundle)
+    state = random_states(scorer, bundle, np.random.default_rng(7), 2)[:1]
+    first = int(np.argmax(blocks.bounds(bundle.scoring, ranker.summaries, state[0])))
+    gone = ranker.order[ranker.offsets[first]:ranker.offsets[first + 1]]
+    exclude = np.concatenate([gone, gone[:1]])  # a position listed twice counts once
+    ranker.session = recording = _Recording(ranker.session)
+    got = ranker.top_n(state, 10, [exclude])
+    want = scorer.float32_top_n(state, 10, [exclude])
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    assert recording.fed and first not in recording.fed
+    recording.fed.clear()
+    ranker.top_n(state, 10, [gone[:-1]])  # one of its items left: it is read
+    assert first in recording.fed
+
+
+def test_blocks_without_slabs_take_the_full_pass(tmp_path, data):  # noqa: F811
+    """A bundle whose blocks.onnx reads catalog positions (exported before slabs) serves by
+    the full pass rather than feed that graph blocks."""
+    bundle = bundle_of(tmp_path, data, "gmlfm", {"distance": "dnn"})
+    manifest = json.loads((bundle.path / fmt.MANIFEST).read_text())
+    for name in [n for n in manifest["files"] if n.startswith("blocks/slab_")]:
+        (bundle.path / name).unlink()
+        del manifest["files"][name]
+    (bundle.path / fmt.MANIFEST).write_text(json.dumps(manifest))
+    scorer = OnnxScorer(load_bundle(bundle.path), threads=1, two_phase_from=None, prune="on")
+    assert scorer.blocks is None and set(scorer.paths.values()) == {"float32"}
