@@ -23,7 +23,7 @@ from bundle import (
     reference_scorer,
 )
 from bundle import format as fmt
-from tests.export.helpers import GEM, export, random_model, torch_scores
+from tests.export.helpers import GEM, export, once_per_case, random_model, torch_scores
 from tests.factories import tiny_interactions
 from training.data.history import with_history_field
 from training.data.protocols import make_split
@@ -54,20 +54,15 @@ def _id(case):
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     """case -> (data, split, net, bundle), each exported once for the module."""
-    cache: dict = {}
-
-    def get(case):
-        key = _id(case)
-        if key not in cache:
-            model, options, history = case
-            data = tiny_interactions()
-            data = with_history_field(data, 4, "sqrt") if history else data
-            split = make_split(data, "topn", seed=0)
-            net = random_model(data, split, model, **dict(options))
-            bundle = load_bundle(export(net, data, split, tmp_path_factory.mktemp("m")))
-            cache[key] = data, split, net, bundle
-        return cache[key]
-    return get
+    def build(case):
+        model, options, history = case
+        data = tiny_interactions()
+        data = with_history_field(data, 4, "sqrt") if history else data
+        split = make_split(data, "topn", seed=0)
+        net = random_model(data, split, model, **dict(options))
+        return data, split, net, load_bundle(export(net, data, split,
+                                                    tmp_path_factory.mktemp("m")))
+    return once_per_case(build, _id)
 
 
 def close(got: np.ndarray, want: np.ndarray, relative: float = RELATIVE) -> None:

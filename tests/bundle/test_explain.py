@@ -16,7 +16,7 @@ from bundle.explain import Explainer
 from bundle.history import HistoryField
 from bundle.incremental import IncrementalState
 from tests.bundle.test_added_items import random_item
-from tests.export.helpers import GEM, export, random_model
+from tests.export.helpers import GEM, export, once_per_case, random_model
 from tests.export.test_export_cli import _libfm_folder as libfm_folder
 from tests.factories import tiny_interactions
 from training.data.history import with_history_field
@@ -48,24 +48,19 @@ def _id(case):
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
-    cache: dict = {}
-
-    def get(case):
-        key = _id(case)
-        if key not in cache:
-            model, options, kind = case
-            if kind == "context":  # libFM lines of (user, item, context): the context
-                data = load_data(f"libfm:{libfm_folder(tmp_path_factory.mktemp('d'))}",
-                                 libfm_fields="field0:user,field1:item,field2")
-                split = make_split(data, "rating", seed=0)  # joins the served user row
-            else:
-                data = tiny_interactions()
-                data = with_history_field(data, 4, "sqrt") if kind == "history" else data
-                split = make_split(data, "topn", seed=0)
-            net = random_model(data, split, model, **dict(options))
-            cache[key] = load_bundle(export(net, data, split, tmp_path_factory.mktemp("m")))
-        return cache[key]
-    return get
+    def build(case):
+        model, options, kind = case
+        if kind == "context":  # libFM lines of (user, item, context): the context
+            data = load_data(f"libfm:{libfm_folder(tmp_path_factory.mktemp('d'))}",
+                             libfm_fields="field0:user,field1:item,field2")
+            split = make_split(data, "rating", seed=0)  # joins the served user row
+        else:
+            data = tiny_interactions()
+            data = with_history_field(data, 4, "sqrt") if kind == "history" else data
+            split = make_split(data, "topn", seed=0)
+        net = random_model(data, split, model, **dict(options))
+        return load_bundle(export(net, data, split, tmp_path_factory.mktemp("m")))
+    return once_per_case(build, _id)
 
 
 def random_row(bundle, rng) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ import pytest
 
 from bundle import load_bundle, reference_scorer
 from bundle.item_similarity import ItemSimilarity, intra_list_similarity, min_max, mmr, symmetric
-from tests.export.helpers import GEM, export, random_model
+from tests.export.helpers import GEM, export, once_per_case, random_model
 from tests.factories import tiny_interactions
 from tests.support.naive_similarity import naive_sim
 from training.data.protocols import make_split
@@ -32,18 +32,13 @@ def _id(case) -> str:
 
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
-    cache: dict = {}
-
-    def get(case):
-        key = _id(case)
-        if key not in cache:
-            model, options = case
-            data = tiny_interactions()
-            split = make_split(data, "topn", seed=0)
-            net = random_model(data, split, model, **dict(options))
-            cache[key] = load_bundle(export(net, data, split, tmp_path_factory.mktemp("m")))
-        return cache[key]
-    return get
+    def build(case):
+        model, options = case
+        data = tiny_interactions()
+        split = make_split(data, "topn", seed=0)
+        net = random_model(data, split, model, **dict(options))
+        return load_bundle(export(net, data, split, tmp_path_factory.mktemp("m")))
+    return once_per_case(build, _id)
 
 
 def close(got, want, relative=1e-5):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -16,6 +18,8 @@ from training.export.verify import tolerance, torch_scores
 from training.export.writer import Provenance, write_bundle
 from training.models import FeatureModel, build_model
 from training.pipeline import attach_graph
+
+T = TypeVar("T")
 
 GEM = {"embedding": "gcn", "gcn_layers": 2, "gcn_activation": "tanh", "sampling": 0.5}
 
@@ -70,3 +74,16 @@ def known_rows(bundle: Bundle, data: Interactions, users: np.ndarray
     """The bundle's stored rows of some of the data's users, found by id."""
     rows = [bundle.users.row(bundle.users.position(data.user_ids[u])) for u in users]
     return np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows])
+
+
+def once_per_case(build: Callable[[Any], T], key: Callable[[Any], str]) -> Callable[[Any], T]:
+    """`build(case)`, made once per `key(case)`: a module-scoped fixture returns this, so that
+    the cases sharing a bundle export it once, and only the cases a run selects pay for one."""
+    made: dict[str, T] = {}
+
+    def get(case: Any) -> T:
+        name = key(case)
+        if name not in made:
+            made[name] = build(case)
+        return made[name]
+    return get

@@ -162,11 +162,7 @@ def test_a_bundle_without_blocks_loads_and_serves_as_before(tmp_path, data):  # 
     """A bundle from before blocks (its manifest without them, the files gone) loads, and
     every path answers by the full pass, the same answers."""
     bundle = bundle_of(tmp_path, data, "gmlfm", {"distance": "dnn"})
-    manifest = json.loads((bundle.path / fmt.MANIFEST).read_text())
-    for name in [n for n in manifest["files"] if n.startswith("blocks")]:
-        (bundle.path / name).unlink()
-        del manifest["files"][name]
-    (bundle.path / fmt.MANIFEST).write_text(json.dumps(manifest))
+    manifest = without_files(bundle, "blocks")
     old = load_bundle(bundle.path)
     assert all(sha256_of(bundle.path / n) == e["sha256"] for n, e in manifest["files"].items())
     scorer = OnnxScorer(old, threads=1, two_phase_from=None, prune="auto")
@@ -240,10 +236,17 @@ def test_blocks_without_slabs_take_the_full_pass(tmp_path, data):  # noqa: F811
     """A bundle whose blocks.onnx reads catalog positions (exported before slabs) serves by
     the full pass rather than feed that graph blocks."""
     bundle = bundle_of(tmp_path, data, "gmlfm", {"distance": "dnn"})
+    without_files(bundle, "blocks/slab_")
+    scorer = OnnxScorer(load_bundle(bundle.path), threads=1, two_phase_from=None, prune="on")
+    assert scorer.blocks is None and set(scorer.paths.values()) == {"float32"}
+
+
+def without_files(bundle, prefix: str) -> dict:
+    """Delete the bundle's files under `prefix` and their manifest entries, as a bundle
+    exported before them would be; the manifest left."""
     manifest = json.loads((bundle.path / fmt.MANIFEST).read_text())
-    for name in [n for n in manifest["files"] if n.startswith("blocks/slab_")]:
+    for name in [n for n in manifest["files"] if n.startswith(prefix)]:
         (bundle.path / name).unlink()
         del manifest["files"][name]
     (bundle.path / fmt.MANIFEST).write_text(json.dumps(manifest))
-    scorer = OnnxScorer(load_bundle(bundle.path), threads=1, two_phase_from=None, prune="on")
-    assert scorer.blocks is None and set(scorer.paths.values()) == {"float32"}
+    return manifest
