@@ -35,7 +35,6 @@ import os
 import tempfile
 import time
 import urllib.request
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -530,7 +529,7 @@ def run_cold_start(args: argparse.Namespace) -> str:
     started, loads = time.monotonic(), [os.getloadavg()[0]]
     data = training_api.dataset(args.data)
     held = {s: held_out_items(list(data.item_ids), SHARE, s) for s in args.seeds}
-    with ProcessPoolExecutor(min(args.jobs, len(args.seeds))) as pool:
+    with training_api.fit_workers(min(args.jobs, len(args.seeds))) as pool:
         fitted = {s: pool.submit(fit_seed, args.data, s, held[s], args.options, args.out)
                   for s in args.seeds}
         bundles = {s: f.result() for s, f in fitted.items()}

@@ -49,7 +49,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,7 +118,7 @@ def fitted(options_by_label: dict[str, dict], out: Path, refit: bool
     bundles = {label: bundle_of(label, options, out, refit)
                for label, options in options_by_label.items()}
     todo = [label for label, bundle in bundles.items() if bundle is None]
-    with ProcessPoolExecutor(max(1, len(todo))) as pool:
+    with training_api.fit_workers(max(1, len(todo))) as pool:
         futures = {label: pool.submit(training_api.fit_and_export_in_worker,
                                       options_by_label[label], out / f"run-{label}",
                                       out / "models", label)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 
 from bench.lib import training_api
 from bench.lib.fits import fits_folder
@@ -34,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     cases = [(layers, start, seed) for layers in (1, 2, 3) for start in STARTS
              for seed in args.seeds]
-    with ProcessPoolExecutor(2) as pool:
+    with training_api.fit_workers(2) as pool:
         results = list(pool.map(run, *zip(*cases)))
     seeds = ", ".join(map(str, args.seeds))
     lines = [f"## gmlfm-init: GML-FM-dnn transform start, MovieLens-100k top-n, seeds {seeds}\n",

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 
 from bench.lib import training_api
 from bench.lib.fits import fits_folder
@@ -41,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     cases = [(m, mode) for m in args.models for mode in MODES]
-    with ProcessPoolExecutor(2) as pool:
+    with training_api.fit_workers(2) as pool:
         results = list(pool.map(run, *zip(*cases), [args.seed] * len(cases)))
     lines = [f"## negatives-leak: MovieLens-100k top-n, seed {args.seed}, defaults\n",
              "Command: `python -m bench.negatives_leak`\n",

@@ -10,11 +10,20 @@ tools never load torch, and a worker process sets its thread count before torch 
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from tests.support.ports import free_port
+
+
+def fit_workers(processes: int) -> ProcessPoolExecutor:
+    """A pool of `processes` fresh interpreters for fits. Spawned, not forked: a child forked
+    from a process whose torch thread pools have started can deadlock in its first parallel
+    region (CI hung so in bench.experiment's fit, its test having run after in-process fits)."""
+    return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
 
 
 def fit(options: dict[str, Any], out: Path, progress: bool = False) -> dict[str, Any]:
